@@ -1,0 +1,25 @@
+"""Exceptions raised by cache_utils."""
+
+from __future__ import annotations
+
+
+class CacheError(Exception):
+    """Base class of every cache_utils error."""
+
+
+class CacheNotFoundError(CacheError, RuntimeError):
+    """No usable cache file exists (a RuntimeError, as the original API raised)."""
+
+    def __init__(self, message: str, *, prefix: str = "", directory: str = "") -> None:
+        super().__init__(message)
+        self.prefix = prefix
+        self.directory = directory
+
+
+class CorruptCacheError(CacheError):
+    """A cache file exists but cannot be trusted: bad gzip, bad pickle, bad or missing signature."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"corrupt cache file {path}: {reason}")
+        self.path = path
+        self.reason = reason

@@ -1,0 +1,172 @@
+"""Saving, finding, reading, listing and pruning date-stamped cache files."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import CorruptCacheError
+from .naming import DateLike, date_stamp, file_name, parse_file_name, to_date, validate_prefix
+from .serialization import DEFAULT_LEVEL, GzipPickleSerializer, coerce_key, signing_key_from_env
+from .storage import STALE_TEMP_SECONDS, Store, get_store, sweep_temp_files
+
+log = logging.getLogger("cache_utils")
+
+StorageOptions = dict[str, Any]
+
+
+def serializer_for(
+    signing_key: str | bytes | None = None, level: int = DEFAULT_LEVEL
+) -> GzipPickleSerializer:
+    """The serializer for an explicit signing key, else `CACHE_UTILS_SIGNING_KEY`, else unsigned."""
+    key = coerce_key(signing_key) or signing_key_from_env()
+    return GzipPickleSerializer(level=level, signing_key=key)
+
+
+def save_cache(
+    data: Any,
+    prefix: str,
+    the_date: DateLike = None,
+    directory: str = "data",
+    *,
+    signing_key: str | bytes | None = None,
+    level: int = DEFAULT_LEVEL,
+    file_mode: int | None = None,
+    storage_options: StorageOptions | None = None,
+) -> str:
+    """Atomically write `data` as `<directory>/<prefix>_<YYYYMMDD>.pkl.gz`; return the path."""
+    validate_prefix(prefix)
+    stamp = date_stamp(the_date)
+    serializer = serializer_for(signing_key, level)
+    store = get_store(directory, storage_options, file_mode=file_mode)
+    name = file_name(prefix, stamp)
+    path = store.path(name)
+    try:
+        store.write_atomic(name, lambda f: serializer.dump(data, f, name))
+    except OSError as e:
+        raise type(e)(e.errno, f"could not save cache {path}: {e.strerror or e}") from e
+    try:
+        sweep_temp_files(store, prefix)
+    except OSError as e:  # housekeeping must not fail a save that succeeded
+        log.debug("could not sweep temp files in %s: %s", directory, e)
+    return path
+
+
+def get_latest_cache_filename(
+    prefix: str,
+    directory: str = "",
+    on_or_before: DateLike = None,
+    *,
+    storage_options: StorageOptions | None = None,
+) -> str | None:
+    """Path of the newest `<prefix>_<YYYYMMDD>.pkl.gz` (on or before a date, if given), or None."""
+    validate_prefix(prefix)
+    bound = None if on_or_before is None else date_stamp(on_or_before)
+    store = get_store(directory, storage_options)
+    stamps = store.stamps(prefix, bound)
+    return store.path(file_name(prefix, stamps[0])) if stamps else None
+
+
+def cache_dates(
+    prefix: str,
+    directory: str = "data",
+    on_or_before: DateLike = None,
+    *,
+    storage_options: StorageOptions | None = None,
+) -> list[dt.date]:
+    """Dates that have a cache file for `prefix`, newest first."""
+    validate_prefix(prefix)
+    bound = None if on_or_before is None else date_stamp(on_or_before)
+    store = get_store(directory, storage_options)
+    return [to_date(s) for s in store.stamps(prefix, bound)]
+
+
+def read_cache(
+    prefix: str,
+    the_date: DateLike = None,
+    directory: str = "data",
+    *,
+    signing_key: str | bytes | None = None,
+    storage_options: StorageOptions | None = None,
+) -> Any:
+    """Load one cache file exactly (no fallback): FileNotFoundError if absent,
+    CorruptCacheError if it cannot be trusted."""
+    validate_prefix(prefix)
+    store = get_store(directory, storage_options)
+    return read_file(store, file_name(prefix, date_stamp(the_date)), serializer_for(signing_key))
+
+
+def read_file(store: Store, name: str, serializer: GzipPickleSerializer) -> Any:
+    """Open and verify one file of a store. A directory in its place counts as corrupt."""
+    path = store.path(name)
+    try:
+        f = store.open_read(name)
+    except IsADirectoryError as e:
+        raise CorruptCacheError(path, "is a directory") from e
+    with f:
+        return serializer.load(f, path)
+
+
+@dataclass(frozen=True)
+class CacheFile:
+    """One cache file found by `list_caches`."""
+
+    prefix: str
+    date: dt.date
+    path: str
+    size: int
+
+
+def list_caches(
+    directory: str = "data",
+    prefix: str | None = None,
+    *,
+    storage_options: StorageOptions | None = None,
+) -> list[CacheFile]:
+    """Every cache file in a directory (of one prefix, if given), by prefix then date."""
+    if prefix is not None:
+        validate_prefix(prefix)
+    store = get_store(directory, storage_options)
+    return sorted(_cache_files(store, prefix), key=lambda c: (c.prefix, c.date))
+
+
+def _cache_files(store: Store, prefix: str | None) -> Iterator[CacheFile]:
+    for entry in store.entries():
+        parsed = parse_file_name(entry.name, prefix)
+        if parsed is not None:
+            yield CacheFile(parsed[0], parsed[1], store.path(entry.name), entry.size)
+
+
+def prune(
+    prefix: str,
+    keep: int,
+    directory: str = "data",
+    *,
+    dry_run: bool = False,
+    temp_older_than: float = STALE_TEMP_SECONDS,
+    storage_options: StorageOptions | None = None,
+) -> list[str]:
+    """Delete all but the newest `keep` files of `prefix`, and its orphaned temp files.
+    Returns the paths deleted (or that would be, with `dry_run`)."""
+    validate_prefix(prefix)
+    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 0:
+        raise ValueError(f"keep must be a whole number >= 0, got {keep!r}")
+    store = get_store(directory, storage_options)
+    doomed = [file_name(prefix, s) for s in store.stamps(prefix)[keep:]]
+    if dry_run:
+        cutoff = time.time() - temp_older_than
+        stale = [e.name for e in store.temp_entries(prefix) if e.mtime <= cutoff]
+        return [store.path(n) for n in doomed + stale]
+    removed = []
+    for name in doomed:
+        try:
+            store.remove(name)
+        except FileNotFoundError:
+            continue
+        removed.append(store.path(name))
+    return removed + sweep_temp_files(store, prefix, temp_older_than)
+

@@ -1,0 +1,166 @@
+"""`load_cache`: today's file, else the newest good earlier one, and when to look again."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from .alerts import Alert, Alerter, resolve_alert, send_alert
+from .errors import CacheNotFoundError, CorruptCacheError
+from .files import StorageOptions, read_file, serializer_for
+from .naming import DateLike, date_stamp, file_name, to_date, validate_prefix
+from .serialization import GzipPickleSerializer
+from .storage import Store, get_store
+from .timing import (
+    DEFAULT_RETRY_INTERVAL,
+    TimeType,
+    ZoneLike,
+    at_time,
+    coerce_interval,
+    next_callback,
+    now_in,
+    parse_cb_time,
+    zone_of,
+)
+
+log = logging.getLogger("cache_utils")
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file passed over while looking for data: its path and why."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class CacheHit:
+    """What `load_latest_cache` found: the data, its date and path, and what it skipped."""
+
+    data: Any
+    date: dt.date
+    path: str
+    skipped: tuple[Skipped, ...] = ()
+
+    def age_days(self, today: DateLike) -> int:
+        """Days between this file's date and `today` (0 when fresh)."""
+        return (to_date(today) - self.date).days
+
+
+def default_alias(prefix: str) -> str:
+    """The alert alias used for a prefix when none is given."""
+    return f"cache_utils:{prefix}"
+
+
+def load_latest_cache(
+    prefix: str,
+    on_or_before: DateLike = None,
+    directory: str = "data",
+    *,
+    signing_key: str | bytes | None = None,
+    storage_options: StorageOptions | None = None,
+) -> tuple[CacheHit | None, tuple[Skipped, ...]]:
+    """Load the file for `on_or_before` (today when None), else the newest good older one.
+
+    Corrupt files are skipped and reported; a file that vanishes between listing and reading
+    is a miss. Returns (hit or None, everything skipped).
+    """
+    validate_prefix(prefix)
+    store = get_store(directory, storage_options)
+    return _load_latest(store, prefix, to_date(on_or_before), serializer_for(signing_key))
+
+
+def _load_latest(
+    store: Store, prefix: str, day: dt.date, serializer: GzipPickleSerializer
+) -> tuple[CacheHit | None, tuple[Skipped, ...]]:
+    skipped: list[Skipped] = []
+    target = date_stamp(day)
+
+    def attempt(stamp: str) -> CacheHit | None:
+        name = file_name(prefix, stamp)
+        try:
+            data = read_file(store, name, serializer)
+        except FileNotFoundError:
+            return None
+        except CorruptCacheError as e:
+            log.warning("skipping %s", e)
+            skipped.append(Skipped(e.path, e.reason))
+            return None
+        return CacheHit(data, to_date(stamp), store.path(name), tuple(skipped))
+
+    hit = attempt(target)  # the common case needs no directory listing
+    if hit is None:
+        for stamp in store.stamps(prefix, target):
+            if stamp != target and (hit := attempt(stamp)) is not None:
+                break
+    return hit, tuple(skipped)
+
+
+def load_cache(
+    prefix: str,
+    cb_time: TimeType,
+    directory: str = "data",
+    allow_no_data: bool = False,
+    alias: str | None = None,
+    *,
+    tz: ZoneLike = None,
+    retry_interval: dt.timedelta | float = DEFAULT_RETRY_INTERVAL,
+    signing_key: str | bytes | None = None,
+    storage_options: StorageOptions | None = None,
+    alerter: Alerter | None = None,
+) -> tuple[Any, dt.datetime]:
+    """Load today's cache, else the newest earlier one; return (data, next_callback).
+
+    next_callback is tomorrow at cb_time when today's file loaded; otherwise today at cb_time
+    while that is ahead, else now + retry_interval (default 15 minutes). Times are naive local
+    unless cb_time is aware or `tz` is given. With no file at all: ({}, next_callback) when
+    allow_no_data, else CacheNotFoundError. Missing, stale and corrupt data raise alerts under
+    `alias` (default "cache_utils:<prefix>"); today's data loading again closes the alert.
+    """
+    validate_prefix(prefix)
+    cb = parse_cb_time(cb_time)
+    zone = zone_of(cb, tz)
+    interval = coerce_interval(retry_interval)
+    store = get_store(directory, storage_options)
+    serializer = serializer_for(signing_key)
+    alias = alias or default_alias(prefix)
+
+    now = now_in(zone)
+    today = now.date()
+    hit, skipped = _load_latest(store, prefix, today, serializer)
+    fresh = hit is not None and hit.date == today
+    when = next_callback(cb, zone, fresh, now=now, retry_interval=interval)
+
+    problems = [f"skipped corrupt file {s.path}: {s.reason}" for s in skipped]
+    if hit is None:
+        message = f"no cache data for {prefix!r} in {store.directory!r}"
+        details = _details(prefix, store, today)
+        send_alert(Alert(message, alias, "\n".join(problems), "P2", details=details), alerter)
+        if allow_no_data:
+            return {}, when
+        raise CacheNotFoundError(
+            f"{message}{' (' + '; '.join(problems) + ')' if problems else ''}",
+            prefix=prefix,
+            directory=store.directory,
+        )
+    if fresh:  # today's file loaded at the first attempt, so nothing was skipped
+        resolve_alert(alias, f"today's cache {hit.path} loaded", alerter)
+        return hit.data, when
+    stale = now >= at_time(today, cb, zone)
+    if stale:
+        problems.insert(0, f"today's file is missing after {cb.strftime('%H:%M:%S')}; using "
+                           f"{hit.path} from {hit.date.isoformat()}")
+    if problems:
+        details = {**_details(prefix, store, today), "used": hit.path,
+                   "age_days": str(hit.age_days(today))}
+        kind = "stale" if stale else "corrupt"
+        send_alert(Alert(f"{kind} cache data for {prefix!r}", alias, "\n".join(problems),
+                         details=details), alerter)
+    return hit.data, when
+
+
+def _details(prefix: str, store: Store, today: dt.date) -> dict[str, str]:
+    return {"prefix": prefix, "directory": store.directory, "today": today.isoformat()}

@@ -1,0 +1,203 @@
+"""`InMemoryCache`: a process-wide, thread-safe cache with hierarchical tuple keys.
+
+The lock is held only around the dict operation; copying a value happens outside it, so a
+large copy never stalls other threads. DataFrames and Series are copied with pandas'
+copy-on-write (`copy(deep=False)`), which costs microseconds whatever their size.
+"""
+
+from __future__ import annotations
+
+import copy as _copy
+import datetime as dt
+import threading
+from collections.abc import Hashable, Iterable, Mapping
+from typing import Any, ClassVar
+
+Key = tuple[Hashable, ...]
+KeyPart = Hashable | list[Hashable] | tuple[Hashable, ...]
+
+_IMMUTABLE: frozenset[type] = frozenset(
+    {int, float, complex, bool, str, bytes, type(None), frozenset, range,
+     dt.date, dt.datetime, dt.time, dt.timedelta}
+)
+
+
+def copy_value(value: Any) -> Any:
+    """A copy that shares nothing mutable with `value`: containers at any depth are copied,
+    pandas objects use copy-on-write, immutable scalars are returned as they are."""
+    kind = type(value)
+    if kind in _IMMUTABLE:
+        return value
+    if kind is dict:
+        return {k: copy_value(v) for k, v in value.items()}
+    if kind is list:
+        return [copy_value(v) for v in value]
+    if kind is tuple:
+        items = tuple(copy_value(v) for v in value)
+        return value if all(a is b for a, b in zip(items, value)) else items
+    if kind is set:
+        return set(value)
+    module = kind.__module__
+    if module.startswith("pandas") and hasattr(value, "copy"):
+        # pandas >= 3 is always copy-on-write: a shallow copy is isolated from later writes.
+        return value.copy(deep=False)
+    if module == "numpy" and hasattr(value, "copy"):
+        return value.copy()
+    return _copy.deepcopy(value)
+
+
+def normalize_key(prefix_keys: KeyPart, keys: Iterable[Hashable] = ()) -> Key:
+    """`("users", "john")`, `(["users"], "john")` and `(("users", "john"),)` all give
+    `("users", "john")`: the prefix is flattened one level, the other keys are kept whole."""
+    if type(prefix_keys) is str:
+        head: Key = (prefix_keys,)
+    elif isinstance(prefix_keys, list | tuple):
+        head = tuple(prefix_keys)
+    else:
+        head = (prefix_keys,)
+    key = head + tuple(keys)
+    if not key:
+        raise ValueError("cache key must not be empty")
+    try:
+        hash(key)
+    except TypeError as e:
+        raise TypeError(f"cache key parts must be hashable, got {key!r}") from e
+    return key
+
+
+class InMemoryCache:
+    """Thread-safe process-wide cache; every method is a classmethod (one shared store)."""
+
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+    _cache_data: ClassVar[dict[Key, Any]] = {}
+    _stash_id: ClassVar[int] = 0
+
+    # --- the original API -------------------------------------------------------------
+
+    @classmethod
+    def get(cls, prefix_keys: KeyPart, *keys: Hashable, default_copy: bool = True) -> Any:
+        """The value stored under the key, a copy by default; None when missing."""
+        key = normalize_key(prefix_keys, keys)
+        with cls._lock:
+            value = cls._cache_data.get(key)
+        return copy_value(value) if default_copy else value
+
+    @classmethod
+    def get_many(
+        cls,
+        prefix_keys: KeyPart,
+        list_or_dict: Iterable[Hashable] | dict[Hashable, Any],
+        default_copy: bool = True,
+    ) -> dict[Hashable, Any]:
+        """Several values under one prefix. A list gives {key: value} of those found; a dict is
+        filled in place (its values are the defaults for keys not cached) and returned."""
+        head = normalize_key(prefix_keys)
+        wanted = list(list_or_dict)
+        missing = object()
+        with cls._lock:
+            found = [(k, cls._cache_data.get(head + (k,), missing)) for k in wanted]
+        result = list_or_dict if isinstance(list_or_dict, dict) else {}
+        for k, value in found:
+            if value is not missing:
+                result[k] = copy_value(value) if default_copy else value
+        return result
+
+    @classmethod
+    def get_state(cls, prefix_keys: KeyPart, autogen_key: Hashable) -> Any:
+        """The state stored by `put_state`, itself (not a copy): callers share it."""
+        return cls.get(prefix_keys, autogen_key, default_copy=False)
+
+    @classmethod
+    def put(cls, data: Any, prefix_keys: KeyPart, *keys: Hashable) -> None:
+        """Store a copy of `data` under the key."""
+        key = normalize_key(prefix_keys, keys)
+        value = copy_value(data)
+        with cls._lock:
+            cls._cache_data[key] = value
+
+    @classmethod
+    def put_many(cls, data_dict: Mapping[Hashable, Any], prefix_keys: KeyPart) -> None:
+        """Store each item of `data_dict` under `prefix_keys + (key,)`, all at once."""
+        head = normalize_key(prefix_keys)
+        items = {head + (k,): copy_value(v) for k, v in data_dict.items()}
+        with cls._lock:
+            cls._cache_data.update(items)
+
+    @classmethod
+    def put_state(
+        cls, state: Any, prefix_keys: KeyPart, autogen_key: Hashable | None = None
+    ) -> Hashable:
+        """Store `state` itself (no copy) and return its key, `agk_<timestamp>_<id>` if not given."""
+        head = normalize_key(prefix_keys)
+        stamp = dt.datetime.now().strftime("%Y%m%d%H%M%S%f")
+        with cls._lock:
+            if autogen_key is None:
+                cls._stash_id += 1  # under the lock: unique even within one microsecond
+                autogen_key = f"agk_{stamp}_{cls._stash_id}"
+            cls._cache_data[head + (autogen_key,)] = state
+        return autogen_key
+
+    # --- additions ----------------------------------------------------------------------
+
+    @classmethod
+    def delete(cls, prefix_keys: KeyPart, *keys: Hashable) -> bool:
+        """Remove one entry; True if it existed."""
+        key = normalize_key(prefix_keys, keys)
+        with cls._lock:
+            return cls._cache_data.pop(key, _ABSENT) is not _ABSENT
+
+    @classmethod
+    def clear(cls, prefix_keys: KeyPart | None = None, *keys: Hashable) -> int:
+        """Remove every entry under a key prefix (everything when none); return how many."""
+        if prefix_keys is None:
+            with cls._lock:
+                count = len(cls._cache_data)
+                cls._cache_data.clear()
+            return count
+        head = normalize_key(prefix_keys, keys)
+        n = len(head)
+        with cls._lock:
+            doomed = [k for k in cls._cache_data if k[:n] == head]
+            for k in doomed:
+                del cls._cache_data[k]
+        return len(doomed)
+
+    @classmethod
+    def keys(cls, prefix_keys: KeyPart | None = None, *keys: Hashable) -> list[Key]:
+        """Every full key under a key prefix (all keys when none), sorted by repr."""
+        with cls._lock:
+            snapshot = list(cls._cache_data)
+        if prefix_keys is not None:
+            head = normalize_key(prefix_keys, keys)
+            snapshot = [k for k in snapshot if k[: len(head)] == head]
+        return sorted(snapshot, key=repr)
+
+    @classmethod
+    def contains(cls, prefix_keys: KeyPart, *keys: Hashable) -> bool:
+        """Whether a value is stored under exactly this key."""
+        key = normalize_key(prefix_keys, keys)
+        with cls._lock:
+            return key in cls._cache_data
+
+    # --- internals kept from the original API ------------------------------------------
+
+    @classmethod
+    def _assume_locked_get(cls, keys: Iterable[Hashable], default_copy: bool = True) -> Any:
+        """Get with the lock already held by the caller."""
+        value = cls._cache_data.get(tuple(keys))
+        return copy_value(value) if default_copy else value
+
+    @classmethod
+    def _assume_locked_put(cls, data: Any, keys: Iterable[Hashable]) -> None:
+        """Put with the lock already held by the caller."""
+        cls._cache_data[tuple(keys)] = data
+
+    @classmethod
+    def _combine_prefix_with_keys(
+        cls, prefix_keys: KeyPart, keys: Iterable[Hashable], prepare_prefix_keys: bool = False
+    ) -> Key:
+        """The full tuple key for a prefix and further key parts."""
+        return normalize_key(prefix_keys, keys)
+
+
+_ABSENT = object()

@@ -1,0 +1,136 @@
+"""Cache file names: `<prefix>_<YYYYMMDD>.pkl.gz`, prefix validation and date parsing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+
+SUFFIX = ".pkl.gz"
+DATE_FORMAT = "%Y%m%d"
+_DATE_DIGITS = 8
+_FORBIDDEN = frozenset("/\\*?[]\0")
+
+DateLike = dt.date | dt.datetime | str | None
+
+
+def validate_prefix(prefix: object) -> str:
+    """Return `prefix` if it is a usable cache prefix, else raise TypeError/ValueError naming it."""
+    if not isinstance(prefix, str):
+        raise TypeError(f"cache prefix must be a str, got {type(prefix).__name__}: {prefix!r}")
+    if not prefix:
+        raise ValueError("cache prefix must not be empty")
+    bad = sorted(_FORBIDDEN.intersection(prefix))
+    if bad or ".." in prefix or prefix.startswith(".") or os.sep in prefix:
+        what = f"characters {''.join(bad)!r}" if bad else "'..' or a leading '.'"
+        raise ValueError(
+            f"invalid cache prefix {prefix!r}: it must not contain path separators, glob "
+            f"characters (* ? [ ]), NUL, {what} is not allowed"
+        )
+    return prefix
+
+
+def to_date(the_date: DateLike = None, tz: dt.tzinfo | None = None) -> dt.date:
+    """Turn a date, datetime, pandas Timestamp or date string into a `date`; None means today in `tz`."""
+    if the_date is None:
+        return dt.datetime.now(tz).date()
+    if isinstance(the_date, dt.datetime):  # includes pandas.Timestamp
+        if tz is not None and the_date.tzinfo is not None:
+            the_date = the_date.astimezone(tz)
+        return the_date.date()
+    if isinstance(the_date, dt.date):
+        return the_date
+    if isinstance(the_date, str):
+        return _parse_date_string(the_date)
+    if type(the_date).__name__ == "datetime64":  # numpy scalar, without importing numpy
+        return _parse_date_string(str(the_date)[:10])
+    raise TypeError(
+        f"the_date must be a date, datetime, pandas.Timestamp, date string or None, "
+        f"got {type(the_date).__name__}: {the_date!r}"
+    )
+
+
+def _parse_date_string(text: str) -> dt.date:
+    stripped = text.strip()
+    if len(stripped) == _DATE_DIGITS and stripped.isdigit():
+        try:
+            return dt.datetime.strptime(stripped, DATE_FORMAT).date()
+        except ValueError as e:
+            raise ValueError(f"invalid date {text!r}: {e}") from e
+    from dateutil import parser
+
+    try:
+        return parser.parse(stripped).date()
+    except (ValueError, OverflowError, TypeError) as e:
+        raise ValueError(
+            f"could not parse date {text!r}: use a date, datetime or a string such as "
+            f"'2024-01-15', '20240115' or '15 Jan 2024'"
+        ) from e
+
+
+def date_stamp(the_date: DateLike = None, tz: dt.tzinfo | None = None) -> str:
+    """The `YYYYMMDD` stamp of a date-like value."""
+    return to_date(the_date, tz).strftime(DATE_FORMAT)
+
+
+def file_name(prefix: str, stamp: str) -> str:
+    """Base name of a cache file: `<prefix>_<stamp>.pkl.gz`."""
+    return f"{prefix}_{stamp}{SUFFIX}"
+
+
+def join(directory: str, name: str) -> str:
+    """Join a directory (local path or URL) and a file name."""
+    if not directory:
+        return name
+    if "://" in directory:
+        return directory.rstrip("/") + "/" + name
+    return os.path.join(directory, name)
+
+
+def cache_filename(
+    prefix: str,
+    the_date: DateLike = None,
+    keep_date_as_string: bool = False,
+    directory: str = "data",
+) -> str:
+    """Return `{directory}/{prefix}_{YYYYMMDD}.pkl.gz` for a date (today when None)."""
+    validate_prefix(prefix)
+    directory = os.fspath(directory)
+    if keep_date_as_string and isinstance(the_date, str):
+        if "/" in the_date or "\\" in the_date or "\0" in the_date:
+            raise ValueError(f"invalid date pattern {the_date!r}: no path separators allowed")
+        stamp = the_date
+    else:
+        stamp = date_stamp(the_date)
+    return join(directory, file_name(prefix, stamp))
+
+
+def parse_file_name(name: str, prefix: str | None = None) -> tuple[str, dt.date] | None:
+    """Split `<prefix>_<YYYYMMDD>.pkl.gz` into (prefix, date); None for any other name."""
+    if not name.endswith(SUFFIX):
+        return None
+    stem = name[: -len(SUFFIX)]
+    if prefix is not None and (
+        len(stem) != len(prefix) + 1 + _DATE_DIGITS or not stem.startswith(prefix)
+    ):
+        return None
+    head, sep, stamp = stem.rpartition("_")
+    if not sep or not head or len(stamp) != _DATE_DIGITS or not stamp.isdigit():
+        return None
+    if prefix is not None and head != prefix:
+        return None
+    day = stamp_to_date(stamp)
+    return None if day is None else (head, day)
+
+
+def stamp_to_date(stamp: str) -> dt.date | None:
+    """Date of an 8-digit stamp, or None when it is not a real calendar date."""
+    if not stamp.isascii():  # str.isdigit accepts non-ASCII digits
+        return None
+    try:
+        return dt.date(int(stamp[:4]), int(stamp[4:6]), int(stamp[6:8]))
+    except ValueError:
+        return None
+
+
+FILE_NAME_RE = re.compile(r"^(?P<prefix>.+)_(?P<stamp>\d{8})\.pkl\.gz$", re.ASCII)

@@ -1,0 +1,226 @@
+"""Pickle + standard gzip (ISA-L), verified to the end of the stream, optionally HMAC-signed.
+
+File layout: a plain gzip member (RFC 1952) whose pickle is written with protocol 5.
+When a signing key is set, the gzip header carries an FEXTRA subfield `CU` holding
+a version byte and HMAC-SHA256(key, b"cache_utils-v1\\0" + file name + b"\\0" + body),
+where body is every byte after the header (deflate stream and gzip trailer). Gzip
+readers skip FEXTRA, so signed files stay readable by `gzip`, `pandas.read_pickle`
+and `pickle.load(gzip.open(...))`; the signature is checked before decompressing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import os
+import pickle
+import struct
+from typing import IO, Any
+
+from isal import igzip, isal_zlib
+
+from .errors import CorruptCacheError
+
+PROTOCOL = 5
+DEFAULT_LEVEL = 2  # ISA-L levels 0-3; 2 is igzip's default: ~300x faster than gzip -9, ~12% larger
+SIGNING_KEY_ENV = "CACHE_UTILS_SIGNING_KEY"
+
+_MAGIC = b"\x1f\x8b\x08"
+_FEXTRA, _FNAME, _FCOMMENT, _FHCRC = 4, 8, 16, 2
+_SUBFIELD_ID = b"CU"
+_SIG_VERSION = 1
+_MAC_LEN = hashlib.sha256().digest_size
+_SUBFIELD_LEN = 1 + _MAC_LEN
+_MAC_CONTEXT = b"cache_utils-v1\0"
+# ID1 ID2 CM FLG MTIME(0: reproducible) XFL OS(255: unknown)
+_PLAIN_HEADER = _MAGIC + bytes([0]) + b"\0\0\0\0" + b"\0\xff"
+_SIGNED_PREFIX = (
+    _MAGIC + bytes([_FEXTRA]) + b"\0\0\0\0" + b"\0\xff"
+    + struct.pack("<H", 4 + _SUBFIELD_LEN) + _SUBFIELD_ID + struct.pack("<H", _SUBFIELD_LEN)
+)
+_SIG_OFFSET = len(_SIGNED_PREFIX) + 1  # after the version byte
+_SIGNED_HEADER_LEN = _SIG_OFFSET + _MAC_LEN
+
+# Raised by unpickling code that refers to modules or classes that moved or vanished.
+_MOVED_CLASS_ERRORS = (ModuleNotFoundError, ImportError, AttributeError, TypeError)
+
+
+def signing_key_from_env() -> bytes | None:
+    """The signing key from `CACHE_UTILS_SIGNING_KEY`, or None when unset or empty."""
+    value = os.environ.get(SIGNING_KEY_ENV)
+    return value.encode() if value else None
+
+
+def coerce_key(key: str | bytes | None) -> bytes | None:
+    """Accept a signing key as str or bytes; empty means no key."""
+    if key is None or key == b"" or key == "":
+        return None
+    if isinstance(key, str):
+        return key.encode()
+    if isinstance(key, bytes | bytearray | memoryview):
+        return bytes(key)
+    raise TypeError(f"signing key must be str or bytes, got {type(key).__name__}")
+
+
+class _GzipWriter:
+    """File-like sink for `pickle.dump`: deflates with ISA-L as it goes, never holds the pickle."""
+
+    def __init__(self, raw: IO[bytes], level: int, mac: hmac.HMAC | None) -> None:
+        self._raw = raw
+        self._mac = mac
+        self._deflate = isal_zlib.compressobj(level, isal_zlib.DEFLATED, -isal_zlib.MAX_WBITS)
+        self._crc = 0
+        self._size = 0
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data)
+        self._crc = isal_zlib.crc32(view, self._crc)
+        self._size += view.nbytes
+        out = self._deflate.compress(view)
+        if out:
+            self._emit(out)
+        return view.nbytes
+
+    def _emit(self, out: bytes) -> None:
+        self._raw.write(out)
+        if self._mac is not None:
+            self._mac.update(out)
+
+    def finish(self) -> None:
+        self._emit(self._deflate.flush())
+        self._emit(struct.pack("<II", self._crc, self._size & 0xFFFFFFFF))
+
+
+def _mac(key: bytes, name: str) -> hmac.HMAC:
+    return hmac.new(key, _MAC_CONTEXT + name.encode() + b"\0", hashlib.sha256)
+
+
+def _parse_header(buf: bytes) -> tuple[int, bytes | None]:
+    """Return (header length, our signature or None) of a gzip member at the start of buf."""
+    if len(buf) < 10 or buf[:3] != _MAGIC:
+        raise ValueError("not a gzip file")
+    flags = buf[3]
+    pos = 10
+    signature = None
+    if flags & _FEXTRA:
+        (xlen,) = struct.unpack_from("<H", buf, pos)
+        pos += 2
+        end = pos + xlen
+        if end > len(buf):
+            raise ValueError("truncated gzip header")
+        while pos + 4 <= end:
+            sub_id = buf[pos : pos + 2]
+            (sub_len,) = struct.unpack_from("<H", buf, pos + 2)
+            data = buf[pos + 4 : pos + 4 + sub_len]
+            if sub_id == _SUBFIELD_ID and sub_len == _SUBFIELD_LEN and data[0] == _SIG_VERSION:
+                signature = data[1:]
+            pos += 4 + sub_len
+        pos = end
+    for flag in (_FNAME, _FCOMMENT):
+        if flags & flag:
+            zero = buf.find(b"\0", pos)
+            if zero < 0:
+                raise ValueError("truncated gzip header")
+            pos = zero + 1
+    if flags & _FHCRC:
+        pos += 2
+    return pos, signature
+
+
+class GzipPickleSerializer:
+    """Writes and reads one object as a standard gzip'd pickle, optionally HMAC-signed."""
+
+    def __init__(self, level: int = DEFAULT_LEVEL, signing_key: str | bytes | None = None) -> None:
+        if not isinstance(level, int) or not 0 <= level <= 3:
+            raise ValueError(f"compression level must be an int from 0 to 3 (ISA-L), got {level!r}")
+        self.level = level
+        self._key = coerce_key(signing_key)
+
+    @property
+    def signs(self) -> bool:
+        """Whether this serializer signs what it writes and refuses unsigned files."""
+        return self._key is not None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(level={self.level}, signed={self.signs})"
+
+    def dump(self, obj: Any, fileobj: IO[bytes], name: str) -> None:
+        """Pickle `obj` into a seekable binary `fileobj`; `name` is the base name that gets signed."""
+        if self._key is None:
+            fileobj.write(_PLAIN_HEADER)
+            mac = None
+        else:
+            start = fileobj.tell()
+            fileobj.write(_SIGNED_PREFIX + bytes([_SIG_VERSION]) + bytes(_MAC_LEN))
+            mac = _mac(self._key, name)
+        writer = _GzipWriter(fileobj, self.level, mac)
+        pickle.dump(obj, writer, protocol=PROTOCOL)
+        writer.finish()
+        if mac is not None:
+            end = fileobj.tell()
+            fileobj.seek(start + _SIG_OFFSET)
+            fileobj.write(mac.digest())
+            fileobj.seek(end)
+
+    def load(self, fileobj: IO[bytes], path: str) -> Any:
+        """Unpickle from a binary file, verifying signature (if keyed), gzip CRC and length."""
+        name = os.path.basename(path.rstrip("/"))
+        if self._key is not None:
+            buf = fileobj.read()
+            try:
+                header_len, signature = _parse_header(buf)
+            except (ValueError, struct.error) as e:
+                raise CorruptCacheError(path, str(e)) from e
+            if signature is None:
+                raise CorruptCacheError(path, "file is not signed but a signing key is configured")
+            mac = _mac(self._key, name)
+            mac.update(memoryview(buf)[header_len:])
+            if not hmac.compare_digest(mac.digest(), signature):
+                raise CorruptCacheError(path, "signature does not match (tampered, or another key)")
+            fileobj = io.BytesIO(buf)
+        return self._unpickle(fileobj, path)
+
+    def _unpickle(self, fileobj: IO[bytes], path: str) -> Any:
+        start = fileobj.tell()
+        try:
+            return _load_verified(fileobj, pickle.Unpickler)
+        except _MOVED_CLASS_ERRORS as e:
+            first_error = e
+        except FileNotFoundError:
+            raise
+        except Exception as e:  # EOFError, BadGzipFile, UnpicklingError, isal errors...
+            raise CorruptCacheError(path, _describe(e)) from e
+        compat = _pandas_compat_unpickler()
+        if compat is None:
+            raise CorruptCacheError(path, f"cannot unpickle: {_describe(first_error)}") from first_error
+        fileobj.seek(start)
+        try:
+            return _load_verified(fileobj, compat)
+        except Exception as e:
+            raise CorruptCacheError(
+                path,
+                f"cannot unpickle: {_describe(first_error)}; "
+                f"pandas compatibility reader: {_describe(e)}",
+            ) from e
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+def _load_verified(fileobj: IO[bytes], unpickler: type) -> Any:
+    """Unpickle, then read to the end of the gzip stream so its CRC and length are checked."""
+    with igzip.IGzipFile(fileobj=fileobj, mode="rb") as gz:
+        obj = unpickler(gz).load()
+        if gz.read(1):
+            raise ValueError("data after the end of the pickle")
+    return obj
+
+
+def _pandas_compat_unpickler() -> type | None:
+    try:
+        from pandas.compat.pickle_compat import Unpickler
+    except ImportError:
+        return None
+    return Unpickler

@@ -1,0 +1,206 @@
+"""Where cache files live: a local directory (fast path) or an fsspec URL, behind one small interface."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import IO, Any, Protocol
+
+from .naming import SUFFIX, join, stamp_to_date
+
+TEMP_SUFFIX = ".tmp"
+DEFAULT_FILE_MODE = 0o600  # mkstemp's mode: owner-only unless configured otherwise
+STALE_TEMP_SECONDS = 3600.0  # a temp file this old belongs to a writer that died
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A file in a cache directory."""
+
+    name: str
+    size: int
+    mtime: float
+
+
+class Store(Protocol):
+    """What the library needs from a place that holds cache files."""
+
+    directory: str
+
+    def path(self, name: str) -> str: ...
+    def stamps(self, prefix: str, on_or_before: str | None = None) -> list[str]: ...
+    def entries(self) -> Iterator[Entry]: ...
+    def open_read(self, name: str) -> IO[bytes]: ...
+    def write_atomic(self, name: str, write: Callable[[IO[bytes]], None]) -> None: ...
+    def remove(self, name: str) -> None: ...
+    def exists(self, name: str) -> bool: ...
+    def temp_entries(self, prefix: str | None = None) -> list[Entry]: ...
+
+
+def is_url(directory: str) -> bool:
+    """True for fsspec URLs such as `s3://bucket/dir` (but `file://` maps to a local path)."""
+    return "://" in directory and not directory.startswith("file://")
+
+
+def get_store(
+    directory: str | os.PathLike[str],
+    storage_options: dict[str, Any] | None = None,
+    file_mode: int | None = None,
+) -> Store:
+    """The store for a local directory or an fsspec URL."""
+    if not isinstance(directory, str | os.PathLike):
+        raise TypeError(
+            f"directory must be a str or path, got {type(directory).__name__}: {directory!r}"
+        )
+    directory = os.fspath(directory)
+    if "\0" in directory:
+        raise ValueError(f"invalid directory {directory!r}: contains NUL")
+    if is_url(directory):
+        from .remote import FsspecStore
+
+        return FsspecStore(directory, storage_options or {}, file_mode=file_mode)
+    if directory.startswith("file://"):
+        directory = directory[len("file://") :]
+    return LocalStore(directory, file_mode=file_mode)
+
+
+def _candidate_stamps(names: Iterator[str], prefix: str, bound: str | None) -> list[str]:
+    """Date stamps of names that are exactly `<prefix>_<8 ASCII digits>.pkl.gz`, newest first."""
+    head = prefix + "_"
+    start = len(head)
+    want = start + 8 + len(SUFFIX)
+    found = []
+    for name in names:
+        if len(name) == want and name.startswith(head) and name.endswith(SUFFIX):
+            stamp = name[start : start + 8]
+            if stamp.isdigit() and stamp.isascii() and (bound is None or stamp <= bound):
+                found.append(stamp)
+    found.sort(reverse=True)
+    return [s for s in found if stamp_to_date(s) is not None]
+
+
+def is_temp_name(name: str, prefix: str | None = None) -> bool:
+    """Whether `name` is a temp file left by `write_atomic` (for `prefix`, when given)."""
+    if not (name.startswith(".") and name.endswith(TEMP_SUFFIX)):
+        return False
+    if prefix is None:
+        return SUFFIX + "." in name
+    head = "." + prefix + "_"
+    stamp = name[len(head) : len(head) + 8]
+    return (
+        name.startswith(head)
+        and stamp.isdigit()
+        and name[len(head) + 8 :].startswith(SUFFIX + ".")
+    )
+
+
+class LocalStore:
+    """A directory on a local (or mounted) file system."""
+
+    def __init__(self, directory: str, file_mode: int | None = None) -> None:
+        self.directory = directory
+        self.file_mode = DEFAULT_FILE_MODE if file_mode is None else file_mode
+
+    def __repr__(self) -> str:
+        return f"LocalStore({self.directory!r})"
+
+    def path(self, name: str) -> str:
+        return join(self.directory, name)
+
+    def _scandir(self) -> Iterator[os.DirEntry[str]]:
+        try:
+            with os.scandir(self.directory or ".") as it:
+                yield from it
+        except FileNotFoundError:
+            return
+        except NotADirectoryError as e:
+            raise NotADirectoryError(
+                e.errno, f"cache directory {self.directory!r} is not a directory"
+            ) from e
+
+    def stamps(self, prefix: str, on_or_before: str | None = None) -> list[str]:
+        """Stamps of regular files named `<prefix>_<YYYYMMDD>.pkl.gz`, newest first."""
+        files = (e.name for e in self._scandir() if e.is_file())
+        return _candidate_stamps(files, prefix, on_or_before)
+
+    def entries(self) -> Iterator[Entry]:
+        for e in self._scandir():
+            with contextlib.suppress(FileNotFoundError):
+                if e.is_file():
+                    st = e.stat()
+                    yield Entry(e.name, st.st_size, st.st_mtime)
+
+    def exists(self, name: str) -> bool:
+        return os.path.isfile(self.path(name))
+
+    def open_read(self, name: str) -> IO[bytes]:
+        return open(self.path(name), "rb")  # noqa: SIM115 - the caller closes it
+
+    def write_atomic(self, name: str, write: Callable[[IO[bytes]], None]) -> None:
+        """Write via a temp file in the same directory, fsync, then rename over `name`."""
+        directory = self.directory or "."
+        try:
+            os.makedirs(directory, exist_ok=True)
+        except FileExistsError as e:
+            raise NotADirectoryError(
+                e.errno, f"cache directory {directory!r} exists and is not a directory"
+            ) from e
+        final = self.path(name)
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=TEMP_SUFFIX, dir=directory)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                if self.file_mode != DEFAULT_FILE_MODE:
+                    os.fchmod(f.fileno(), self.file_mode)
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, final)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        _fsync_directory(directory)
+
+    def remove(self, name: str) -> None:
+        os.unlink(self.path(name))
+
+    def temp_entries(self, prefix: str | None = None) -> list[Entry]:
+        found = []
+        for e in self._scandir():
+            if is_temp_name(e.name, prefix):
+                with contextlib.suppress(FileNotFoundError):
+                    st = e.stat()
+                    found.append(Entry(e.name, st.st_size, st.st_mtime))
+        return found
+
+
+def _fsync_directory(directory: str) -> None:
+    """Make the rename durable; not every platform or file system allows it."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def sweep_temp_files(
+    store: Store, prefix: str | None = None, older_than: float = STALE_TEMP_SECONDS
+) -> list[str]:
+    """Delete temp files orphaned by killed writers (older than `older_than` seconds)."""
+    cutoff = time.time() - older_than
+    removed = []
+    for entry in store.temp_entries(prefix):
+        if entry.mtime <= cutoff:
+            with contextlib.suppress(FileNotFoundError):
+                store.remove(entry.name)
+                removed.append(store.path(entry.name))
+    return removed

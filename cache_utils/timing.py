@@ -1,0 +1,127 @@
+"""Callback times: parsing `cb_time`, time zones, and Dagster's daylight-saving rule."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+TimeType = dt.time | str
+ZoneLike = dt.tzinfo | str | None
+
+DEFAULT_RETRY_INTERVAL = dt.timedelta(minutes=15)
+_TIME_RE = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$", re.ASCII)
+_UTC = dt.UTC
+
+
+def parse_cb_time(cb_time: object) -> dt.time:
+    """Accept a `datetime.time` (naive or aware) or an "HH:MM" / "HH:MM:SS" string."""
+    if isinstance(cb_time, dt.time):
+        return cb_time
+    if isinstance(cb_time, str):
+        match = _TIME_RE.match(cb_time.strip())
+        if match:
+            hour, minute, second = (int(g) if g else 0 for g in match.groups())
+            try:
+                return dt.time(hour, minute, second)
+            except ValueError as e:
+                raise ValueError(f"invalid cb_time {cb_time!r}: {e}") from e
+    raise ValueError(
+        f"invalid cb_time {cb_time!r}: expected a datetime.time or a string 'HH:MM' or 'HH:MM:SS'"
+    )
+
+
+def resolve_zone(tz: ZoneLike) -> dt.tzinfo | None:
+    """A tzinfo from a tzinfo or an IANA zone name such as "Europe/London"; None stays None."""
+    if tz is None or isinstance(tz, dt.tzinfo):
+        return tz
+    if isinstance(tz, str):
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            return ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError) as e:
+            raise ValueError(
+                f"unknown time zone {tz!r}: use an IANA name such as 'Europe/London'"
+            ) from e
+    raise TypeError(f"time zone must be a tzinfo or an IANA name, got {type(tz).__name__}: {tz!r}")
+
+
+def zone_of(cb_time: dt.time, tz: ZoneLike = None) -> dt.tzinfo | None:
+    """The zone results are expressed in: `tz` if given, else cb_time's own tzinfo (or naive)."""
+    return resolve_zone(tz) if tz is not None else cb_time.tzinfo
+
+
+def now_in(zone: dt.tzinfo | None) -> dt.datetime:
+    """The current time, aware in `zone`, or naive local time when zone is None."""
+    return dt.datetime.now(zone)
+
+
+def at_time(day: dt.date, cb_time: dt.time, zone: dt.tzinfo | None) -> dt.datetime:
+    """`day` at `cb_time` in `zone`, resolving DST like Dagster's schedules.
+
+    A wall time skipped by a spring-forward change becomes the end of the gap (02:30 in
+    New York becomes 03:00 EDT); one repeated by a fall-back change is the later instance.
+    """
+    naive = dt.datetime.combine(day, cb_time.replace(tzinfo=None))
+    if zone is None:
+        return naive
+    later = naive.replace(tzinfo=zone, fold=1)
+    round_trip = later.astimezone(_UTC).astimezone(zone)
+    if round_trip.replace(tzinfo=None) == naive:
+        return round_trip
+    return _end_of_gap(naive, zone)
+
+
+def _end_of_gap(naive: dt.datetime, zone: dt.tzinfo) -> dt.datetime:
+    """The instant the clocks jumped forward over `naive` (a wall time that does not exist)."""
+    # The two readings of the missing wall time bracket the transition instant.
+    lo, hi = sorted(
+        naive.replace(tzinfo=zone, fold=f).astimezone(_UTC) for f in (0, 1)
+    )
+    before = lo.astimezone(zone).utcoffset()
+    while hi - lo > dt.timedelta(seconds=1):
+        mid = lo + (hi - lo) / 2
+        if mid.astimezone(zone).utcoffset() == before:
+            lo = mid
+        else:
+            hi = mid
+    return hi.replace(microsecond=0).astimezone(zone)
+
+
+def next_callback(
+    cb_time: dt.time,
+    zone: dt.tzinfo | None,
+    have_today: bool,
+    now: dt.datetime | None = None,
+    retry_interval: dt.timedelta = DEFAULT_RETRY_INTERVAL,
+) -> dt.datetime:
+    """When to look again: tomorrow at cb_time once today's data is in, else today at cb_time
+    while that is ahead, else `now + retry_interval`."""
+    now = now or now_in(zone)
+    today = now.date()
+    if have_today:
+        return at_time(today + dt.timedelta(days=1), cb_time, zone)
+    due = at_time(today, cb_time, zone)
+    if now < due:
+        return due
+    if zone is None:
+        return now + retry_interval
+    return (now.astimezone(_UTC) + retry_interval).astimezone(zone)  # elapsed, not wall-clock, time
+
+
+def cron_for(cb_time: dt.time) -> str:
+    """The daily cron expression for cb_time (minute precision, as cron has)."""
+    return f"{cb_time.minute} {cb_time.hour} * * *"
+
+
+def coerce_interval(value: object) -> dt.timedelta:
+    """A positive timedelta from a timedelta or a number of seconds."""
+    if isinstance(value, dt.timedelta):
+        interval = value
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        interval = dt.timedelta(seconds=value)
+    else:
+        raise TypeError(f"retry_interval must be a timedelta or seconds, got {value!r}")
+    if interval <= dt.timedelta(0):
+        raise ValueError(f"retry_interval must be positive, got {value!r}")
+    return interval

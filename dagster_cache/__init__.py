@@ -1,0 +1,1 @@
+"""Dagster integration for cache_utils (work in progress)."""
