@@ -1,0 +1,160 @@
+"""cache_filename, parse_file_name and prefix/date validation (issue 2, points 1 and 7)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+from collections.abc import Iterator
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+import pytest
+from freezegun import freeze_time
+
+from cache_utils import cache_filename, get_latest_cache_filename, load_cache, save_cache
+from cache_utils.naming import parse_file_name, validate_prefix
+
+DAY = "data/sales_20240115.pkl.gz"
+
+
+@pytest.fixture
+def local_tz(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Run with an explicit local zone far from UTC, restored afterwards."""
+    monkeypatch.setenv("TZ", "America/Los_Angeles")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.parametrize(
+    "the_date",
+    [
+        dt.date(2024, 1, 15),
+        dt.datetime(2024, 1, 15, 23, 59, 59),
+        dt.datetime(2024, 1, 15, 0, 0, tzinfo=ZoneInfo("Asia/Tokyo")),
+        dt.datetime(2024, 1, 15, 23, 30, tzinfo=dt.timezone(dt.timedelta(hours=-5))),
+        pd.Timestamp("2024-01-15 10:00"),
+        pd.Timestamp("2024-01-15 10:00", tz="Europe/London"),
+        "2024-01-15",
+        "20240115",
+        "15 Jan 2024",
+        "January 15, 2024",
+    ],
+    ids=repr,
+)
+def test_cache_filename_accepts_every_date_type(the_date: object) -> None:
+    # An aware value keeps its own calendar date: it is not moved to another zone.
+    assert cache_filename("sales", the_date) == DAY
+
+
+def test_cache_filename_none_is_today(local_tz: None) -> None:
+    with freeze_time("2024-01-15 12:00:00"):
+        assert cache_filename("sales") == DAY
+        assert cache_filename("sales", None) == DAY
+    with freeze_time("2024-12-31 23:59:59"):
+        assert cache_filename("sales") == "data/sales_20241231.pkl.gz"
+
+
+def test_cache_filename_positional_signature_of_the_seed() -> None:
+    assert cache_filename("sales", dt.date(2024, 1, 10), False, "caches") == os.path.join(
+        "caches", "sales_20240110.pkl.gz"
+    )
+
+
+def test_keep_date_as_string_gives_a_glob_pattern() -> None:
+    assert cache_filename("sales", "*", keep_date_as_string=True) == "data/sales_*.pkl.gz"
+    assert cache_filename("sales", "2024*", True, "") == "sales_2024*.pkl.gz"
+    # Without the flag the string is parsed as a date, so '*' is an error naming it.
+    with pytest.raises(ValueError, match=r"'\*'"):
+        cache_filename("sales", "*")
+    # A non-string date is still formatted even with the flag.
+    assert cache_filename("sales", dt.date(2024, 1, 15), keep_date_as_string=True) == DAY
+
+
+def test_keep_date_as_string_refuses_path_separators() -> None:
+    with pytest.raises(ValueError, match="x/y"):
+        cache_filename("sales", "x/y", keep_date_as_string=True)
+
+
+def test_directory_default_and_empty() -> None:
+    assert cache_filename("sales", "2024-01-15") == DAY
+    assert cache_filename("sales", "2024-01-15", directory="") == "sales_20240115.pkl.gz"
+    assert cache_filename("sales", "2024-01-15", directory="/tmp/c") == "/tmp/c/sales_20240115.pkl.gz"
+
+
+def test_directory_may_be_a_pathlike(tmp_path: os.PathLike[str]) -> None:
+    assert cache_filename("sales", "2024-01-15", directory=tmp_path) == os.path.join(
+        tmp_path, "sales_20240115.pkl.gz"
+    )
+
+
+BAD_PREFIXES = ["", "a/b", "..", "../etc", "a..b", "a*", "a?", "a[0]", "a]", "a\0b", ".hidden", "a\\b"]
+
+
+@pytest.mark.parametrize("prefix", BAD_PREFIXES, ids=repr)
+def test_bad_prefix_is_a_value_error_naming_it(prefix: str, tmp_path: os.PathLike[str]) -> None:
+    shown = repr(prefix) if prefix else "empty"
+    for call in (
+        lambda: cache_filename(prefix, "2024-01-15"),
+        lambda: validate_prefix(prefix),
+        lambda: get_latest_cache_filename(prefix, str(tmp_path)),
+        lambda: save_cache({}, prefix, "2024-01-15", str(tmp_path)),
+        lambda: load_cache(prefix, "09:00", str(tmp_path), allow_no_data=True),
+    ):
+        with pytest.raises(ValueError) as info:
+            call()
+        assert shown in str(info.value)
+    assert os.listdir(tmp_path) == []  # nothing half-written
+
+
+@pytest.mark.parametrize("prefix", [None, 3, b"sales", ["sales"]], ids=repr)
+def test_non_string_prefix_is_a_type_error_naming_it(prefix: object) -> None:
+    with pytest.raises(TypeError, match=type(prefix).__name__):
+        cache_filename(prefix, "2024-01-15")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="must be a str"):
+        save_cache({}, prefix, "2024-01-15")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("text", ["not a date", "20241301", "2024-02-30", "", "32 Jan 2024"])
+def test_unparseable_date_names_the_value(text: str, tmp_path: os.PathLike[str]) -> None:
+    with pytest.raises(ValueError) as info:
+        cache_filename("sales", text)
+    assert repr(text) in str(info.value)
+    with pytest.raises(ValueError, match=repr(text).replace("[", r"\[")):
+        save_cache({}, "sales", text, str(tmp_path))
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("value", [3.5, object(), [2024, 1, 15]], ids=lambda v: type(v).__name__)
+def test_wrong_date_type_is_a_type_error(value: object) -> None:
+    with pytest.raises(TypeError, match=type(value).__name__):
+        cache_filename("sales", value)  # type: ignore[arg-type]
+
+
+def test_unicode_and_underscored_prefixes_are_fine() -> None:
+    assert cache_filename("ventes_été", "2024-01-15") == "data/ventes_été_20240115.pkl.gz"
+    assert cache_filename("sales_eu", "2024-01-15") == "data/sales_eu_20240115.pkl.gz"
+
+
+@pytest.mark.parametrize(
+    ("name", "prefix", "expected"),
+    [
+        ("sales_20240115.pkl.gz", None, ("sales", dt.date(2024, 1, 15))),
+        ("sales_eu_20240115.pkl.gz", None, ("sales_eu", dt.date(2024, 1, 15))),
+        ("sales_20240115.pkl.gz", "sales", ("sales", dt.date(2024, 1, 15))),
+        ("sales_eu_20240115.pkl.gz", "sales", None),
+        ("sales_20241301.pkl.gz", None, None),
+        ("sales_20240230.pkl.gz", "sales", None),
+        ("sales_latest.pkl.gz", None, None),
+        ("sales_2024011.pkl.gz", None, None),
+        ("sales_202401150.pkl.gz", None, None),
+        ("sales_20240115.pkl", None, None),
+        ("sales_２０２４０１１５.pkl.gz", None, None),  # non-ASCII digits
+        (".sales_20240115.pkl.gz.abc123.tmp", None, None),
+        ("_20240115.pkl.gz", None, None),
+    ],
+)
+def test_parse_file_name(name: str, prefix: str | None, expected: object) -> None:
+    assert parse_file_name(name, prefix) == expected
