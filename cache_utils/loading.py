@@ -22,6 +22,7 @@ from .timing import (
     next_callback,
     now_in,
     parse_cb_time,
+    reached,
     zone_of,
 )
 
@@ -149,7 +150,7 @@ def load_cache(
     if fresh:  # today's file loaded at the first attempt, so nothing was skipped
         resolve_alert(alias, f"today's cache {hit.path} loaded", alerter)
         return hit.data, when
-    stale = now >= at_time(today, cb, zone)
+    stale = reached(now, at_time(today, cb, zone))
     if stale:
         problems.insert(0, f"today's file is missing after {cb.strftime('%H:%M:%S')}; using "
                            f"{hit.path} from {hit.date.isoformat()}")

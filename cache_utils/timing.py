@@ -53,7 +53,14 @@ def zone_of(cb_time: dt.time, tz: ZoneLike = None) -> dt.tzinfo | None:
 
 def now_in(zone: dt.tzinfo | None) -> dt.datetime:
     """The current time, aware in `zone`, or naive local time when zone is None."""
-    return dt.datetime.now(zone)
+    return dt.datetime.now() if zone is None else in_zone(dt.datetime.now(_UTC), zone)
+
+
+def in_zone(instant: dt.datetime, zone: dt.tzinfo) -> dt.datetime:
+    """An aware instant expressed in `zone`, with `fold` set right in a repeated hour."""
+    # Same as instant.astimezone(zone), which freezegun's FakeDatetime (used by every test
+    # here and by callers' tests) overrides and loses `fold`, shifting fall-back times by an hour.
+    return zone.fromutc(instant.astimezone(_UTC).replace(tzinfo=zone))
 
 
 def at_time(day: dt.date, cb_time: dt.time, zone: dt.tzinfo | None) -> dt.datetime:
@@ -66,7 +73,7 @@ def at_time(day: dt.date, cb_time: dt.time, zone: dt.tzinfo | None) -> dt.dateti
     if zone is None:
         return naive
     later = naive.replace(tzinfo=zone, fold=1)
-    round_trip = later.astimezone(_UTC).astimezone(zone)
+    round_trip = in_zone(later, zone)
     if round_trip.replace(tzinfo=None) == naive:
         return round_trip
     return _end_of_gap(naive, zone)
@@ -85,7 +92,7 @@ def _end_of_gap(naive: dt.datetime, zone: dt.tzinfo) -> dt.datetime:
             lo = mid
         else:
             hi = mid
-    return hi.replace(microsecond=0).astimezone(zone)
+    return in_zone(hi.replace(microsecond=0), zone)
 
 
 def next_callback(
@@ -102,11 +109,20 @@ def next_callback(
     if have_today:
         return at_time(today + dt.timedelta(days=1), cb_time, zone)
     due = at_time(today, cb_time, zone)
-    if now < due:
+    if not reached(now, due):
         return due
     if zone is None:
         return now + retry_interval
-    return (now.astimezone(_UTC) + retry_interval).astimezone(zone)  # elapsed, not wall-clock, time
+    return in_zone(now.astimezone(_UTC) + retry_interval, zone)  # elapsed, not wall-clock, time
+
+
+def reached(now: dt.datetime, when: dt.datetime) -> bool:
+    """Whether `now` is at or after `when`, as instants."""
+    # Aware datetimes sharing a tzinfo compare by wall time and ignore `fold`, so in a
+    # repeated hour 01:45 EDT would count as after 01:30 EST: compare in UTC instead.
+    if now.tzinfo is None or when.tzinfo is None:
+        return now >= when
+    return now.astimezone(_UTC) >= when.astimezone(_UTC)
 
 
 def cron_for(cb_time: dt.time) -> str:
