@@ -1,1 +1,108 @@
-"""Example Dagster code location."""
+"""Example code location: `dagster dev` loads it (pyproject [tool.dagster]), `make demo` runs it.
+
+Configuration comes from the environment, with local defaults: CACHE_DIR (default "data"),
+CACHE_TZ (default "UTC"), OPSGENIE_API_KEY / OPSGENIE_API_URL (alerts off without a key).
+"""
+
+import os
+
+import dagster as dg
+import pandas as pd
+
+from dagster_cache import (
+    DatedCacheIOManager,
+    InMemoryCacheResource,
+    OpsGenieResource,
+    build_cache_refresh_schedule,
+    build_cache_refresh_sensor,
+    make_opsgenie_on_run_failure_sensor,
+)
+
+CACHE_DIR = os.environ.get("CACHE_DIR") or "data"
+TIMEZONE = os.environ.get("CACHE_TZ") or "UTC"
+REFRESH_TIME = "06:30"
+
+# end_offset=1: today's partition exists during the day, matching a cache file named for today.
+daily = dg.DailyPartitionsDefinition(start_date="2024-01-01", timezone=TIMEZONE, end_offset=1)
+
+
+@dg.asset(partitions_def=daily, group_name="caches", kinds={"pandas"},
+          description="Daily sales, one cache file per day: sales_data_<YYYYMMDD>.pkl.gz.")
+def sales_data(context: dg.AssetExecutionContext) -> pd.DataFrame:
+    day = context.partition_time_window.start.date()
+    seed = day.toordinal()
+    return pd.DataFrame({
+        "date": [day.isoformat()] * 4,
+        "store": ["north", "south", "east", "west"],
+        "units": [(seed * k) % 97 for k in (3, 5, 7, 11)],
+    })
+
+
+@dg.asset(partitions_def=daily, group_name="caches", kinds={"pandas"},
+          description="Per-day totals. If that day's sales_data file is missing, the IO manager "
+          "loads the newest earlier one and records its date and staleness in the input metadata.")
+def sales_summary(context: dg.AssetExecutionContext, sales_data: pd.DataFrame) -> pd.DataFrame:
+    context.log.info(f"summarising {len(sales_data)} rows from {sales_data['date'].iloc[0]}")
+    return (sales_data.groupby("date", as_index=False)["units"].sum()
+            .assign(partition=context.partition_key))
+
+
+@dg.asset(group_name="caches", description="Unpartitioned: written for the run's scheduled day, else today.")
+def exchange_rates() -> dict[str, float]:
+    return {"EURUSD": 1.08, "GBPUSD": 1.27, "USDJPY": 151.2}
+
+
+@dg.op
+def remember_rates(memory: InMemoryCacheResource) -> int:
+    memory.put({"EURUSD": 1.08}, "rates", "latest")
+    return len(memory.keys())
+
+
+@dg.op
+def read_rates(memory: InMemoryCacheResource, count: int) -> float:
+    # Same process with the in-process executor: the value stored by the previous op is visible.
+    rates = memory.get("rates", "latest") or {}
+    return float(rates.get("EURUSD", float("nan")))
+
+
+@dg.job(executor_def=dg.in_process_executor, description="Shares InMemoryCacheResource between two ops.")
+def memory_cache_job() -> None:
+    read_rates(remember_rates())
+
+
+refresh_sales = dg.define_asset_job(
+    "refresh_sales", selection=[sales_data, sales_summary], partitions_def=daily,
+    description="Refreshes today's sales caches.",
+)
+
+refresh_schedule = build_cache_refresh_schedule(
+    prefix="sales_data", cb_time=REFRESH_TIME, job=refresh_sales, directory=CACHE_DIR, timezone=TIMEZONE,
+)
+refresh_sensor = build_cache_refresh_sensor(
+    prefix="sales_data", cb_time=REFRESH_TIME, job=refresh_sales, directory=CACHE_DIR, timezone=TIMEZONE,
+    retry_interval=15 * 60,
+)
+
+
+def opsgenie_from_env() -> OpsGenieResource:
+    """OpsGenie from OPSGENIE_API_KEY (shown in the UI as the variable name), else alerts off."""
+    url = os.environ.get("OPSGENIE_API_URL") or "https://api.opsgenie.com"
+    if os.environ.get("OPSGENIE_API_KEY"):
+        return OpsGenieResource(api_key=dg.EnvVar("OPSGENIE_API_KEY"), api_url=url, tags=["dated-caches"])
+    return OpsGenieResource(api_key="", api_url=url)
+
+
+opsgenie = opsgenie_from_env()
+failure_sensor = make_opsgenie_on_run_failure_sensor(name="opsgenie_on_run_failure")
+
+defs = dg.Definitions(
+    assets=[sales_data, sales_summary, exchange_rates],
+    jobs=[refresh_sales, memory_cache_job],
+    schedules=[refresh_schedule],
+    sensors=[refresh_sensor, failure_sensor],
+    resources={
+        "io_manager": DatedCacheIOManager(directory=CACHE_DIR, timezone=TIMEZONE, opsgenie=opsgenie),
+        "memory": InMemoryCacheResource(namespace="definitions"),
+        "opsgenie": opsgenie,
+    },
+)

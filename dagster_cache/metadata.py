@@ -1,0 +1,36 @@
+"""Output metadata for DataFrames: the standard `dagster/*` table keys and a small preview."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+from dagster import MetadataValue
+from dagster._core.definitions.metadata import TableMetadataSet  # not re-exported by dagster 1.13
+
+
+def _is_frame(value: Any) -> bool:
+    return type(value).__module__.startswith("pandas") and hasattr(value, "columns")
+
+
+def frame_metadata(value: Any, preview_rows: int, partitioned: bool) -> dict[str, Any]:
+    """Row count, column schema and a markdown preview of a DataFrame; {} for anything else."""
+    if not _is_frame(value):
+        return {}
+    columns = [dg.TableColumn(str(name), str(dtype)) for name, dtype in value.dtypes.items()]
+    table = TableMetadataSet(
+        row_count=len(value),
+        partition_row_count=len(value) if partitioned else None,
+        column_schema=dg.TableSchema(columns=columns),
+    )
+    meta: dict[str, Any] = dict(table)
+    if preview_rows:
+        meta["preview"] = MetadataValue.md(_markdown(value.head(preview_rows)))
+    return meta
+
+
+def _markdown(frame: Any) -> str:
+    try:
+        return frame.to_markdown()
+    except ImportError:  # to_markdown needs the optional `tabulate` package
+        return "```\n" + frame.to_string() + "\n```"

@@ -1,0 +1,103 @@
+"""`build_cache_refresh_schedule`: run the refresh daily at cb_time unless today's file exists."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+from dagster import DefaultScheduleStatus, RunRequest, ScheduleDefinition, SkipReason
+
+from cache_utils.naming import date_stamp, file_name, validate_prefix
+from cache_utils.storage import get_store
+from cache_utils.timing import TimeType, cron_for, parse_cb_time
+
+from .dates import zone
+
+
+def todays_file_exists(
+    prefix: str, day: dt.date, directory: str, storage_options: Mapping[str, Any] | None
+) -> bool:
+    """Whether `<directory>/<prefix>_<day>.pkl.gz` exists."""
+    store = get_store(directory, dict(storage_options or {}) or None)
+    return store.exists(file_name(prefix, date_stamp(day)))
+
+
+def job_partitions_def(job: Any, partitions_def: Any) -> dg.TimeWindowPartitionsDefinition | None:
+    """The daily partitions to request: given explicitly, else the job's own; checked to contain
+    today (a daily partition exists only once its day ends unless end_offset >= 1)."""
+    pdef = partitions_def if partitions_def is not None else getattr(job, "partitions_def", None)
+    if pdef is None:
+        return None
+    if not isinstance(pdef, dg.TimeWindowPartitionsDefinition):
+        raise dg.DagsterInvalidDefinitionError(
+            f"cache refresh needs a time-window (daily) partitions definition, got {pdef!r}"
+        )
+    if pdef.end_offset < 1:
+        raise dg.DagsterInvalidDefinitionError(
+            f"{pdef!r} has end_offset={pdef.end_offset}: today's partition does not exist until the "
+            "day ends, but the cache file for today is written today. Use "
+            "DailyPartitionsDefinition(..., end_offset=1)."
+        )
+    return pdef
+
+
+def partition_key_for(pdef: dg.TimeWindowPartitionsDefinition, day: dt.date) -> str:
+    """The key of the partition whose window starts on `day` (in the partitions' own format)."""
+    return dt.datetime.combine(day, dt.time()).strftime(pdef.fmt)
+
+
+def refresh_request(
+    prefix: str, day: dt.date, pdef: dg.TimeWindowPartitionsDefinition | None, suffix: str = "",
+    tags: Mapping[str, str] | None = None,
+) -> RunRequest:
+    """The RunRequest refreshing `day`: run_key `<prefix>:<YYYY-MM-DD>` (plus a retry suffix)."""
+    return RunRequest(
+        run_key=f"{prefix}:{day.isoformat()}{suffix}",
+        partition_key=partition_key_for(pdef, day) if pdef is not None else None,
+        tags={"dagster_cache/prefix": prefix, "dagster_cache/date": day.isoformat(), **(tags or {})},
+    )
+
+
+def build_cache_refresh_schedule(
+    *,
+    prefix: str,
+    cb_time: TimeType,
+    job: Any = None,
+    target: Any = None,
+    directory: str = "data",
+    timezone: str = "UTC",
+    name: str | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+    partitions_def: dg.TimeWindowPartitionsDefinition | None = None,
+    default_status: DefaultScheduleStatus = DefaultScheduleStatus.STOPPED,
+    tags: Mapping[str, str] | None = None,
+    description: str | None = None,
+) -> ScheduleDefinition:
+    """A daily schedule at cb_time in `timezone` that skips when today's file already exists and
+    otherwise requests the refresh (for today's partition when the job is daily-partitioned)."""
+    validate_prefix(prefix)
+    cb = parse_cb_time(cb_time)
+    tz = zone(timezone)
+    if (job is None) == (target is None):
+        raise ValueError("build_cache_refresh_schedule needs exactly one of job= or target=")
+    pdef = job_partitions_def(job if job is not None else target, partitions_def)
+
+    def evaluate(context: dg.ScheduleEvaluationContext) -> RunRequest | SkipReason:
+        when = context.scheduled_execution_time or dt.datetime.now(tz)
+        day = when.astimezone(tz).date()
+        if todays_file_exists(prefix, day, directory, storage_options):
+            return SkipReason(f"{prefix} cache for {day.isoformat()} already exists in {directory}")
+        return refresh_request(prefix, day, pdef, tags=tags)
+
+    return ScheduleDefinition(
+        name=name or f"refresh_{prefix}_schedule",
+        cron_schedule=cron_for(cb),
+        execution_timezone=timezone,
+        job=job,
+        target=target,
+        execution_fn=evaluate,
+        default_status=default_status,
+        description=description or f"Refreshes the {prefix} cache daily at {cb:%H:%M} {timezone}.",
+    )

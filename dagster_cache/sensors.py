@@ -1,0 +1,80 @@
+"""`build_cache_refresh_sensor`: retry the refresh every retry interval until today's file exists."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+from dagster import DefaultSensorStatus, RunRequest, SensorDefinition, SkipReason
+
+from cache_utils.naming import validate_prefix
+from cache_utils.timing import (
+    DEFAULT_RETRY_INTERVAL,
+    TimeType,
+    at_time,
+    coerce_interval,
+    next_callback,
+    parse_cb_time,
+)
+
+from .dates import zone
+from .schedules import job_partitions_def, refresh_request, todays_file_exists
+
+
+def build_cache_refresh_sensor(
+    *,
+    prefix: str,
+    cb_time: TimeType,
+    job: Any = None,
+    target: Any = None,
+    directory: str = "data",
+    timezone: str = "UTC",
+    retry_interval: dt.timedelta | float = DEFAULT_RETRY_INTERVAL,
+    name: str | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+    partitions_def: dg.TimeWindowPartitionsDefinition | None = None,
+    minimum_interval_seconds: int = 60,
+    default_status: DefaultSensorStatus = DefaultSensorStatus.STOPPED,
+    tags: Mapping[str, str] | None = None,
+) -> SensorDefinition:
+    """After cb_time, while today's file is missing, request the refresh every `retry_interval`.
+
+    The cursor is `cache_utils.next_callback` (what `load_cache` returns as its next callback):
+    the sensor does nothing before it, and stops for the day once today's file exists.
+    """
+    validate_prefix(prefix)
+    cb = parse_cb_time(cb_time)
+    tz = zone(timezone)
+    interval = coerce_interval(retry_interval)
+    if (job is None) == (target is None):
+        raise ValueError("build_cache_refresh_sensor needs exactly one of job= or target=")
+    pdef = job_partitions_def(job if job is not None else target, partitions_def)
+
+    def evaluate(context: dg.SensorEvaluationContext) -> RunRequest | SkipReason:
+        now = dt.datetime.now(tz)
+        day = now.date()
+        if todays_file_exists(prefix, day, directory, storage_options):
+            context.update_cursor(next_callback(cb, tz, True, now=now, retry_interval=interval).isoformat())
+            return SkipReason(f"{prefix} cache for {day.isoformat()} exists")
+        due = dt.datetime.fromisoformat(context.cursor) if context.cursor else None
+        if due is not None and now < due:
+            return SkipReason(f"{prefix}: next check at {due.isoformat()}")
+        # Before cb_time this is today's cb_time; after it, now + retry_interval.
+        when = next_callback(cb, tz, False, now=now, retry_interval=interval)
+        context.update_cursor(when.isoformat())
+        if now < at_time(day, cb, tz):
+            return SkipReason(f"{prefix}: not due before {when.isoformat()}")
+        return refresh_request(prefix, day, pdef, suffix=f":{now:%H%M%S}", tags=tags)
+
+    return SensorDefinition(
+        name=name or f"refresh_{prefix}_sensor",
+        evaluation_fn=evaluate,
+        minimum_interval_seconds=minimum_interval_seconds,
+        job=job,
+        target=target,
+        default_status=default_status,
+        description=f"Retries the {prefix} refresh every {interval} after {cb:%H:%M} {timezone} "
+        "until today's file exists.",
+    )
