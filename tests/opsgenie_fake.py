@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
 
 
 @dataclass
@@ -91,7 +91,7 @@ class FakeOpsGenie:
             else:
                 self.alerts[alias] = {"status": "open", "count": 1, "body": rec.body}
         elif len(parts) == 4 and parts[3] == "close":
-            alert = self.alerts.get(parts[2])
+            alert = self.alerts.get(unquote(parts[2]))  # the SDK percent-encodes the alias
             if alert:
                 alert["status"] = "closed"
 
