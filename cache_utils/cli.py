@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from itertools import groupby
@@ -11,8 +12,9 @@ from typing import Any
 
 from . import __version__
 from .errors import CacheError
-from .files import CacheFile, list_caches, prune, read_cache
+from .files import CacheFile, cache_dates, list_caches, prune, read_cache
 from .naming import to_date
+from .storage import is_url
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NOT_FOUND = 0, 1, 2, 3
 
@@ -40,6 +42,9 @@ def _storage_options(text: str | None) -> dict[str, Any] | None:
 def cmd_ls(args: argparse.Namespace) -> int:
     files = list_caches(args.directory, storage_options=_storage_options(args.storage_options))
     if not files:
+        if not is_url(args.directory) and not os.path.isdir(args.directory):
+            print(f"cache-utils: not found: directory {args.directory}", file=sys.stderr)
+            return EXIT_NOT_FOUND  # a mistyped directory is not an empty one
         print(f"no cache files in {args.directory}")
         return EXIT_OK
     today = to_date(None)
@@ -88,10 +93,16 @@ def describe(value: Any, head: int = 5) -> str:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    value = read_cache(
-        args.prefix, args.date, args.directory,
-        storage_options=_storage_options(args.storage_options),
-    )
+    options = _storage_options(args.storage_options)
+    day = args.date
+    if day is None:  # the newest file, as load_cache would use it
+        dates = cache_dates(args.prefix, args.directory, to_date(None), storage_options=options)
+        if not dates:
+            print(f"cache-utils: not found: no {args.prefix} files in {args.directory}", file=sys.stderr)
+            return EXIT_NOT_FOUND
+        day = dates[0]
+        print(f"{args.prefix} {day.isoformat()}")
+    value = read_cache(args.prefix, day, args.directory, storage_options=options)
     print(describe(value, args.head))
     return EXIT_OK
 
@@ -126,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     show = sub.add_parser("show", parents=[storage], help="describe what one cache file holds")
     show.add_argument("prefix")
-    show.add_argument("--date", default=None, help="date of the file (default: today)")
+    show.add_argument("--date", default=None, help="date of the file (default: the newest up to today)")
     show.add_argument("--dir", dest="directory", default="data", help="directory (default: data)")
     show.add_argument("--head", type=int, default=5, help="rows of DataFrames to show")
     show.set_defaults(func=cmd_show)
