@@ -70,7 +70,9 @@ def _parse_date_string(text: str) -> dt.date:
 
 def date_stamp(the_date: DateLike = None, tz: dt.tzinfo | None = None) -> str:
     """The `YYYYMMDD` stamp of a date-like value."""
-    return to_date(the_date, tz).strftime(DATE_FORMAT)
+    day = to_date(the_date, tz)
+    # strftime("%Y") does not pad years before 1000 on glibc ("50101"): such a file would never be listed.
+    return f"{day.year:04d}{day.month:02d}{day.day:02d}"
 
 
 def file_name(prefix: str, stamp: str) -> str:
