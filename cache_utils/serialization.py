@@ -10,12 +10,15 @@ and `pickle.load(gzip.open(...))`; the signature is checked before decompressing
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import io
 import os
 import pickle
+import queue
 import struct
+import threading
 from typing import IO, Any
 
 from isal import igzip, isal_zlib
@@ -63,8 +66,18 @@ def coerce_key(key: str | bytes | None) -> bytes | None:
     raise TypeError(f"signing key must be str or bytes, got {type(key).__name__}")
 
 
+# Data moves between the pickling thread and the ISA-L helper thread in batches of about 1 MiB;
+# a few batches in flight keep both cores busy while bounding the extra memory to a few MiB.
+_BATCH = 1 << 20
+_IN_FLIGHT = 3
+
+
 class _GzipWriter:
-    """File-like sink for `pickle.dump`: deflates with ISA-L as it goes, never holds the pickle."""
+    """File-like sink for `pickle.dump`: deflates with ISA-L as it goes, never holds the pickle.
+
+    Once a full batch has been written, CRC, deflate and output move to a helper thread (ISA-L
+    releases the GIL), so pickling and compressing overlap. The bytes written are the same.
+    """
 
     def __init__(self, raw: IO[bytes], level: int, mac: hmac.HMAC | None) -> None:
         self._raw = raw
@@ -72,24 +85,80 @@ class _GzipWriter:
         self._deflate = isal_zlib.compressobj(level, isal_zlib.DEFLATED, -isal_zlib.MAX_WBITS)
         self._crc = 0
         self._size = 0
+        self._pending = bytearray()
+        self._queue: queue.Queue[Any] | None = None
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
 
     def write(self, data: Any) -> int:
-        view = memoryview(data)
-        self._crc = isal_zlib.crc32(view, self._crc)
-        self._size += view.nbytes
-        out = self._deflate.compress(view)
+        view = data.raw() if type(data) is pickle.PickleBuffer else memoryview(data)
+        n = view.nbytes
+        if n >= _BATCH:  # a large buffer (a numpy column): pass it on without copying
+            if self._pending:
+                self._submit(self._pending)
+                self._pending = bytearray()
+            self._submit(view)
+        else:  # pickle frames are small: gather them (copied, so the caller may reuse its buffer)
+            self._pending += view
+            if len(self._pending) >= _BATCH:
+                self._submit(self._pending)
+                self._pending = bytearray()
+        return n
+
+    def _submit(self, chunk: Any) -> None:
+        if self._error is not None:
+            raise self._error
+        if self._queue is None:
+            self._queue = queue.Queue(_IN_FLIGHT)
+            self._thread = threading.Thread(target=self._work, name="cache_utils-deflate", daemon=True)
+            self._thread.start()
+        self._queue.put(chunk)
+
+    def _work(self) -> None:
+        assert self._queue is not None
+        while (chunk := self._queue.get()) is not None:
+            if self._error is None:  # after an error keep draining, so the writer never blocks
+                try:
+                    self._consume(chunk)
+                except BaseException as e:
+                    self._error = e
+
+    def _consume(self, chunk: Any) -> None:
+        self._crc = isal_zlib.crc32(chunk, self._crc)
+        self._size += len(chunk) if type(chunk) is bytearray else chunk.nbytes
+        out = self._deflate.compress(chunk)
         if out:
             self._emit(out)
-        return view.nbytes
 
     def _emit(self, out: bytes) -> None:
         self._raw.write(out)
         if self._mac is not None:
             self._mac.update(out)
 
+    def _stop(self) -> None:
+        if self._thread is not None:
+            assert self._queue is not None
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
     def finish(self) -> None:
+        """Write the rest of the deflate stream and the gzip trailer (CRC, length)."""
+        if self._thread is None:  # small: everything is still here, no thread was needed
+            self._consume(self._pending)
+        else:
+            if self._pending:
+                self._submit(self._pending)
+            self._stop()
+            if self._error is not None:
+                raise self._error
+        self._pending = bytearray()
         self._emit(self._deflate.flush())
         self._emit(struct.pack("<II", self._crc, self._size & 0xFFFFFFFF))
+
+    def close(self) -> None:
+        """Stop the helper thread (after an error in pickling; a no-op after finish)."""
+        self._stop()
 
 
 def _mac(key: bytes, name: str) -> hmac.HMAC:
@@ -155,8 +224,11 @@ class GzipPickleSerializer:
             fileobj.write(_SIGNED_PREFIX + bytes([_SIG_VERSION]) + bytes(_MAC_LEN))
             mac = _mac(self._key, name)
         writer = _GzipWriter(fileobj, self.level, mac)
-        pickle.dump(obj, writer, protocol=PROTOCOL)
-        writer.finish()
+        try:
+            pickle.dump(obj, writer, protocol=PROTOCOL)
+            writer.finish()
+        finally:
+            writer.close()
         if mac is not None:
             end = fileobj.tell()
             fileobj.seek(start + _SIG_OFFSET)
@@ -211,11 +283,87 @@ def _describe(error: BaseException) -> str:
 
 def _load_verified(fileobj: IO[bytes], unpickler: type) -> Any:
     """Unpickle, then read to the end of the gzip stream so its CRC and length are checked."""
-    with igzip.IGzipFile(fileobj=fileobj, mode="rb") as gz:
+    with _open_gzip(fileobj) as gz:
         obj = unpickler(gz).load()
         if gz.read(1):
             raise ValueError("data after the end of the pickle")
     return obj
+
+
+def _open_gzip(fileobj: IO[bytes]) -> IO[bytes]:
+    """A reader of the decompressed stream: inflating on a helper thread for large files."""
+    try:
+        here = fileobj.tell()
+        remaining = fileobj.seek(0, os.SEEK_END) - here
+        fileobj.seek(here)
+    except (AttributeError, OSError, ValueError):
+        remaining = 0
+    if remaining < 4 * _BATCH:
+        return igzip.IGzipFile(fileobj=fileobj, mode="rb")
+    return io.BufferedReader(_InflatingReader(fileobj), buffer_size=_BATCH)
+
+
+class _InflatingReader(io.RawIOBase):
+    """Decompresses a gzip stream on a helper thread (ISA-L releases the GIL), so unpickling and
+    inflating overlap. Errors of the stream (bad CRC or length, truncation) surface on read."""
+
+    def __init__(self, fileobj: IO[bytes]) -> None:
+        self._queue: queue.Queue[Any] = queue.Queue(_IN_FLIGHT)
+        self._chunk = memoryview(b"")
+        self._done = False
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(
+            target=self._work, args=(fileobj,), name="cache_utils-inflate", daemon=True
+        )
+        self._thread.start()
+
+    def _work(self, fileobj: IO[bytes]) -> None:
+        try:
+            with igzip.IGzipFile(fileobj=fileobj, mode="rb") as gz:
+                while not self._stopping.is_set():
+                    chunk = gz.read(_BATCH)
+                    self._put(chunk)
+                    if not chunk:
+                        return
+        except BaseException as e:
+            self._put(e)
+
+    def _put(self, item: Any) -> None:
+        while not self._stopping.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if not self._chunk:
+            if self._done:
+                return 0
+            item = self._queue.get()
+            if isinstance(item, BaseException):
+                self._done = True
+                raise item
+            if not item:
+                self._done = True
+                return 0
+            self._chunk = memoryview(item)
+        n = min(len(buffer), len(self._chunk))
+        buffer[:n] = self._chunk[:n]
+        self._chunk = self._chunk[n:]
+        return n
+
+    def close(self) -> None:
+        if not self.closed:
+            self._stopping.set()
+            while self._thread.is_alive():  # unblock a helper waiting to hand over a chunk
+                with contextlib.suppress(queue.Empty):
+                    self._queue.get(timeout=0.05)
+            self._thread.join()
+        super().close()
 
 
 def _pandas_compat_unpickler() -> type | None:
