@@ -76,8 +76,9 @@ class InMemoryCacheResource(ConfigurableResource):
             return InMemoryCache.clear(self.namespace) if self.namespace else InMemoryCache.clear()
         return InMemoryCache.clear(self._key(prefix_keys, *keys))
 
-    def keys(self, prefix_keys: KeyPart | None = None, *keys: Hashable) -> list[Key]:
-        """Every full key (namespace included) under a key prefix."""
+    # Not named `keys`: Dagster calls dict(resource), which would treat a `keys` method as a mapping.
+    def list_keys(self, prefix_keys: KeyPart | None = None, *keys: Hashable) -> list[Key]:
+        """`InMemoryCache.keys`: every full key (namespace included) under a key prefix."""
         if prefix_keys is None:
             return InMemoryCache.keys(self.namespace) if self.namespace else InMemoryCache.keys()
         return InMemoryCache.keys(self._key(prefix_keys, *keys))

@@ -55,7 +55,7 @@ def exchange_rates() -> dict[str, float]:
 @dg.op
 def remember_rates(memory: InMemoryCacheResource) -> int:
     memory.put({"EURUSD": 1.08}, "rates", "latest")
-    return len(memory.keys())
+    return len(memory.list_keys())
 
 
 @dg.op
