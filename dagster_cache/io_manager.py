@@ -69,11 +69,13 @@ class DatedCacheIOManager(ConfigurableIOManager):
     )
     signing_key: str | None = Field(
         default=None,
+        repr=False,  # never show the key in a repr (logs, tracebacks)
         description="HMAC key to sign files on write and verify them on read; pass "
         "EnvVar('CACHE_UTILS_SIGNING_KEY'). Unset: the library's environment default.",
     )
     storage_options: dict[str, Any] = Field(
         default_factory=dict,
+        repr=False,  # may hold credentials
         description="fsspec storage options (credentials, endpoint_url, ...) passed to cache_utils "
         "for URL directories.",
     )
