@@ -259,8 +259,8 @@ class GzipPickleSerializer:
             return _load_verified(fileobj, pickle.Unpickler)
         except _MOVED_CLASS_ERRORS as e:
             first_error = e
-        except FileNotFoundError:
-            raise
+        except (FileNotFoundError, PermissionError, ConnectionError, TimeoutError):
+            raise  # the store failed while reading: the file is not known to be corrupt
         except Exception as e:  # EOFError, BadGzipFile, UnpicklingError, isal errors...
             raise CorruptCacheError(path, _describe(e)) from e
         compat = _pandas_compat_unpickler()

@@ -1,0 +1,309 @@
+"""Cache files on object stores and other fsspec file systems (s3://, gs://, memory://, ...)."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import errno
+import inspect
+import io
+import os
+import posixpath
+import tempfile
+from collections.abc import Callable, Iterator
+from typing import IO, Any, NoReturn
+
+import fsspec
+import fsspec.core
+
+from .naming import join
+from .storage import Entry, _candidate_stamps
+
+S3_PROTOCOLS = frozenset({"s3", "s3a"})
+# botocore settings: every request fails within about
+# max_attempts * (connect_timeout or read_timeout) + backoff, instead of hanging.
+DEFAULT_S3_CONFIG: dict[str, Any] = {
+    "connect_timeout": 5,
+    "read_timeout": 20,
+    "retries": {"max_attempts": 3, "mode": "standard"},
+}
+# s3fs retries some errors itself (5 times) on top of botocore; that would multiply the bounds above.
+S3FS_RETRIES = 1
+# Multipart uploads: parts of this size, this many in flight. botocore holds about two copies of a
+# part in flight, so an upload needs about 2 * UPLOAD_CHUNKSIZE * UPLOAD_CONCURRENCY bytes (measured:
+# 33 MiB for a 64 MiB file); objects smaller than two parts go up in one put.
+UPLOAD_CHUNKSIZE = 8 * 2**20
+UPLOAD_CONCURRENCY = 2
+# Reads fetch blocks of this size (s3fs' default is 50 MiB).
+READ_BLOCKSIZE = 16 * 2**20
+SPOOL_PREFIX = "cache_utils-spool-"
+
+_TIMEOUT_ERRORS = frozenset({
+    "ReadTimeoutError", "ConnectTimeoutError", "FSTimeoutError", "TimeoutError",
+    "ServerTimeoutError", "ConnectionTimeoutError", "SocketTimeoutError",
+})
+_CONNECTION_ERRORS = frozenset({
+    "EndpointConnectionError", "ConnectionClosedError", "ProxyConnectionError",
+    "ClientConnectorError", "ClientConnectionError", "ServerDisconnectedError",
+    "ClientOSError", "ConnectionError",
+})
+_CREDENTIAL_ERRORS = frozenset({
+    "NoCredentialsError", "PartialCredentialsError", "CredentialRetrievalError",
+    "ProfileNotFound", "TokenRetrievalError", "SSOTokenLoadError",
+})
+
+
+def effective_options(protocol: str, storage_options: dict[str, Any] | None) -> dict[str, Any]:
+    """The user's storage options plus this library's defaults (timeouts, no listing cache) for S3."""
+    opts = copy.deepcopy(dict(storage_options or {}))
+    if protocol in S3_PROTOCOLS:
+        # A long-lived process must see files other processes write: never answer from a stale listing.
+        opts.setdefault("use_listings_cache", False)
+        config = copy.deepcopy(DEFAULT_S3_CONFIG)
+        config.update(opts.get("config_kwargs") or {})
+        opts["config_kwargs"] = config
+    return opts
+
+
+def _names(error: BaseException) -> set[str]:
+    return {c.__name__ for c in type(error).__mro__}
+
+
+def raise_store_error(error: BaseException, url: str, action: str) -> NoReturn:
+    """Re-raise a store failure as the matching OSError subclass, with the URL in the message."""
+    names = _names(error)
+    detail = f"{type(error).__name__}: {error}"
+    if isinstance(error, FileNotFoundError):
+        raise FileNotFoundError(errno.ENOENT, f"{action}: not found: {url} ({detail})", url) from error
+    if isinstance(error, PermissionError) or names & _CREDENTIAL_ERRORS:
+        raise PermissionError(
+            errno.EACCES, f"{action}: access denied to {url}; check the credentials ({detail})", url
+        ) from error
+    if isinstance(error, TimeoutError) or names & _TIMEOUT_ERRORS:
+        raise TimeoutError(
+            errno.ETIMEDOUT, f"{action}: the store for {url} did not answer in time ({detail})", url
+        ) from error
+    if isinstance(error, ConnectionError) or names & _CONNECTION_ERRORS:
+        raise ConnectionError(
+            errno.ECONNREFUSED, f"{action}: cannot reach the store for {url} ({detail})", url
+        ) from error
+    if isinstance(error, OSError):
+        raise type(error)(error.errno or errno.EIO, f"{action}: {url}: {detail}", url) from error
+    raise OSError(errno.EIO, f"{action}: {url}: {detail}", url) from error
+
+
+@contextlib.contextmanager
+def _store_errors(url: str, action: str) -> Iterator[None]:
+    try:
+        yield
+    except (ValueError, TypeError, NotImplementedError):
+        raise
+    except OSError as e:
+        if e.filename == url:  # already explained
+            raise
+        raise_store_error(e, url, action)
+    except Exception as e:
+        raise_store_error(e, url, action)
+
+
+def _mtime(info: dict[str, Any]) -> float:
+    for key in ("mtime", "LastModified", "last_modified", "updated", "created"):
+        value = info.get(key)
+        if isinstance(value, int | float):
+            return float(value)
+        if hasattr(value, "timestamp"):
+            return float(value.timestamp())
+    return 0.0
+
+
+def _accepts(method: Callable[..., Any], name: str) -> bool:
+    try:
+        return name in inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+class FsspecStore:
+    """A directory on any fsspec file system; object stores get prefix listings and whole-object writes."""
+
+    def __init__(
+        self, url: str, storage_options: dict[str, Any] | None = None, file_mode: int | None = None
+    ) -> None:
+        self.directory = url
+        # file_mode has no meaning on object stores: access is the bucket's policy.
+        self.file_mode = file_mode
+        protocol = url.split("://", 1)[0].split("::")[-1].lower()
+        self.options = effective_options(protocol, storage_options)
+        with _store_errors(url, "cannot open the store"):
+            self.fs, root = fsspec.core.url_to_fs(url, **self.options)
+        if hasattr(self.fs, "retries") and protocol in S3_PROTOCOLS:
+            self.fs.retries = S3FS_RETRIES
+        self.root = root.rstrip("/") or root
+        self._object_store = hasattr(self.fs, "split_path")  # s3fs, gcsfs, adlfs
+        self._in_memory = type(self.fs).__name__ == "MemoryFileSystem"
+
+    def __repr__(self) -> str:
+        return f"FsspecStore({self.directory!r})"
+
+    def path(self, name: str) -> str:
+        return join(self.directory, name)
+
+    def _full(self, name: str) -> str:
+        return f"{self.root.rstrip('/')}/{name}"
+
+    def _base(self, full: str) -> str | None:
+        """The name of `full` if it sits directly in this directory, else None."""
+        head = self._full("")
+        full = full.rstrip("/")
+        if not full.startswith(head):
+            return None
+        rest = full[len(head):]
+        return rest if rest and "/" not in rest else None
+
+    def _list_prefix(self, prefix: str) -> list[str]:
+        """Names directly in the directory that start with `prefix`, by a server-side prefix listing
+        where the file system has one (s3fs, gcsfs), else by listing the directory."""
+        self.fs.invalidate_cache(self.root)
+        finder = getattr(self.fs, "_find", None) or self.fs.find
+        if self._object_store and _accepts(finder, "prefix"):
+            found = self.fs.find(self.root, maxdepth=1, prefix=prefix, detail=True)
+            return [n for full, info in found.items()
+                    if info.get("type") == "file" and (n := self._base(full)) is not None]
+        return [e.name for e in self._ls() if e.name.startswith(prefix)]
+
+    def _ls(self) -> list[Entry]:
+        self.fs.invalidate_cache(self.root)
+        try:
+            infos = self.fs.ls(self.root, detail=True)
+        except FileNotFoundError:
+            if self._object_store:
+                self._check_container()
+            return []
+        out = []
+        for info in infos:
+            name = self._base(info["name"])
+            if name is not None and info.get("type") == "file":
+                out.append(Entry(name, int(info.get("size") or 0), _mtime(info)))
+        return out
+
+    def _check_container(self) -> None:
+        """Raise FileNotFoundError naming the URL when the bucket itself does not exist."""
+        bucket = self.root.lstrip("/").split("/", 1)[0]
+        try:
+            self.fs.info(bucket)
+        except FileNotFoundError as e:
+            raise FileNotFoundError(
+                errno.ENOENT, f"no such bucket {bucket!r} for {self.directory} ({e})", self.directory
+            ) from e
+
+    def stamps(self, prefix: str, on_or_before: str | None = None) -> list[str]:
+        """Stamps of objects named exactly `<prefix>_<YYYYMMDD>.pkl.gz`, newest first."""
+        try:
+            with _store_errors(self.directory, f"cannot list {prefix!r} caches"):
+                names = self._list_prefix(prefix + "_")
+        except FileNotFoundError:
+            if self._object_store:  # a prefix listing finds nothing rather than failing: no bucket
+                raise
+            return []
+        return _candidate_stamps(iter(names), prefix, on_or_before)
+
+    def entries(self) -> Iterator[Entry]:
+        with _store_errors(self.directory, "cannot list caches"):
+            found = self._ls()
+        yield from found
+
+    def exists(self, name: str) -> bool:
+        with _store_errors(self.path(name), "cannot check"):
+            try:
+                return self.fs.info(self._full(name)).get("type") == "file"
+            except FileNotFoundError:
+                return False
+
+    def open_read(self, name: str) -> IO[bytes]:
+        url = self.path(name)
+        with _store_errors(url, "cannot open"):
+            if self._in_memory:  # memory:// hands every reader the same file object; copy it
+                return io.BytesIO(self.fs.cat_file(self._full(name)))
+            if not self._object_store and self.fs.isdir(self._full(name)):
+                raise IsADirectoryError(errno.EISDIR, "is a directory", url)
+            f = self.fs.open(self._full(name), "rb", block_size=READ_BLOCKSIZE)
+            return _ReadFile(f, url)  # type: ignore[return-value]
+
+    def write_atomic(self, name: str, write: Callable[[IO[bytes]], None]) -> None:
+        """Spool to a local temp file (the serializer seeks), then upload it as one object:
+        one put, or a multipart upload completed only at the end (aborted on failure)."""
+        url = self.path(name)
+        fd, spool = tempfile.mkstemp(prefix=SPOOL_PREFIX, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w+b") as f:
+                write(f)
+                f.flush()
+                if self._in_memory:
+                    f.seek(0)
+                    with _store_errors(url, "cannot write"):
+                        self.fs.pipe_file(self._full(name), f.read())
+                    return
+            with _store_errors(url, "cannot write"):
+                self._upload(spool, self._full(name))
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(spool)
+
+    def _upload(self, local: str, remote: str) -> None:
+        kwargs: dict[str, Any] = {}
+        put = getattr(self.fs, "_put_file", None) or self.fs.put_file
+        if _accepts(put, "chunksize"):
+            kwargs["chunksize"] = UPLOAD_CHUNKSIZE
+        if _accepts(put, "max_concurrency"):
+            kwargs["max_concurrency"] = UPLOAD_CONCURRENCY
+        if not self._object_store:
+            self.fs.makedirs(posixpath.dirname(remote) or "/", exist_ok=True)
+        self.fs.put_file(local, remote, **kwargs)
+
+    def remove(self, name: str) -> None:
+        with _store_errors(self.path(name), "cannot delete"):
+            self.fs.rm_file(self._full(name))
+
+    def temp_entries(self, prefix: str | None = None) -> list[Entry]:
+        """Always empty: uploads spool locally, so a store never holds partial files."""
+        return []
+
+
+class _ReadFile(io.RawIOBase):
+    """A file from the store whose I/O errors name the URL and keep their kind (timeout, refused)."""
+
+    def __init__(self, f: Any, url: str) -> None:
+        super().__init__()
+        self._f = f
+        self._url = url
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        with _store_errors(self._url, "cannot read"):
+            return self._f.read(-1 if size is None else size)
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def readall(self) -> bytes:
+        return self.read(-1)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        with _store_errors(self._url, "cannot read"):
+            return self._f.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._f.tell()
+
+    def close(self) -> None:
+        if not self.closed:
+            with contextlib.suppress(Exception):
+                self._f.close()
+        super().close()

@@ -1,0 +1,116 @@
+"""A real S3 API server for tests: moto's ThreadedMotoServer on 127.0.0.1, plus helpers."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+FAKE_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+}
+
+
+@dataclass
+class MotoS3:
+    """A running moto server: its endpoint and a boto3 client talking to it."""
+
+    endpoint: str
+    client: Any
+    server: Any = field(repr=False)
+
+    def options(self, **extra: Any) -> dict[str, Any]:
+        """Storage options pointing s3fs at this server."""
+        return {"endpoint_url": self.endpoint, **extra}
+
+    def new_bucket(self) -> str:
+        name = f"b-{uuid.uuid4().hex[:16]}"
+        self.client.create_bucket(Bucket=name)
+        return name
+
+    def keys(self, bucket: str, prefix: str = "") -> list[str]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
+
+    def set_auth(self, no_auth_actions: float) -> None:
+        """Moto's documented switch: after `no_auth_actions` more requests, check IAM credentials."""
+        req = urllib.request.Request(
+            f"{self.endpoint}/moto-api/reset-auth", data=str(no_auth_actions).encode(), method="POST",
+            headers={"Content-Type": "text/plain"},  # without it the body is parsed as a form
+        )
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            json.loads(resp.read())
+
+    @contextmanager
+    def auth_enforced(self) -> Iterator[None]:
+        self.set_auth(0)
+        try:
+            yield
+        finally:
+            self.set_auth(float("inf"))
+
+
+def start_moto() -> MotoS3:
+    """Start moto on a free loopback port with fake credentials in the environment."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    os.environ.update(FAKE_ENV)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    return MotoS3(endpoint, client, server)
+
+
+def refused_endpoint() -> str:
+    """A loopback URL where nothing listens (the port is bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+@contextmanager
+def silent_endpoint() -> Iterator[str]:
+    """A loopback server that accepts connections and never answers (a hung store)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        sock.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                continue
+            held.append(conn)
+
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        stop.set()
+        t.join(2)
+        for conn in held:
+            conn.close()
+        sock.close()
