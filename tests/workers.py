@@ -522,8 +522,9 @@ def bad_input_cases(directory: str) -> list[tuple[str, str, Callable[[], Any], t
     from cache_utils.timing import resolve_zone
 
     a_file = os.path.join(directory, "plain_file")
-    with open(a_file, "w") as f:
-        f.write("not a directory")
+    if os.path.isdir(directory):  # (only listing the cases, e.g. for test ids, creates nothing)
+        with open(a_file, "w") as f:
+            f.write("not a directory")
     d = directory
     cases: list[tuple[str, str, Callable[[], Any], type[BaseException], str]] = [
         ("prefix", "save_cache(1, '')", lambda: save_cache(1, "", DAY, d), ValueError, "empty"),
