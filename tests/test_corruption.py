@@ -6,7 +6,6 @@ from __future__ import annotations
 import gzip
 import os
 import pickle
-import random
 import subprocess
 import sys
 import textwrap
@@ -26,7 +25,7 @@ from cache_utils import (
 from cache_utils.storage import LocalStore
 
 from .conftest import TEST_API_KEY
-from .workers import WORKERS
+from .workers import WORKERS, run_bit_rot
 
 GOOD = {"rows": list(range(50)), "name": "yesterday"}
 NOW = "2024-01-15 12:00:00"
@@ -155,34 +154,7 @@ def test_file_vanishing_between_listing_and_opening(tmp_path, monkeypatch):
 
 
 def _bit_rot(tmp_path, signing_key: str | None, flips: int = 300, seed: int = 5) -> dict[str, int]:
-    d = str(tmp_path)
-    original = {"ints": list(range(3000)), "text": "abc" * 300, "floats": [i / 7 for i in range(400)]}
-    older = {"older": True}
-    save_cache(older, "rot", "2024-01-14", d, signing_key=signing_key)
-    path = save_cache(original, "rot", "2024-01-15", d, signing_key=signing_key)
-    with open(path, "rb") as f:
-        pristine = f.read()
-    rng = random.Random(seed)
-    counts = {"same": 0, "detected": 0, "different": 0, "fallback": 0}
-    for _ in range(flips):
-        bit = rng.randrange(len(pristine) * 8)
-        damaged = bytearray(pristine)
-        damaged[bit // 8] ^= 1 << (bit % 8)
-        with open(path, "wb") as f:
-            f.write(damaged)
-        try:
-            data = read_cache("rot", "2024-01-15", d, signing_key=signing_key)
-        except CorruptCacheError:
-            counts["detected"] += 1
-        else:
-            counts["same" if data == original else "different"] += 1
-        hit, _ = load_latest_cache("rot", "2024-01-15", d, signing_key=signing_key)
-        assert hit is not None
-        if hit.data == older:
-            counts["fallback"] += 1
-        elif hit.data != original:
-            counts["different"] += 1
-    return counts
+    return run_bit_rot(str(tmp_path), flips, seed, signing_key)
 
 
 def test_bit_rot_300_flips_never_return_different_data(tmp_path):

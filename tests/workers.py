@@ -252,6 +252,51 @@ def age_temp_files(directory: str, prefix: str | None = None, seconds: float = 7
     return len(entries)
 
 
+# --- 3. bit rot --------------------------------------------------------------------------------
+
+
+def run_bit_rot(
+    directory: str, flips: int = 300, seed: int = 5, signing_key: str | None = None
+) -> dict[str, int]:
+    """Flip `flips` random single bits of a saved file, one at a time, and read it each time.
+
+    `same`: loaded as the exact original (a harmless bit, e.g. the gzip header's MTIME);
+    `detected`: CorruptCacheError from read_cache; `fallback`: load_latest_cache used the older
+    file; `different`: data that differs from what was saved (must stay 0).
+    """
+    from cache_utils import CorruptCacheError, load_latest_cache
+
+    original = {"ints": list(range(3000)), "text": "abc" * 300, "floats": [i / 7 for i in range(400)]}
+    older = {"older": True}
+    save_cache(older, "rot", "2024-01-14", directory, signing_key=signing_key)
+    path = save_cache(original, "rot", "2024-01-15", directory, signing_key=signing_key)
+    with open(path, "rb") as f:
+        pristine = f.read()
+    rng = random.Random(seed)
+    counts = {"flips": flips, "same": 0, "detected": 0, "different": 0, "fallback": 0,
+              "file_bytes": len(pristine)}
+    for _ in range(flips):
+        bit = rng.randrange(len(pristine) * 8)
+        damaged = bytearray(pristine)
+        damaged[bit // 8] ^= 1 << (bit % 8)
+        with open(path, "wb") as f:
+            f.write(damaged)
+        try:
+            data = read_cache("rot", "2024-01-15", directory, signing_key=signing_key)
+        except CorruptCacheError:
+            counts["detected"] += 1
+        else:
+            counts["same" if data == original else "different"] += 1
+        hit, _ = load_latest_cache("rot", "2024-01-15", directory, signing_key=signing_key)
+        if hit is not None and hit.data == older:
+            counts["fallback"] += 1
+        elif hit is None or hit.data != original:
+            counts["different"] += 1
+    with open(path, "wb") as f:
+        f.write(pristine)
+    return counts
+
+
 # --- 2. concurrent writers and readers -------------------------------------------------------
 
 
