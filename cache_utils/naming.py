@@ -22,10 +22,10 @@ def validate_prefix(prefix: object) -> str:
         raise ValueError("cache prefix must not be empty")
     bad = sorted(_FORBIDDEN.intersection(prefix))
     if bad or ".." in prefix or prefix.startswith(".") or os.sep in prefix:
-        what = f"characters {''.join(bad)!r}" if bad else "'..' or a leading '.'"
+        what = f"characters {''.join(bad)!r} are" if bad else "'..' or a leading '.' is"
         raise ValueError(
-            f"invalid cache prefix {prefix!r}: it must not contain path separators, glob "
-            f"characters (* ? [ ]), NUL, {what} is not allowed"
+            f"invalid cache prefix {prefix!r}: {what} not allowed (no path separators, "
+            f"glob characters * ? [ ], NUL, '..' or leading '.')"
         )
     return prefix
 
