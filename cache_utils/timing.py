@@ -81,9 +81,14 @@ def at_time(day: dt.date, cb_time: dt.time, zone: dt.tzinfo | None) -> dt.dateti
 
 def _end_of_gap(naive: dt.datetime, zone: dt.tzinfo) -> dt.datetime:
     """The instant the clocks jumped forward over `naive` (a wall time that does not exist)."""
-    # The two readings of the missing wall time bracket the transition instant.
+    # Read the missing wall time with the offsets in force a day before and a day after: the two
+    # instants bracket the transition. (Not fold=0/1: dateutil zones give both the same offset.)
+    day = dt.timedelta(days=1)
     lo, hi = sorted(
-        naive.replace(tzinfo=zone, fold=f).astimezone(_UTC) for f in (0, 1)
+        (naive - ((naive + shift).replace(tzinfo=zone).utcoffset() or dt.timedelta(0))).replace(
+            tzinfo=_UTC
+        )
+        for shift in (-day, day)
     )
     before = lo.astimezone(zone).utcoffset()
     while hi - lo > dt.timedelta(seconds=1):

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pytest
+from dateutil import tz as dateutil_tz
 from freezegun import freeze_time
 
 from cache_utils import (
@@ -477,3 +478,15 @@ def test_load_latest_cache_on_or_before(tmp_path: Path) -> None:
     assert hit is not None and hit.data == {"day": "2024-01-10"}  # never March's data
     hit, _ = load_latest_cache("sales", "2024-01-01", str(tmp_path))
     assert hit is None
+
+
+@pytest.mark.parametrize("make_zone", [ZoneInfo, dateutil_tz.gettz], ids=["zoneinfo", "dateutil"])
+def test_dst_rule_with_other_tzinfo_implementations(make_zone: object) -> None:
+    ny = make_zone("America/New_York")  # type: ignore[operator]
+    gap = at_time(dt.date(2024, 3, 10), dt.time(2, 30), ny)
+    assert gap.astimezone(UTC) == dt.datetime(2024, 3, 10, 7, 0, tzinfo=UTC)  # 03:00 EDT
+    twice = at_time(dt.date(2024, 11, 3), dt.time(1, 30), ny)
+    assert twice.astimezone(UTC) == dt.datetime(2024, 11, 3, 6, 30, tzinfo=UTC)  # the later 01:30
+    howe = make_zone("Australia/Lord_Howe")  # type: ignore[operator]
+    half_hour_gap = at_time(dt.date(2024, 10, 6), dt.time(2, 15), howe)  # 02:00 -> 02:30
+    assert half_hour_gap.astimezone(UTC) == dt.datetime(2024, 10, 5, 15, 30, tzinfo=UTC)
