@@ -114,9 +114,17 @@ def test_eight_threads_random_operations():
 
 
 def test_reader_not_blocked_while_a_huge_value_is_copied():
-    result = measure_reader_latency(items=200_000)
-    assert result["reader_gets"] > 10, result
-    assert result["reader_max_seconds"] < result["copy_seconds"] / 5, result
+    # On a loaded machine the OS may deschedule the copier while it holds the GIL, which stalls
+    # the reader whatever the locking; so up to 3 attempts. Copying under the lock (the control
+    # below) gives a ratio near 1 on every attempt.
+    results = []
+    for _ in range(3):
+        result = measure_reader_latency(items=200_000)
+        assert result["reader_gets"] > 10, result
+        results.append(result)
+        if result["reader_max_seconds"] < result["copy_seconds"] / 5:
+            break
+    assert results[-1]["reader_max_seconds"] < results[-1]["copy_seconds"] / 5, results
 
 
 def test_latency_check_would_catch_a_copy_under_the_lock():
