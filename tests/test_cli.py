@@ -137,6 +137,8 @@ def test_help(entry: str, tmp_path: Path) -> None:
         (["prune", "sales", "--keep", "-1"], EXIT_USAGE, "-1"),
         (["prune", "sales"], EXIT_USAGE, "--keep"),
         (["ls", "data/sales_20240115.pkl.gz"], EXIT_ERROR, "not a directory"),
+        (["ls", "--storage-options", "{not json"], EXIT_USAGE, "{not json"),
+        (["ls", "--storage-options", "[1]"], EXIT_USAGE, "JSON object"),
         (["frobnicate"], EXIT_USAGE, "frobnicate"),
         ([], EXIT_USAGE, "COMMAND"),
     ],
