@@ -1,0 +1,106 @@
+"""The example code location through the real tools: `dagster definitions validate`, `make demo`'s
+CLI materializations, and a `dagster-webserver` launching the refresh job over GraphQL."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from cache_utils import read_cache
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def env_for(tmp_path: Path) -> dict[str, str]:
+    home = tmp_path / "dagster_home"
+    home.mkdir(exist_ok=True)
+    # Runs start at once (no daemon needed), and no telemetry from tests.
+    (home / "dagster.yaml").write_text(
+        "run_coordinator:\n  module: dagster._core.run_coordinator\n  class: DefaultRunCoordinator\n"
+        "telemetry:\n  enabled: false\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPSGENIE_", "DAGSTER_", "CACHE_"))}
+    env.update(DAGSTER_HOME=str(home), CACHE_DIR=str(tmp_path / "data"), CACHE_TZ="UTC",
+               PYTHONPATH=str(ROOT))
+    return env
+
+
+def test_definitions_validate(tmp_path: Path) -> None:
+    proc = subprocess.run([str(BIN / "dagster"), "definitions", "validate"], cwd=ROOT, env=env_for(tmp_path),
+                          capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Validation successful for code location dated_caches" in proc.stdout + proc.stderr
+
+
+def test_make_demo_materializes_today_with_the_cli_and_lists_files(tmp_path: Path) -> None:
+    work = tmp_path / "cwd"
+    work.mkdir()
+    proc = subprocess.run([sys.executable, "-m", "definitions.demo"], cwd=work, env=env_for(tmp_path),
+                          capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    names = sorted(p.name for p in (tmp_path / "data").iterdir())
+    assert [n.rsplit("_", 1)[0] for n in names] == ["exchange_rates", "sales_data", "sales_summary"]
+    assert len({n.rsplit("_", 1)[1] for n in names}) == 1  # all for the same day
+    listing = proc.stdout[proc.stdout.index("cache-utils ls"):]
+    for prefix in ("exchange_rates", "sales_data", "sales_summary"):
+        assert prefix in listing
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def webserver(tmp_path: Path):
+    port = free_port()
+    log = (tmp_path / "webserver.log").open("w")
+    proc = subprocess.Popen(
+        [str(BIN / "dagster-webserver"), "-m", "definitions", "-h", "127.0.0.1", "-p", str(port)],
+        cwd=ROOT, env=env_for(tmp_path), stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        yield port, proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=30)
+        log.close()
+
+
+def test_webserver_launches_refresh_job_over_graphql(tmp_path: Path, webserver: tuple) -> None:
+    from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
+
+    port, proc = webserver
+    client = DagsterGraphQLClient("127.0.0.1", port_number=port, timeout=30)
+    deadline = time.monotonic() + 150  # generous: only proves it does not hang
+    run_id = None
+    while run_id is None:
+        assert proc.poll() is None, (tmp_path / "webserver.log").read_text()[-3000:]
+        try:
+            run_id = client.submit_job_execution("refresh_sales", tags={"dagster/partition": "2024-01-15"})
+        except DagsterGraphQLClientError as e:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"webserver never accepted the run: {e}") from e
+            time.sleep(1)
+    status = None
+    while status not in ("SUCCESS", "FAILURE", "CANCELED"):
+        assert time.monotonic() < deadline, f"run {run_id} still {status}"
+        time.sleep(1)
+        status = client.get_run_status(run_id).value
+    assert status == "SUCCESS", (tmp_path / "webserver.log").read_text()[-3000:]
+    frame = read_cache("sales_data", "2024-01-15", str(tmp_path / "data"))
+    assert isinstance(frame, pd.DataFrame)
+    assert set(frame["date"]) == {"2024-01-15"}
+    summary = read_cache("sales_summary", "2024-01-15", str(tmp_path / "data"))
+    assert summary["units"].iloc[0] == frame["units"].sum()
