@@ -327,3 +327,15 @@ def test_io_manager_files_are_what_load_cache_reads(tmp_path: Path) -> None:
         data, next_cb = load_cache("sales_data", "06:00", str(tmp_path), tz="UTC")
     assert data == [1, 2]
     assert next_cb == dt.datetime(2024, 6, 2, 6, 0, tzinfo=cache_utils.timing.resolve_zone("UTC"))
+
+
+def test_url_directory_goes_through_cache_utils_storage() -> None:
+    pytest.importorskip("cache_utils.remote")
+    io = DatedCacheIOManager(directory="memory://dagster-cache-test", storage_options={})
+    ctx = dg.build_output_context(asset_key="remote", partition_key="2024-01-15", asset_partitions_def=DAILY)
+    io.handle_output(ctx, frame())
+    meta = ctx.get_logged_metadata()
+    assert meta["path"].path.endswith("dagster-cache-test/remote_20240115.pkl.gz")
+    assert meta["dagster_cache/size_bytes"].value > 0
+    ctx = dg.build_input_context(asset_key="remote", partition_key="2024-01-16", asset_partitions_def=DAILY)
+    pd.testing.assert_frame_equal(io.load_input(ctx), frame())  # fell back to the 15th
