@@ -28,10 +28,18 @@ def copy_value(value: Any) -> Any:
     kind = type(value)
     if kind in _IMMUTABLE:
         return value
-    if kind is dict:
-        return {k: copy_value(v) for k, v in value.items()}
+    if kind is dict:  # copy at C speed, then replace only the values that are not immutable
+        out = value.copy()
+        for k, v in out.items():
+            if type(v) not in _IMMUTABLE:
+                out[k] = copy_value(v)  # replacing a value while iterating is allowed
+        return out
     if kind is list:
-        return [copy_value(v) for v in value]
+        out = value.copy()
+        for i, v in enumerate(out):
+            if type(v) not in _IMMUTABLE:
+                out[i] = copy_value(v)
+        return out
     if kind is tuple:
         items = tuple(copy_value(v) for v in value)
         return value if all(a is b for a, b in zip(items, value)) else items
@@ -77,10 +85,17 @@ class InMemoryCache:
     @classmethod
     def get(cls, prefix_keys: KeyPart, *keys: Hashable, default_copy: bool = True) -> Any:
         """The value stored under the key, a copy by default; None when missing."""
-        key = normalize_key(prefix_keys, keys)
-        with cls._lock:
-            value = cls._cache_data.get(key)
-        return copy_value(value) if default_copy else value
+        # The hot path: a str prefix needs no normalizing; a bad key is explained on failure.
+        key = (prefix_keys,) + keys if type(prefix_keys) is str else normalize_key(prefix_keys, keys)
+        try:
+            with cls._lock:
+                value = cls._cache_data.get(key)
+        except TypeError:
+            normalize_key(prefix_keys, keys)  # raises the clear error for an unhashable part
+            raise
+        if default_copy and type(value) not in _IMMUTABLE:
+            return copy_value(value)
+        return value
 
     @classmethod
     def get_many(
@@ -110,10 +125,14 @@ class InMemoryCache:
     @classmethod
     def put(cls, data: Any, prefix_keys: KeyPart, *keys: Hashable) -> None:
         """Store a copy of `data` under the key."""
-        key = normalize_key(prefix_keys, keys)
-        value = copy_value(data)
-        with cls._lock:
-            cls._cache_data[key] = value
+        key = (prefix_keys,) + keys if type(prefix_keys) is str else normalize_key(prefix_keys, keys)
+        value = data if type(data) in _IMMUTABLE else copy_value(data)
+        try:
+            with cls._lock:
+                cls._cache_data[key] = value
+        except TypeError:
+            normalize_key(prefix_keys, keys)  # raises the clear error for an unhashable part
+            raise
 
     @classmethod
     def put_many(cls, data_dict: Mapping[Hashable, Any], prefix_keys: KeyPart) -> None:
