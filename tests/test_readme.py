@@ -84,7 +84,10 @@ def test_readme_section_runs(
         if block.skipped:
             continue
         try:
-            exec(compile(block.code, f"README.md:{block.line}", "exec"), namespace)  # noqa: S102
+            # dont_inherit: this module's `from __future__ import annotations` must not leak into
+            # the examples (it turns Dagster's context annotations into strings it rejects).
+            code = compile(block.code, f"README.md:{block.line}", "exec", dont_inherit=True)
+            exec(code, namespace)  # noqa: S102
         except BaseException as e:
             out = capsys.readouterr()
             raise AssertionError(
