@@ -43,6 +43,22 @@ def job_partitions_def(job: Any, partitions_def: Any) -> dg.TimeWindowPartitions
     return pdef
 
 
+def partitions_at_tick(
+    context: Any, known: dg.TimeWindowPartitionsDefinition | None, job_name: str | None
+) -> dg.TimeWindowPartitionsDefinition | None:
+    """The partitions to request at a tick: known at build time, else the resolved job's own
+    (asset jobs infer them from their assets, so only the repository knows)."""
+    if known is not None or job_name is None:
+        return known
+    try:
+        repository = context.repository_def
+    except dg.DagsterInvariantViolationError:  # a context built without a repository
+        return None
+    if repository is None or not repository.has_job(job_name):
+        return None
+    return job_partitions_def(repository.get_job(job_name), None)
+
+
 def partition_key_for(pdef: dg.TimeWindowPartitionsDefinition, day: dt.date) -> str:
     """The key of the partition whose window starts on `day` (in the partitions' own format)."""
     return dt.datetime.combine(day, dt.time()).strftime(pdef.fmt)
@@ -89,9 +105,9 @@ def build_cache_refresh_schedule(
         day = when.astimezone(tz).date()
         if todays_file_exists(prefix, day, directory, storage_options):
             return SkipReason(f"{prefix} cache for {day.isoformat()} already exists in {directory}")
-        return refresh_request(prefix, day, pdef, tags=tags)
+        return refresh_request(prefix, day, partitions_at_tick(context, pdef, schedule.job_name), tags=tags)
 
-    return ScheduleDefinition(
+    schedule = ScheduleDefinition(
         name=name or f"refresh_{prefix}_schedule",
         cron_schedule=cron_for(cb),
         execution_timezone=timezone,
@@ -101,3 +117,4 @@ def build_cache_refresh_schedule(
         default_status=default_status,
         description=description or f"Refreshes the {prefix} cache daily at {cb:%H:%M} {timezone}.",
     )
+    return schedule

@@ -20,7 +20,7 @@ from cache_utils.timing import (
 )
 
 from .dates import zone
-from .schedules import job_partitions_def, refresh_request, todays_file_exists
+from .schedules import job_partitions_def, partitions_at_tick, refresh_request, todays_file_exists
 
 
 def build_cache_refresh_sensor(
@@ -66,9 +66,10 @@ def build_cache_refresh_sensor(
         context.update_cursor(when.isoformat())
         if now < at_time(day, cb, tz):
             return SkipReason(f"{prefix}: not due before {when.isoformat()}")
-        return refresh_request(prefix, day, pdef, suffix=f":{now:%H%M%S}", tags=tags)
+        request_pdef = partitions_at_tick(context, pdef, sensor.job_name if sensor.has_jobs else None)
+        return refresh_request(prefix, day, request_pdef, suffix=f":{now:%H%M%S}", tags=tags)
 
-    return SensorDefinition(
+    sensor = SensorDefinition(
         name=name or f"refresh_{prefix}_sensor",
         evaluation_fn=evaluate,
         minimum_interval_seconds=minimum_interval_seconds,
@@ -78,3 +79,4 @@ def build_cache_refresh_sensor(
         description=f"Retries the {prefix} refresh every {interval} after {cb:%H:%M} {timezone} "
         "until today's file exists.",
     )
+    return sensor

@@ -71,7 +71,7 @@ def memory_cache_job() -> None:
 
 
 refresh_sales = dg.define_asset_job(
-    "refresh_sales", selection=[sales_data, sales_summary], partitions_def=daily,
+    "refresh_sales", selection=[sales_data, sales_summary],
     description="Refreshes today's sales caches.",
 )
 

@@ -9,7 +9,12 @@ import pytest
 from dagster._core.remote_representation.external_data import RepositorySnap
 
 from cache_utils import InMemoryCache
-from dagster_cache import InMemoryCacheResource, OpsGenieResource, make_opsgenie_on_run_failure_sensor
+from dagster_cache import (
+    DatedCacheIOManager,
+    InMemoryCacheResource,
+    OpsGenieResource,
+    make_opsgenie_on_run_failure_sensor,
+)
 
 from .conftest import TEST_API_KEY
 from .opsgenie_fake import FakeOpsGenie
@@ -203,3 +208,11 @@ def test_failure_sensor_uses_the_bound_resource() -> None:
         ctx = failure_context(instance, sensor, resources={"opsgenie": res})
         sensor(ctx)
         assert og.open_aliases() == {"dagster_cache:run_failure:failing_job"}
+
+
+@pytest.mark.parametrize("cls", [DatedCacheIOManager, InMemoryCacheResource, OpsGenieResource])
+def test_every_config_field_has_a_description(cls: type) -> None:
+    missing = [name for name, field in cls.model_fields.items() if not field.description]
+    assert missing == []
+    schema = cls.to_config_schema().as_field().config_type  # what the Dagster UI renders
+    assert all(f.description for f in schema.fields.values())

@@ -28,7 +28,7 @@ def rates() -> int:
     return 1
 
 
-refresh_job = dg.define_asset_job("refresh_job", selection=[sales_data], partitions_def=DAILY)
+refresh_job = dg.define_asset_job("refresh_job", selection=[sales_data])  # partitions inferred
 rates_job = dg.define_asset_job("rates_job", selection=[rates])
 
 
@@ -68,7 +68,7 @@ def test_schedule_for_an_unpartitioned_job_and_a_compact_key_format(tmp_path: Pa
     def x() -> int:
         return 1
 
-    job = dg.define_asset_job("compact_job", selection=[x], partitions_def=compact)
+    job = dg.define_asset_job("compact_job", selection=[x])
     schedule = build_cache_refresh_schedule(prefix="x", cb_time="01:00", job=job, directory=str(tmp_path))
     defs = dg.Definitions(assets=[x], jobs=[job], schedules=[schedule])
     ctx = dg.build_schedule_context(scheduled_execution_time=dt.datetime(2024, 2, 1, 1, tzinfo=dt.UTC),
@@ -78,9 +78,9 @@ def test_schedule_for_an_unpartitioned_job_and_a_compact_key_format(tmp_path: Pa
 
 def test_schedule_refuses_partitions_without_todays_partition(tmp_path: Path) -> None:
     closed = dg.DailyPartitionsDefinition(start_date="2024-01-01")
-    job = dg.define_asset_job("closed_job", selection=[sales_data], partitions_def=closed)
     with pytest.raises(dg.DagsterInvalidDefinitionError, match="end_offset=1"):
-        build_cache_refresh_schedule(prefix="sales_data", cb_time="06:30", job=job)
+        build_cache_refresh_schedule(prefix="sales_data", cb_time="06:30", job=refresh_job,
+                                     partitions_def=closed)
 
 
 @pytest.mark.parametrize("bad", [{"cb_time": "25:00"}, {"timezone": "Nowhere/City"}, {"prefix": "a/b"}])
