@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -114,3 +115,50 @@ def silent_endpoint() -> Iterator[str]:
         for conn in held:
             conn.close()
         sock.close()
+
+
+@contextmanager
+def stalling_proxy(endpoint: str, stall_on: bytes) -> Iterator[str]:
+    """A TCP proxy to `endpoint` that forwards everything until a request containing `stall_on`
+    passes, then forwards nothing more on that connection (a store that hangs mid-way)."""
+    host, port = endpoint.removeprefix("http://").split(":")
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    listener.settimeout(0.2)
+    stop = threading.Event()
+    conns: list[socket.socket] = []
+
+    def pump(src: socket.socket, dst: socket.socket, watch: bool) -> None:
+        with contextlib.suppress(OSError):
+            while not stop.is_set():
+                data = src.recv(65536)
+                if not data:
+                    break
+                if watch and stall_on in data:
+                    stop.wait()  # swallow the request: the client waits for an answer that never comes
+                    break
+                dst.sendall(data)
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                continue
+            upstream = socket.create_connection((host, int(port)))
+            conns.extend([client, upstream])
+            threading.Thread(target=pump, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=pump, args=(upstream, client, False), daemon=True).start()
+
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        t.join(2)
+        for c in conns:
+            with contextlib.suppress(OSError):
+                c.close()
+        listener.close()

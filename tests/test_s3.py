@@ -33,7 +33,7 @@ from cache_utils import (
 from cache_utils.remote import DEFAULT_S3_CONFIG, FsspecStore, effective_options
 from cache_utils.storage import LocalStore, get_store
 
-from .s3_server import MotoS3, refused_endpoint, silent_endpoint
+from .s3_server import MotoS3, refused_endpoint, silent_endpoint, stalling_proxy
 
 pytest_plugins = ["tests.s3_fixtures"]  # the moto_s3 / s3 / bucket fixtures
 
@@ -450,3 +450,26 @@ def test_wrong_credentials_are_access_denied(s3: MotoS3, bucket: str) -> None:
                 assert "access denied" in str(error) and url in str(error), (what, str(error))
                 assert took < 20
     assert s3.keys(bucket) == ["c/p_20240101.pkl.gz"]
+
+
+@pytest.mark.parametrize("signing_key", [None, "k1"])
+def test_store_hanging_mid_read_is_an_error_not_corruption(
+    s3: MotoS3, bucket: str, signing_key: str | None
+) -> None:
+    """The object's HEAD succeeds, then its GET never answers: a TimeoutError naming the file, not a
+    'corrupt file' skipped in favour of older data."""
+    url = f"s3://{bucket}/c"
+    save_cache("older", "p", "2024-01-01", url, signing_key=signing_key, storage_options=s3.options())
+    save_cache("newer", "p", "2024-01-02", url, signing_key=signing_key, storage_options=s3.options())
+    with stalling_proxy(s3.endpoint, f"GET /{bucket}/c/p_20240102".encode()) as endpoint:
+        opts = {"endpoint_url": endpoint,
+                "config_kwargs": {"read_timeout": 1, "retries": {"max_attempts": 1}}}
+        assert get_latest_cache_filename("p", url, storage_options=opts) == f"{url}/p_20240102.pkl.gz"
+        error, took = _timed(lambda: load_latest_cache("p", "2024-01-02", url, signing_key=signing_key,
+                                                       storage_options=opts))
+        assert isinstance(error, TimeoutError), repr(error)
+        assert "p_20240102.pkl.gz" in str(error)
+        assert took < 20
+        error, _ = _timed(lambda: read_cache("p", "2024-01-02", url, signing_key=signing_key,
+                                             storage_options=opts))
+        assert isinstance(error, TimeoutError), repr(error)
