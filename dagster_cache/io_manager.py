@@ -237,24 +237,34 @@ class DatedCacheIOManager(ConfigurableIOManager):
         pdef = context.asset_partitions_def
         values: dict[str, Any] = {}
         loaded: dict[str, Loaded] = {}
+        single = len(keys) == 1
         for key in keys:
             prefix, day = partition_file(pdef, key, base)
-            value, used = self._load_day(context, prefix, day, allow_missing, f"partition {key}")
+            value, used = self._load_day(context, prefix, day, allow_missing, f"partition {key}",
+                                         alert_stale=single)
             if used is not None:
                 values[key] = value
                 loaded[key] = used
-        if len(keys) == 1 and keys[0] in loaded:
+        if single and keys[0] in loaded:
             context.add_input_metadata(_input_metadata(loaded[keys[0]]))
         elif loaded:
             stale = {k: u.date.isoformat() for k, u in loaded.items() if u.stale_days}
             context.log.info(f"loaded {len(loaded)} of {len(keys)} partitions of {base}; "
                              f"filled from earlier files: {stale or 'none'}")
+            if stale:  # one alert for the range, not one per day
+                self._alert(context, Alert(
+                    f"stale cache data for {base!r}: {len(stale)} of {len(keys)} days"[:130],
+                    default_alias(base), f"partitions filled from earlier files: {stale}",
+                    self._priority(), details={"prefix": base, "stale_partitions": str(len(stale))},
+                    source="dagster_cache",
+                ))
         if as_dict:
             return values
         return values.get(keys[0])
 
     def _load_day(
-        self, context: InputContext, prefix: str, day: dt.date, allow_missing: bool, what: str
+        self, context: InputContext, prefix: str, day: dt.date, allow_missing: bool, what: str,
+        alert_stale: bool = True,
     ) -> tuple[Any, Loaded | None]:
         """The data for `day` (falling back to the newest earlier file when enabled)."""
         expected = cache_filename(prefix, day, directory=self.directory)
@@ -280,12 +290,12 @@ class DatedCacheIOManager(ConfigurableIOManager):
             message = (f"{what}: {expected} is missing; using {hit.path} from "
                        f"{hit.date.isoformat()} ({used.stale_days} day(s) stale)")
             context.log.warning(message)
-            self._alert(context, Alert(
-                f"stale cache data for {prefix!r}"[:130], default_alias(prefix), message,
-                self._priority(), details={"prefix": prefix, "wanted": day.isoformat(),
-                                           "used": hit.path, "age_days": str(used.stale_days)},
-                source="dagster_cache",
-            ))
+            if alert_stale:
+                details = {"prefix": prefix, "wanted": day.isoformat(), "used": hit.path,
+                           "age_days": str(used.stale_days)}
+                self._alert(context, Alert(f"stale cache data for {prefix!r}"[:130], default_alias(prefix),
+                                           message, self._priority(), details=details,
+                                           source="dagster_cache"))
         return hit.data, used
 
     def _missing(

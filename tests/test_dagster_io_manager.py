@@ -339,3 +339,37 @@ def test_url_directory_goes_through_cache_utils_storage() -> None:
     assert meta["dagster_cache/size_bytes"].value > 0
     ctx = dg.build_input_context(asset_key="remote", partition_key="2024-01-16", asset_partitions_def=DAILY)
     pd.testing.assert_frame_equal(io.load_input(ctx), frame())  # fell back to the 15th
+
+
+def test_range_fallback_sends_one_alert_for_the_range(tmp_path: Path) -> None:
+    with FakeOpsGenie() as og:
+        io = manager(tmp_path, opsgenie=OpsGenieResource(api_key=TEST_API_KEY, api_url=og.url, timeout=3))
+        save_cache(1, "s", "2024-01-01", str(tmp_path))
+        days = dg.PartitionKeyRange("2024-01-01", "2024-01-05")
+        ctx = dg.build_input_context(asset_key="s", asset_partitions_def=DAILY,
+                                     asset_partition_key_range=days)
+        assert io.load_input(ctx) == {f"2024-01-0{d}": 1 for d in range(1, 6)}
+        assert len(og.creates()) == 1
+        assert og.creates()[0].body["details"]["stale_partitions"] == "4"
+
+
+@dg.op
+def make_numbers() -> list[int]:
+    return [1, 2, 3]
+
+
+@dg.op
+def total(numbers: list[int]) -> int:
+    return sum(numbers)
+
+
+@dg.job
+def numbers_job() -> None:
+    total(make_numbers())
+
+
+def test_op_outputs_are_dated_files_too(tmp_path: Path) -> None:
+    tags = {SCHEDULED_EXECUTION_TIME_TAG: "2024-05-01T06:00:00+00:00"}
+    result = numbers_job.execute_in_process(resources={"io_manager": manager(tmp_path)}, tags=tags)
+    assert result.output_for_node("total") == 6
+    assert files(tmp_path) == ["make_numbers__result_20240501.pkl.gz", "total__result_20240501.pkl.gz"]
