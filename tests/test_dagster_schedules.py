@@ -153,3 +153,20 @@ def test_next_schedule_tick_equals_load_cache_next_callback(tmp_path: Path, zone
     next_tick = next(t for t in times if t.timestamp() > now.timestamp())
     assert next_tick == next_cb, (next_tick.isoformat(), next_cb.isoformat())
     assert next_tick.astimezone(tz).date() == day + dt.timedelta(days=1)
+
+
+def test_schedule_and_sensor_accept_an_asset_selection_target(tmp_path: Path) -> None:
+    schedule = build_cache_refresh_schedule(prefix="sales_data", cb_time="06:30", target=[sales_data],
+                                            directory=str(tmp_path), timezone="Europe/London")
+    sensor = build_cache_refresh_sensor(prefix="sales_data", cb_time="06:30", target=[sales_data],
+                                        directory=str(tmp_path), timezone="Europe/London")
+    defs = dg.Definitions(assets=[sales_data], schedules=[schedule], sensors=[sensor])
+    repository = defs.get_repository_def()
+    tick = dt.datetime(2024, 5, 2, 6, 30, tzinfo=LONDON)
+    ctx = dg.build_schedule_context(scheduled_execution_time=tick, repository_def=repository)
+    assert schedule.evaluate_tick(ctx).run_requests[0].partition_key == "2024-05-02"
+    with freeze_time(tick + dt.timedelta(minutes=1)):
+        data = sensor.evaluate_tick(dg.build_sensor_context(repository_def=repository))
+    assert [r.partition_key for r in data.run_requests] == ["2024-05-02"]
+    with pytest.raises(ValueError, match="exactly one of job= or target="):
+        build_cache_refresh_schedule(prefix="p", cb_time="06:30")
