@@ -132,7 +132,8 @@ class FsspecStore:
         self.directory = url
         # file_mode has no meaning on object stores: access is the bucket's policy.
         self.file_mode = file_mode
-        protocol = url.split("://", 1)[0].split("::")[-1].lower()
+        # Chained URLs (simplecache::s3://...) nest options per protocol: left exactly as given.
+        protocol = "" if "::" in url else url.split("://", 1)[0].lower()
         self.options = effective_options(protocol, storage_options)
         with _store_errors(url, "cannot open the store"):
             self.fs, root = fsspec.core.url_to_fs(url, **self.options)
