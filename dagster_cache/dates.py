@@ -97,3 +97,16 @@ def run_date(context: InputContext | OutputContext, tz: dt.tzinfo) -> tuple[dt.d
                 when = when.replace(tzinfo=dt.UTC)
             return when.astimezone(tz).date(), "scheduled execution time"
     return dt.datetime.now(tz).date(), "today"
+
+
+def run_partition_date(context: InputContext) -> dt.date | None:
+    """The (last) day of the run's time partition(s), or None for a run without one."""
+    try:
+        step = context.step_context
+        pdef = step.run_partitions_def
+        if pdef is None or not step.has_partitions:
+            return None
+        key = step.partition_key_range.end
+        return partition_file(pdef, key, "x")[1]
+    except Exception:  # noqa: BLE001 - no step context, or partitions without a time dimension
+        return None

@@ -28,7 +28,7 @@ from cache_utils import (
 from cache_utils.alerts import Alerter
 from cache_utils.storage import is_url
 
-from .dates import CachePartitionError, partition_file, prefix_for, run_date, zone
+from .dates import CachePartitionError, partition_file, prefix_for, run_date, run_partition_date, zone
 from .metadata import frame_metadata
 from .resources import OpsGenieResource
 
@@ -217,7 +217,11 @@ class DatedCacheIOManager(ConfigurableIOManager):
             raise CachePartitionError(f"input {context.name!r} has no asset key and no upstream output")
 
         if not (context.has_asset_key and context.has_asset_partitions):
-            day, why = run_date(context, self._tz())
+            # In a run for a daily partition, never load a file from after that day.
+            day = run_partition_date(context)
+            why = f"the run's partition day {day}"
+            if day is None:
+                day, why = run_date(context, self._tz())
             value, used = self._load_day(context, base, day, allow_missing, why)
             if used is not None:
                 context.add_input_metadata(_input_metadata(used))

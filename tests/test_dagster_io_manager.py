@@ -373,3 +373,22 @@ def test_op_outputs_are_dated_files_too(tmp_path: Path) -> None:
     result = numbers_job.execute_in_process(resources={"io_manager": manager(tmp_path)}, tags=tags)
     assert result.output_for_node("total") == 6
     assert files(tmp_path) == ["make_numbers__result_20240501.pkl.gz", "total__result_20240501.pkl.gz"]
+
+
+@dg.asset
+def fx() -> float:
+    return 1.0
+
+
+@dg.asset(partitions_def=DAILY)
+def converted(fx: float) -> float:
+    return fx * 2
+
+
+def test_unpartitioned_input_in_a_daily_run_never_loads_a_later_day(tmp_path: Path) -> None:
+    save_cache(1.5, "fx", "2024-01-10", str(tmp_path))
+    save_cache(9.0, "fx", "2024-01-20", str(tmp_path))
+    io = manager(tmp_path)
+    assert dg.materialize([fx.to_source_asset(), converted], partition_key="2024-01-15",
+                          resources={"io_manager": io}).success
+    assert read_cache("converted", "2024-01-15", str(tmp_path)) == 3.0
