@@ -170,8 +170,10 @@ def report(
 ) -> str:
     """Print the table (and notes) and write it as markdown unless this is a --quick run."""
     scale = " (--quick: scaled-down sizes, not the real measurement)" if args.quick else ""
+    one, five, fifteen = os.getloadavg()
+    load = f"load average {one:.1f} / {five:.1f} / {fifteen:.1f} (1/5/15 min) at the end"
     text = "\n".join(
-        [f"### {title}{scale}", "", f"Measured on: {machine()}.", "", markdown_table(rows), ""]
+        [f"### {title}{scale}", "", f"Measured on: {machine()}; {load}.", "", markdown_table(rows), ""]
         + [f"- {n}" for n in notes]
     )
     print(text, flush=True)
