@@ -16,6 +16,7 @@ from common import (
     Row,
     RssPeak,
     best,
+    cpu_and_wall,
     mb,
     median,
     parse_args,
@@ -178,6 +179,13 @@ def main() -> None:
                         "pickle.load, uncompressed", secs(t_lraw), t_load / t_lraw, "<= 1.5x",
                         t_load / t_lraw <= 1.5))
         print(f"read: raw {r['raw']}, ours {r['ours']}", flush=True)
+
+        # Whether the helper threads ran beside the main one: CPU time above wall time.
+        for label, fn in (("save_cache", save), ("load_cache", load_today)):
+            cpu, wall = cpu_and_wall(fn)
+            rows.append(Row(f"{label}: CPU time of all its threads", secs(cpu), "its wall time",
+                            secs(wall), cpu / wall, "(info: > 1x = overlapped)"))
+        loaded.clear()
 
         # --- memory ---------------------------------------------------------------------------
         traced = tracemalloc_peak(save)

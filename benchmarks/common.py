@@ -49,6 +49,17 @@ def timings(fn: Callable[[], Any], repeat: int, setup: Callable[[], Any] | None 
     return times
 
 
+def cpu_and_wall(fn: Callable[[], Any]) -> tuple[float, float]:
+    """(CPU seconds of this process, all threads; wall seconds) of one call."""
+    import resource
+
+    gc.collect()
+    before, start = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+    fn()
+    wall, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF)
+    return after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, wall
+
+
 def best(times: list[float]) -> float:
     return min(times)
 
