@@ -35,6 +35,7 @@ stress: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_io.py
 	$(BIN)/python benchmarks/bench_memory_cache.py
+	$(BIN)/python benchmarks/bench_s3.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -196,7 +196,7 @@ def main() -> None:
                         naive[0] / median(latest["crowded"])))
         notes.append("moto runs on loopback in its own process; the client (this process) and moto share "
                      "the machine's 2 cores. Most of a listing's time is moto's (compare the plain boto3 "
-                     "row): about the same per page with or without the other objects. The library asks "
+                     "row, which grows by the same factor as the library's). The library asks "
                      "for and receives only the prefix's keys, however many others share the directory; "
                      f"listing the directory instead would fetch {(mine_n + others_n) // mine_n}x the keys.")
         notes.append(f"local frame file: {mb(size)}; uploads use {UPLOAD_CHUNKSIZE // 2**20} MiB parts, "
