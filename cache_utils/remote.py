@@ -161,16 +161,26 @@ class FsspecStore:
         rest = full[len(head):]
         return rest if rest and "/" not in rest else None
 
-    def _list_prefix(self, prefix: str) -> list[str]:
-        """Names directly in the directory that start with `prefix`, by a server-side prefix listing
-        where the file system has one (s3fs, gcsfs), else by listing the directory."""
+    def _list_prefix(self, prefix: str) -> list[Entry]:
+        """Files directly in the directory whose names start with `prefix`, by a server-side prefix
+        listing where the file system has one (s3fs, gcsfs), else by listing the directory."""
         self.fs.invalidate_cache(self.root)
         finder = getattr(self.fs, "_find", None) or self.fs.find
-        if self._object_store and _accepts(finder, "prefix"):
-            found = self.fs.find(self.root, maxdepth=1, prefix=prefix, detail=True)
-            return [n for full, info in found.items()
-                    if info.get("type") == "file" and (n := self._base(full)) is not None]
-        return [e.name for e in self._ls() if e.name.startswith(prefix)]
+        if not (self._object_store and _accepts(finder, "prefix")):
+            return [e for e in self._ls() if e.name.startswith(prefix)]
+        found = self.fs.find(self.root, maxdepth=1, prefix=prefix, detail=True)
+        return [Entry(name, int(info.get("size") or 0), _mtime(info)) for full, info in found.items()
+                if info.get("type") == "file" and (name := self._base(full)) is not None]
+
+    def prefix_entries(self, start: str) -> list[Entry]:
+        """Files whose names start with `start`, without listing the rest of the directory."""
+        try:
+            with _store_errors(self.directory, f"cannot list {start}*"):
+                return self._list_prefix(start)
+        except FileNotFoundError:
+            if self._object_store:  # a prefix listing finds nothing rather than failing: no bucket
+                raise
+            return []
 
     def _ls(self) -> list[Entry]:
         self.fs.invalidate_cache(self.root)
@@ -199,14 +209,8 @@ class FsspecStore:
 
     def stamps(self, prefix: str, on_or_before: str | None = None) -> list[str]:
         """Stamps of objects named exactly `<prefix>_<YYYYMMDD>.pkl.gz`, newest first."""
-        try:
-            with _store_errors(self.directory, f"cannot list {prefix!r} caches"):
-                names = self._list_prefix(prefix + "_")
-        except FileNotFoundError:
-            if self._object_store:  # a prefix listing finds nothing rather than failing: no bucket
-                raise
-            return []
-        return _candidate_stamps(iter(names), prefix, on_or_before)
+        names = (e.name for e in self.prefix_entries(prefix + "_"))
+        return _candidate_stamps(names, prefix, on_or_before)
 
     def entries(self) -> Iterator[Entry]:
         with _store_errors(self.directory, "cannot list caches"):

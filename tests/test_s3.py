@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -10,6 +11,7 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -65,8 +67,9 @@ def spool_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return d
 
 
-def count_list_calls(store: FsspecStore) -> list[dict[str, Any]]:
-    """Record every ListObjectsV2 the store's S3 client sends: its Prefix and how many keys came back."""
+@contextlib.contextmanager
+def count_list_calls(store: FsspecStore) -> Iterator[list[dict[str, Any]]]:
+    """Record every ListObjectsV2 the store's S3 client sends: its Prefix and the keys that came back."""
     calls: list[dict[str, Any]] = []
     events = store.fs.s3.meta.events
 
@@ -78,7 +81,11 @@ def count_list_calls(store: FsspecStore) -> list[dict[str, Any]]:
 
     events.register("before-parameter-build.s3.ListObjectsV2", before)
     events.register("after-call.s3.ListObjectsV2", after)
-    return calls
+    try:
+        yield calls
+    finally:  # the client is shared by every store with the same options
+        events.unregister("before-parameter-build.s3.ListObjectsV2", before)
+        events.unregister("after-call.s3.ListObjectsV2", after)
 
 
 # ---------------------------------------------------------------- save, list, latest, read
@@ -87,6 +94,7 @@ def count_list_calls(store: FsspecStore) -> list[dict[str, Any]]:
 def test_get_store_dispatch(tmp_path: Path) -> None:
     assert isinstance(get_store(f"file://{tmp_path}"), LocalStore)
     assert get_store(f"file://{tmp_path}").directory == str(tmp_path)
+    assert cache_utils.cache_filename("p", "2024-01-02", directory="s3://b/c") == "s3://b/c/p_20240102.pkl.gz"
     assert isinstance(get_store(str(tmp_path)), LocalStore)
     assert isinstance(get_store("memory://x"), FsspecStore)
 
@@ -147,18 +155,17 @@ def test_prefix_listing_never_lists_other_prefixes(s3: MotoS3, bucket: str) -> N
     for i in range(40):  # other datasets in the same directory and elsewhere in the bucket
         s3.client.put_object(Bucket=bucket, Key=f"caches/other{i}_20240301.pkl.gz", Body=b"")
         s3.client.put_object(Bucket=bucket, Key=f"elsewhere/mine_2024030{i % 9 + 1}.pkl.gz", Body=b"")
-    store = get_store(url, opts)
-    calls = count_list_calls(store)
-
-    assert get_latest_cache_filename("mine", url, storage_options=opts) == f"{url}/mine_20240302.pkl.gz"
-    hit, _ = load_latest_cache("mine", "2024-03-05", url, storage_options=opts)
-    assert hit is not None and hit.data == "2024-03-02"
-    assert prune("mine", 5, url, storage_options=opts) == []
+    with count_list_calls(get_store(url, opts)) as calls:
+        assert get_latest_cache_filename("mine", url, storage_options=opts) == f"{url}/mine_20240302.pkl.gz"
+        hit, _ = load_latest_cache("mine", "2024-03-05", url, storage_options=opts)
+        assert hit is not None and hit.data == "2024-03-02"
+        assert prune("mine", 5, url, storage_options=opts) == []
+        assert [c.date.day for c in list_caches(url, "mine", storage_options=opts)] == [1, 2]
 
     # one prefix listing per call (s3fs also probes "is today's missing name a directory?" with a
     # one-key listing under that name); no listing ever returns another dataset's keys
     listings = [c for c in calls if c["Prefix"] == "caches/mine_"]
-    assert len(listings) == 3, calls
+    assert len(listings) == 4, calls
     for call in listings:
         assert call["Delimiter"] == "/"
         assert call["keys"] == ["caches/mine_20240301.pkl.gz", "caches/mine_20240302.pkl.gz"]
