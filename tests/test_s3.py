@@ -451,6 +451,8 @@ def test_wrong_credentials_are_access_denied(s3: MotoS3, bucket: str) -> None:
                 lambda opts=opts: get_latest_cache_filename("p", url, storage_options=opts),
                 lambda opts=opts: save_cache(2, "p", "2024-01-02", url, storage_options=opts),
                 lambda opts=opts: read_cache("p", "2024-01-01", url, storage_options=opts),
+                lambda opts=opts: load_cache("p", "08:00", url, allow_no_data=True, tz="UTC",
+                                             storage_options=opts, alerter=RecordingAlerter()),
             ):
                 error, took = _timed(fn)
                 assert isinstance(error, PermissionError), (what, repr(error))
