@@ -19,6 +19,7 @@ import pickle
 import queue
 import struct
 import threading
+import time
 from typing import IO, Any
 
 from isal import igzip, isal_zlib
@@ -103,6 +104,10 @@ class _GzipWriter:
             if len(self._pending) >= _BATCH:
                 self._submit(self._pending)
                 self._pending = bytearray()
+        if self._thread is not None:
+            # Hand the GIL to the helper now if it waits for it (between two deflate calls), not
+            # at the interpreter's next forced switch 5 ms later: that wait would undo the overlap.
+            time.sleep(0)
         return n
 
     def _submit(self, chunk: Any) -> None:
@@ -300,7 +305,7 @@ def _open_gzip(fileobj: IO[bytes]) -> IO[bytes]:
         remaining = 0
     if remaining < 4 * _BATCH:
         return igzip.IGzipFile(fileobj=fileobj, mode="rb")
-    return io.BufferedReader(_InflatingReader(fileobj), buffer_size=_BATCH)
+    return io.BufferedReader(_InflatingReader(fileobj), buffer_size=_BATCH // 4)
 
 
 class _InflatingReader(io.RawIOBase):
@@ -340,6 +345,7 @@ class _InflatingReader(io.RawIOBase):
         return True
 
     def readinto(self, buffer: Any) -> int:
+        time.sleep(0)  # let the helper take the GIL between two inflate calls (see _GzipWriter.write)
         if not self._chunk:
             if self._done:
                 return 0
