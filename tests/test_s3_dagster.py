@@ -44,7 +44,7 @@ def caches_job() -> dg.JobDefinition:
     opts = json.loads(os.environ[OPTS_ENV])
     defs = dg.Definitions(
         assets=pair("local") + pair("s3"),
-        jobs=[dg.define_asset_job("caches", partitions_def=DAILY)],
+        jobs=[dg.define_asset_job("caches")],  # partitioned like its assets
         resources={
             "local_io": DatedCacheIOManager(directory=os.environ[LOCAL_ENV]),
             "s3_io": DatedCacheIOManager(directory=os.environ[S3_ENV], storage_options=opts),
