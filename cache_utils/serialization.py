@@ -67,10 +67,14 @@ def coerce_key(key: str | bytes | None) -> bytes | None:
     raise TypeError(f"signing key must be str or bytes, got {type(key).__name__}")
 
 
-# Data moves between the pickling thread and the ISA-L helper thread in batches of about 1 MiB;
-# a few batches in flight keep both cores busy while bounding the extra memory to a few MiB.
-_BATCH = 1 << 20
-_IN_FLIGHT = 3
+# Data moves between the (un)pickling thread and the ISA-L helper thread in batches. The helper
+# needs the GIL between two ISA-L calls, and the C pickler holds it for a millisecond or more at a
+# time on string columns, so every hand-over costs a wait: larger batches mean fewer waits and
+# more overlap. Extra memory stays bounded: `_IN_FLIGHT` batches, whatever the object's size.
+_BATCH = 1 << 20  # reads, and the smallest file worth a helper thread
+_WRITE_BATCH = 8 << 20
+_IN_FLIGHT = 2
+_READ_IN_FLIGHT = 8
 
 
 class _GzipWriter:
@@ -94,14 +98,14 @@ class _GzipWriter:
     def write(self, data: Any) -> int:
         view = data.raw() if type(data) is pickle.PickleBuffer else memoryview(data)
         n = view.nbytes
-        if n >= _BATCH:  # a large buffer (a numpy column): pass it on without copying
+        if n >= _WRITE_BATCH:  # a large buffer (a numpy column): pass it on without copying
             if self._pending:
                 self._submit(self._pending)
                 self._pending = bytearray()
             self._submit(view)
         else:  # pickle frames are small: gather them (copied, so the caller may reuse its buffer)
             self._pending += view
-            if len(self._pending) >= _BATCH:
+            if len(self._pending) >= _WRITE_BATCH:
                 self._submit(self._pending)
                 self._pending = bytearray()
         if self._thread is not None:
@@ -313,7 +317,7 @@ class _InflatingReader(io.RawIOBase):
     inflating overlap. Errors of the stream (bad CRC or length, truncation) surface on read."""
 
     def __init__(self, fileobj: IO[bytes]) -> None:
-        self._queue: queue.Queue[Any] = queue.Queue(_IN_FLIGHT)
+        self._queue: queue.Queue[Any] = queue.Queue(_READ_IN_FLIGHT)
         self._chunk = memoryview(b"")
         self._done = False
         self._stopping = threading.Event()

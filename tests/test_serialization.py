@@ -1,0 +1,98 @@
+"""The serializer's large-object paths: deflate and inflate on helper threads, same format."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import pickle
+import threading
+
+import pytest
+
+from cache_utils import CorruptCacheError, GzipPickleSerializer, read_cache, save_cache
+from cache_utils import serialization as ser
+
+
+def big_value() -> dict:
+    """Several write batches of both kinds: big zero-copy buffers and many small pickle frames."""
+    rng = bytes(range(256))
+    return {
+        "noise": os.urandom(3 * ser._WRITE_BATCH),  # incompressible: the file stays large
+        "words": [f"w{i}-{rng[i % 256]}" for i in range(400_000)],  # many small frames
+        "tail": os.urandom(ser._WRITE_BATCH // 3),
+    }
+
+
+@pytest.fixture(scope="module")
+def value() -> dict:
+    return big_value()
+
+
+def dump(value: object, key: bytes | None = None) -> bytes:
+    buf = io.BytesIO()
+    GzipPickleSerializer(signing_key=key).dump(value, buf, "x_20240101.pkl.gz")
+    return buf.getvalue()
+
+
+def load(data: bytes, key: bytes | None = None) -> object:
+    return GzipPickleSerializer(signing_key=key).load(io.BytesIO(data), "x_20240101.pkl.gz")
+
+
+def test_large_round_trip_is_standard_gzip(value: dict) -> None:
+    data = dump(value)
+    assert len(data) > 4 * ser._BATCH  # large enough for the inflating helper thread
+    assert load(data) == value
+    assert pickle.loads(gzip.decompress(data)) == value  # any gzip reader agrees
+
+
+@pytest.mark.parametrize("key", [None, b"k"])
+def test_large_damage_is_detected(value: dict, key: bytes | None) -> None:
+    data = dump(value, key)
+    middle = len(data) // 2
+    flipped = bytearray(data)
+    flipped[middle] ^= 0x10
+    for damaged in (data[:middle], bytes(flipped), data + b"garbage!", data[:-4] + b"\0\0\0\0"):
+        with pytest.raises(CorruptCacheError):
+            load(damaged, key)
+
+
+def test_signed_large_file_verifies(value: dict) -> None:
+    data = dump(value, b"secret")
+    assert load(data, b"secret") == value
+    with pytest.raises(CorruptCacheError, match="signature"):
+        load(data, b"other")
+
+
+class Exploding:
+    """Pickles fine until it is reached, after several batches were already handed over."""
+
+    def __reduce__(self) -> tuple:
+        raise RuntimeError("boom while pickling")
+
+
+def test_error_midway_stops_helper_and_keeps_previous_file(tmp_path, value: dict) -> None:
+    save_cache({"v": 1}, "p", "2024-01-01", tmp_path)
+    before = threading.active_count()
+    with pytest.raises(RuntimeError, match="boom"):
+        save_cache({**value, "z": Exploding()}, "p", "2024-01-01", tmp_path)
+    assert threading.active_count() == before  # the deflate thread was stopped
+    assert read_cache("p", "2024-01-01", tmp_path) == {"v": 1}
+    assert sorted(os.listdir(tmp_path)) == ["p_20240101.pkl.gz"]  # no temp file left
+
+
+def test_unpickling_error_midway_stops_inflater(value: dict) -> None:
+    data = dump({**value, "bad": Unloadable()})
+    before = threading.active_count()
+    with pytest.raises(CorruptCacheError):
+        load(data)
+    assert threading.active_count() == before
+
+
+class Unloadable:
+    def __reduce__(self) -> tuple:
+        return (_fail, ())
+
+
+def _fail() -> None:
+    raise pickle.UnpicklingError("cannot rebuild")
