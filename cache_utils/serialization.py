@@ -309,16 +309,18 @@ def _open_gzip(fileobj: IO[bytes]) -> IO[bytes]:
         remaining = 0
     if remaining < 4 * _BATCH:
         return igzip.IGzipFile(fileobj=fileobj, mode="rb")
-    return io.BufferedReader(_InflatingReader(fileobj), buffer_size=_BATCH // 4)
+    return _InflatingReader(fileobj)
 
 
-class _InflatingReader(io.RawIOBase):
+class _InflatingReader(io.BufferedIOBase):
     """Decompresses a gzip stream on a helper thread (ISA-L releases the GIL), so unpickling and
-    inflating overlap. Errors of the stream (bad CRC or length, truncation) surface on read."""
+    inflating overlap. Serves the unpickler straight from the inflated chunks (no second buffer).
+    Errors of the stream (bad CRC or length, truncation) surface on read."""
 
     def __init__(self, fileobj: IO[bytes]) -> None:
         self._queue: queue.Queue[Any] = queue.Queue(_READ_IN_FLIGHT)
-        self._chunk = memoryview(b"")
+        self._buf = b""
+        self._pos = 0
         self._done = False
         self._stopping = threading.Event()
         self._thread = threading.Thread(
@@ -345,26 +347,65 @@ class _InflatingReader(io.RawIOBase):
             except queue.Full:
                 continue
 
+    def _fill(self) -> int:
+        """Bytes left in the current chunk, fetching the next one when it is used up; 0 at the end."""
+        left = len(self._buf) - self._pos
+        if left or self._done:
+            return left
+        time.sleep(0)  # let the helper take the GIL between two inflate calls (see _GzipWriter.write)
+        item = self._queue.get()
+        if isinstance(item, BaseException):
+            self._done = True
+            raise item
+        if not item:
+            self._done = True
+            return 0
+        self._buf, self._pos = item, 0
+        return len(item)
+
+    def _take(self, n: int) -> bytes:
+        data = self._buf[self._pos : self._pos + n]
+        self._pos += len(data)
+        return data
+
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
-        time.sleep(0)  # let the helper take the GIL between two inflate calls (see _GzipWriter.write)
-        if not self._chunk:
-            if self._done:
-                return 0
-            item = self._queue.get()
-            if isinstance(item, BaseException):
-                self._done = True
-                raise item
-            if not item:
-                self._done = True
-                return 0
-            self._chunk = memoryview(item)
-        n = min(len(buffer), len(self._chunk))
-        buffer[:n] = self._chunk[:n]
-        self._chunk = self._chunk[n:]
-        return n
+        """Fill `buffer` completely unless the stream ends first (the unpickler expects that)."""
+        out = memoryview(buffer).cast("B")
+        filled = 0
+        while filled < len(out) and (left := self._fill()):
+            n = min(len(out) - filled, left)
+            out[filled : filled + n] = memoryview(self._buf)[self._pos : self._pos + n]
+            self._pos += n
+            filled += n
+        return filled
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            parts = []
+            while left := self._fill():
+                parts.append(self._take(left))
+            return b"".join(parts)
+        if self._fill() >= size:  # the common case: one slice of the current chunk
+            return self._take(size)
+        buf = bytearray(size)
+        return bytes(buf[: self.readinto(buf)])
+
+    read1 = read
+
+    def peek(self, size: int = 0) -> bytes:
+        return self._buf[self._pos : self._pos + max(size, 1)] if self._fill() else b""
+
+    def readline(self, size: int | None = -1) -> bytes:
+        parts = []
+        while left := self._fill():
+            end = self._buf.find(b"\n", self._pos)
+            parts.append(self._take(left if end < 0 else end + 1 - self._pos))
+            if end >= 0:
+                break
+        return b"".join(parts)
 
     def close(self) -> None:
         if not self.closed:

@@ -96,3 +96,17 @@ class Unloadable:
 
 def _fail() -> None:
     raise pickle.UnpicklingError("cannot rebuild")
+
+
+@pytest.mark.parametrize("protocol", [0, 2, 4])
+def test_large_files_of_older_protocols_load(tmp_path, protocol: int) -> None:
+    """Protocols 0-3 read opcodes line by line (readline), newer ones in frames (read/readinto)."""
+    import datetime as dt
+
+    value = {"blob": os.urandom(5 * ser._BATCH), "when": [dt.date(2024, 1, d) for d in range(1, 29)],
+             "text": "line\nbreaks\n" * 1000}
+    path = tmp_path / "old_20240101.pkl.gz"
+    with gzip.open(path, "wb", compresslevel=1) as f:
+        pickle.dump(value, f, protocol=protocol)
+    assert path.stat().st_size > 4 * ser._BATCH  # the threaded reader is used
+    assert read_cache("old", "2024-01-01", tmp_path) == value
