@@ -10,7 +10,6 @@ and `pickle.load(gzip.open(...))`; the signature is checked before decompressing
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import io
@@ -22,7 +21,7 @@ import threading
 import time
 from typing import IO, Any
 
-from isal import igzip, isal_zlib
+from isal import igzip, igzip_threaded, isal_zlib
 
 from .errors import CorruptCacheError
 
@@ -71,10 +70,10 @@ def coerce_key(key: str | bytes | None) -> bytes | None:
 # needs the GIL between two ISA-L calls, and the C pickler holds it for a millisecond or more at a
 # time on string columns, so every hand-over costs a wait: larger batches mean fewer waits and
 # more overlap. Extra memory stays bounded: `_IN_FLIGHT` batches, whatever the object's size.
-_BATCH = 1 << 20  # reads, and the smallest file worth a helper thread
+_BATCH = 1 << 20  # a file smaller than 4 of these is read without a helper thread
 _WRITE_BATCH = 8 << 20
 _IN_FLIGHT = 2
-_READ_IN_FLIGHT = 8
+_READ_BLOCK = 4 << 20  # inflated bytes per hand-over from ISA-L's threaded reader (2 in flight)
 
 
 class _GzipWriter:
@@ -300,7 +299,7 @@ def _load_verified(fileobj: IO[bytes], unpickler: type) -> Any:
 
 
 def _open_gzip(fileobj: IO[bytes]) -> IO[bytes]:
-    """A reader of the decompressed stream: inflating on a helper thread for large files."""
+    """A reader of the decompressed stream; large files inflate on ISA-L's reader thread."""
     try:
         here = fileobj.tell()
         remaining = fileobj.seek(0, os.SEEK_END) - here
@@ -309,112 +308,7 @@ def _open_gzip(fileobj: IO[bytes]) -> IO[bytes]:
         remaining = 0
     if remaining < 4 * _BATCH:
         return igzip.IGzipFile(fileobj=fileobj, mode="rb")
-    return _InflatingReader(fileobj)
-
-
-class _InflatingReader(io.BufferedIOBase):
-    """Decompresses a gzip stream on a helper thread (ISA-L releases the GIL), so unpickling and
-    inflating overlap. Serves the unpickler straight from the inflated chunks (no second buffer).
-    Errors of the stream (bad CRC or length, truncation) surface on read."""
-
-    def __init__(self, fileobj: IO[bytes]) -> None:
-        self._queue: queue.Queue[Any] = queue.Queue(_READ_IN_FLIGHT)
-        self._buf = b""
-        self._pos = 0
-        self._done = False
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(
-            target=self._work, args=(fileobj,), name="cache_utils-inflate", daemon=True
-        )
-        self._thread.start()
-
-    def _work(self, fileobj: IO[bytes]) -> None:
-        try:
-            with igzip.IGzipFile(fileobj=fileobj, mode="rb") as gz:
-                while not self._stopping.is_set():
-                    chunk = gz.read(_BATCH)
-                    self._put(chunk)
-                    if not chunk:
-                        return
-        except BaseException as e:
-            self._put(e)
-
-    def _put(self, item: Any) -> None:
-        while not self._stopping.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
-
-    def _fill(self) -> int:
-        """Bytes left in the current chunk, fetching the next one when it is used up; 0 at the end."""
-        left = len(self._buf) - self._pos
-        if left or self._done:
-            return left
-        time.sleep(0)  # let the helper take the GIL between two inflate calls (see _GzipWriter.write)
-        item = self._queue.get()
-        if isinstance(item, BaseException):
-            self._done = True
-            raise item
-        if not item:
-            self._done = True
-            return 0
-        self._buf, self._pos = item, 0
-        return len(item)
-
-    def _take(self, n: int) -> bytes:
-        data = self._buf[self._pos : self._pos + n]
-        self._pos += len(data)
-        return data
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        """Fill `buffer` completely unless the stream ends first (the unpickler expects that)."""
-        out = memoryview(buffer).cast("B")
-        filled = 0
-        while filled < len(out) and (left := self._fill()):
-            n = min(len(out) - filled, left)
-            out[filled : filled + n] = memoryview(self._buf)[self._pos : self._pos + n]
-            self._pos += n
-            filled += n
-        return filled
-
-    def read(self, size: int | None = -1) -> bytes:
-        if size is None or size < 0:
-            parts = []
-            while left := self._fill():
-                parts.append(self._take(left))
-            return b"".join(parts)
-        if self._fill() >= size:  # the common case: one slice of the current chunk
-            return self._take(size)
-        buf = bytearray(size)
-        return bytes(buf[: self.readinto(buf)])
-
-    read1 = read
-
-    def peek(self, size: int = 0) -> bytes:
-        return self._buf[self._pos : self._pos + max(size, 1)] if self._fill() else b""
-
-    def readline(self, size: int | None = -1) -> bytes:
-        parts = []
-        while left := self._fill():
-            end = self._buf.find(b"\n", self._pos)
-            parts.append(self._take(left if end < 0 else end + 1 - self._pos))
-            if end >= 0:
-                break
-        return b"".join(parts)
-
-    def close(self) -> None:
-        if not self.closed:
-            self._stopping.set()
-            while self._thread.is_alive():  # unblock a helper waiting to hand over a chunk
-                with contextlib.suppress(queue.Empty):
-                    self._queue.get(timeout=0.05)
-            self._thread.join()
-        super().close()
+    return igzip_threaded.open(fileobj, "rb", threads=1, block_size=_READ_BLOCK)
 
 
 def _pandas_compat_unpickler() -> type | None:
