@@ -12,7 +12,8 @@ from typing import Any
 
 from . import __version__
 from .errors import CacheError
-from .files import CacheFile, cache_dates, list_caches, prune, read_cache
+from .files import CacheFile, list_caches, prune, read_cache
+from .loading import load_latest_cache
 from .naming import to_date
 from .storage import is_url
 
@@ -95,14 +96,18 @@ def describe(value: Any, head: int = 5) -> str:
 def cmd_show(args: argparse.Namespace) -> int:
     options = _storage_options(args.storage_options)
     day = args.date
-    if day is None:  # the newest file, as load_cache would use it
-        dates = cache_dates(args.prefix, args.directory, to_date(None), storage_options=options)
-        if not dates:
-            print(f"cache-utils: not found: no {args.prefix} files in {args.directory}", file=sys.stderr)
+    if day is None:  # the newest good file up to today, as load_cache would use it
+        hit, skipped = load_latest_cache(args.prefix, None, args.directory, storage_options=options)
+        for s in skipped:
+            print(f"cache-utils: skipped corrupt file {s.path}: {s.reason}", file=sys.stderr)
+        if hit is None:
+            print(f"cache-utils: not found: no usable {args.prefix} file in {args.directory}",
+                  file=sys.stderr)
             return EXIT_NOT_FOUND
-        day = dates[0]
-        print(f"{args.prefix} {day.isoformat()}")
-    value = read_cache(args.prefix, day, args.directory, storage_options=options)
+        print(f"{args.prefix} {hit.date.isoformat()}")
+        value = hit.data
+    else:
+        value = read_cache(args.prefix, day, args.directory, storage_options=options)
     print(describe(value, args.head))
     return EXIT_OK
 

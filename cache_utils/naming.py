@@ -52,6 +52,8 @@ def to_date(the_date: DateLike = None, tz: dt.tzinfo | None = None) -> dt.date:
 
 def _parse_date_string(text: str) -> dt.date:
     stripped = text.strip()
+    if "\0" in stripped or ".." in stripped or "\\" in stripped:  # dateutil would skip them
+        raise ValueError(f"could not parse date {text!r}: it holds NUL, '..' or a backslash")
     if len(stripped) == _DATE_DIGITS and stripped.isdigit():
         try:
             return dt.datetime.strptime(stripped, DATE_FORMAT).date()

@@ -89,6 +89,18 @@ def test_show_defaults_to_the_newest_file(caches: Path) -> None:
     assert "apple" in result.stdout and "fig" not in result.stdout  # --head 1
 
 
+def test_show_without_date_skips_a_corrupt_newest_file(
+    caches: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    newest = caches / "data" / "sales_20240115.pkl.gz"
+    newest.write_bytes(newest.read_bytes()[:40])  # truncated
+    with freeze_time("2024-01-16 09:00:00"):
+        assert main(["show", "sales", "--dir", str(caches / "data")]) == EXIT_OK
+    out, err = capsys.readouterr()
+    assert out.startswith("sales 2024-01-14\n") and "'count': int: 2" in out
+    assert "skipped corrupt file" in err and "sales_20240115.pkl.gz" in err
+
+
 def test_show_with_dir_and_date_formats(caches: Path) -> None:
     for date in ("2024-01-14", "20240114", "14 Jan 2024"):
         result = run("module", "show", "sales", "--date", date, "--dir", str(caches / "data"), cwd=caches)
