@@ -291,8 +291,9 @@ class DatedCacheIOManager(ConfigurableIOManager):
                                  f"earlier {prefix} file in {self.directory!r}", None)
         used = Loaded(hit.path, hit.date, day)
         if used.stale_days > 0:
-            message = (f"{what}: {expected} is missing; using {hit.path} from "
-                       f"{hit.date.isoformat()} ({used.stale_days} day(s) stale)")
+            corrupt = any(os.path.basename(s.path) == os.path.basename(expected) for s in skipped)
+            message = (f"{what}: {expected} {'is corrupt' if corrupt else 'is missing'}; using "
+                       f"{hit.path} from {hit.date.isoformat()} ({used.stale_days} day(s) stale)")
             context.log.warning(message)
             if alert_stale:
                 details = {"prefix": prefix, "wanted": day.isoformat(), "used": hit.path,

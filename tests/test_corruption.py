@@ -200,3 +200,4 @@ def test_io_manager_skips_corrupt_partition_file_and_alerts(tmp_path, opsgenie):
     assert manager.load_input(context) == GOOD
     creates = opsgenie.creates()
     assert len(creates) == 1 and creates[0].body["alias"] == "cache_utils:prices"
+    assert f"{TODAY} is corrupt" in creates[0].body["description"]
