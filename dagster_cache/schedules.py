@@ -43,6 +43,19 @@ def job_partitions_def(job: Any, partitions_def: Any) -> dg.TimeWindowPartitions
     return pdef
 
 
+def refresh_arguments(
+    builder: str, prefix: str, cb_time: TimeType, timezone: str, job: Any, target: Any,
+    partitions_def: dg.TimeWindowPartitionsDefinition | None,
+) -> tuple[dt.time, dt.tzinfo, dg.TimeWindowPartitionsDefinition | None]:
+    """The checked arguments the refresh schedule and sensor share: (cb_time, zone, partitions)."""
+    validate_prefix(prefix)
+    cb = parse_cb_time(cb_time)
+    tz = zone(timezone)
+    if (job is None) == (target is None):
+        raise ValueError(f"{builder} needs exactly one of job= or target=")
+    return cb, tz, job_partitions_def(job if job is not None else target, partitions_def)
+
+
 def partitions_at_tick(
     context: Any, known: dg.TimeWindowPartitionsDefinition | None, job_name: str | None
 ) -> dg.TimeWindowPartitionsDefinition | None:
@@ -93,12 +106,9 @@ def build_cache_refresh_schedule(
 ) -> ScheduleDefinition:
     """A daily schedule at cb_time in `timezone` that skips when today's file already exists and
     otherwise requests the refresh (for today's partition when the job is daily-partitioned)."""
-    validate_prefix(prefix)
-    cb = parse_cb_time(cb_time)
-    tz = zone(timezone)
-    if (job is None) == (target is None):
-        raise ValueError("build_cache_refresh_schedule needs exactly one of job= or target=")
-    pdef = job_partitions_def(job if job is not None else target, partitions_def)
+    cb, tz, pdef = refresh_arguments(
+        "build_cache_refresh_schedule", prefix, cb_time, timezone, job, target, partitions_def
+    )
 
     def evaluate(context: dg.ScheduleEvaluationContext) -> RunRequest | SkipReason:
         when = context.scheduled_execution_time or dt.datetime.now(tz)

@@ -9,18 +9,15 @@ from typing import Any
 import dagster as dg
 from dagster import DefaultSensorStatus, RunRequest, SensorDefinition, SkipReason
 
-from cache_utils.naming import validate_prefix
 from cache_utils.timing import (
     DEFAULT_RETRY_INTERVAL,
     TimeType,
     at_time,
     coerce_interval,
     next_callback,
-    parse_cb_time,
 )
 
-from .dates import zone
-from .schedules import job_partitions_def, partitions_at_tick, refresh_request, todays_file_exists
+from .schedules import partitions_at_tick, refresh_arguments, refresh_request, todays_file_exists
 
 
 def build_cache_refresh_sensor(
@@ -44,13 +41,10 @@ def build_cache_refresh_sensor(
     The cursor is `cache_utils.next_callback` (what `load_cache` returns as its next callback):
     the sensor does nothing before it, and stops for the day once today's file exists.
     """
-    validate_prefix(prefix)
-    cb = parse_cb_time(cb_time)
-    tz = zone(timezone)
+    cb, tz, pdef = refresh_arguments(
+        "build_cache_refresh_sensor", prefix, cb_time, timezone, job, target, partitions_def
+    )
     interval = coerce_interval(retry_interval)
-    if (job is None) == (target is None):
-        raise ValueError("build_cache_refresh_sensor needs exactly one of job= or target=")
-    pdef = job_partitions_def(job if job is not None else target, partitions_def)
 
     def evaluate(context: dg.SensorEvaluationContext) -> RunRequest | SkipReason:
         now = dt.datetime.now(tz)
