@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import calendar
 import contextlib
+import errno
 import os
 import re
 import tempfile
@@ -141,17 +142,6 @@ class LocalStore:
     def path(self, name: str) -> str:
         return join(self.directory, name)
 
-    def _scandir(self) -> Iterator[os.DirEntry[str]]:
-        try:
-            with os.scandir(self.directory or ".") as it:
-                yield from it
-        except FileNotFoundError:
-            return
-        except NotADirectoryError as e:
-            raise NotADirectoryError(
-                e.errno, f"cache directory {self.directory!r} is not a directory"
-            ) from e
-
     def stamps(self, prefix: str, on_or_before: str | None = None) -> list[str]:
         """Stamps of regular files named `<prefix>_<YYYYMMDD>.pkl.gz`, newest first."""
         head = prefix + "_"  # cheap name test first: is_file only for the few candidates
@@ -171,7 +161,7 @@ class LocalStore:
             ) from e
 
     def entries(self) -> Iterator[Entry]:
-        for e in self._scandir():
+        for e in self._listing():
             with contextlib.suppress(FileNotFoundError):
                 if e.is_file():
                     st = e.stat()
@@ -190,7 +180,7 @@ class LocalStore:
             os.makedirs(directory, exist_ok=True)
         except FileExistsError as e:
             raise NotADirectoryError(
-                e.errno, f"cache directory {directory!r} exists and is not a directory"
+                errno.ENOTDIR, f"cache directory {directory!r} exists and is not a directory"
             ) from e
         final = self.path(name)
         fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=TEMP_SUFFIX, dir=directory)
@@ -213,7 +203,7 @@ class LocalStore:
 
     def temp_entries(self, prefix: str | None = None) -> list[Entry]:
         found = []
-        for e in self._scandir():
+        for e in self._listing():
             if is_temp_name(e.name, prefix):
                 with contextlib.suppress(FileNotFoundError):
                     st = e.stat()
