@@ -135,8 +135,8 @@ def list_caches(
 
 
 def _cache_files(store: Store, prefix: str | None) -> Iterator[CacheFile]:
-    by_prefix = getattr(store, "prefix_entries", None)  # object stores: list `<prefix>_*` only
-    for entry in by_prefix(prefix + "_") if prefix is not None and by_prefix else store.entries():
+    # Object stores list `<prefix>_*` alone, not the whole directory.
+    for entry in store.entries() if prefix is None else store.prefix_entries(prefix + "_"):
         parsed = parse_file_name(entry.name, prefix)
         if parsed is not None:
             yield CacheFile(parsed[0], parsed[1], store.path(entry.name), entry.size)

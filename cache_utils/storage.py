@@ -37,6 +37,7 @@ class Store(Protocol):
     def path(self, name: str) -> str: ...
     def stamps(self, prefix: str, on_or_before: str | None = None) -> list[str]: ...
     def entries(self) -> Iterator[Entry]: ...
+    def prefix_entries(self, start: str) -> list[Entry]: ...
     def open_read(self, name: str) -> IO[bytes]: ...
     def write_atomic(self, name: str, write: Callable[[IO[bytes]], None]) -> None: ...
     def remove(self, name: str) -> None: ...
@@ -161,11 +162,18 @@ class LocalStore:
             ) from e
 
     def entries(self) -> Iterator[Entry]:
+        return iter(self.prefix_entries(""))
+
+    def prefix_entries(self, start: str) -> list[Entry]:
+        """Files whose names start with `start` (stat only for those)."""
+        found = []
         for e in self._listing():
-            with contextlib.suppress(FileNotFoundError):
-                if e.is_file():
-                    st = e.stat()
-                    yield Entry(e.name, st.st_size, st.st_mtime)
+            if e.name.startswith(start):
+                with contextlib.suppress(FileNotFoundError):  # removed since the listing
+                    if e.is_file():
+                        st = e.stat()
+                        found.append(Entry(e.name, st.st_size, st.st_mtime))
+        return found
 
     def exists(self, name: str) -> bool:
         return os.path.isfile(self.path(name))
