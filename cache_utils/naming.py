@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import re
 
 SUFFIX = ".pkl.gz"
 DATE_FORMAT = "%Y%m%d"
@@ -136,5 +135,3 @@ def stamp_to_date(stamp: str) -> dt.date | None:
     except ValueError:
         return None
 
-
-FILE_NAME_RE = re.compile(r"^(?P<prefix>.+)_(?P<stamp>\d{8})\.pkl\.gz$", re.ASCII)
