@@ -233,7 +233,12 @@ class GzipPickleSerializer:
             mac = _mac(self._key, name)
         writer = _GzipWriter(fileobj, self.level, mac)
         try:
-            pickle.dump(obj, writer, protocol=PROTOCOL)
+            try:
+                pickle.dump(obj, writer, protocol=PROTOCOL)
+            except (pickle.PicklingError, TypeError, AttributeError, RecursionError) as e:
+                # pickle reports a lock or a lambda as TypeError/AttributeError: say what failed.
+                kind = f"{type(obj).__module__}.{type(obj).__qualname__}"
+                raise pickle.PicklingError(f"cannot pickle {kind} for {name}: {_describe(e)}") from e
             writer.finish()
         finally:
             writer.close()

@@ -1,9 +1,10 @@
-"""Which calendar day a Dagster output or input belongs to, and which cache prefix it uses."""
+"""Which cache file a Dagster output or input maps to: its prefix and its calendar day."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import dagster as dg
@@ -19,10 +20,13 @@ try:
 except ImportError:  # pragma: no cover - only if dagster moves the constant
     SCHEDULED_EXECUTION_TIME_TAG = ".dagster/scheduled_execution_time"
 SCHEDULED_TAGS = (SCHEDULED_EXECUTION_TIME_TAG, "dagster/scheduled_execution_time")
+# Dagster names (ops, outputs, mapping keys) match [A-Za-z0-9_]+ and node paths join them with
+# ".", so "@" marks a mapping key unambiguously.
+MAPPING_KEY_MARK = "@"
 
 
 class CachePartitionError(ValueError):
-    """A partition that cannot be mapped to a cache file (static partitions, bad keys)."""
+    """A partition that cannot be mapped to a cache file (static partitions, bad keys, clashes)."""
 
 
 def zone(name: str) -> dt.tzinfo:
@@ -41,6 +45,19 @@ def prefix_for(asset_key: dg.AssetKey, metadata: Mapping[str, Any] | None) -> st
     return validate_prefix("__".join(asset_key.path))
 
 
+def op_output_prefix(
+    step_key: str, output_name: str, mapping_key: str | None, metadata: Mapping[str, Any] | None = None
+) -> str:
+    """`<node>__<output>` (or the output's `cache_prefix` metadata) for an op output. A mapped
+    step's key and a DynamicOutput's mapping key follow as `@<key>`, so every mapped copy and every
+    dynamic output gets a file of its own: `double__result@k`, `emit__result@k`."""
+    node, _, mapped = step_key.partition("[")
+    marks = "".join(MAPPING_KEY_MARK + m for m in (mapped.rstrip("]"), mapping_key) if m)
+    override = (metadata or {}).get(PREFIX_METADATA_KEY)
+    head = f"{node}__{output_name}" if override is None else str(getattr(override, "value", override))
+    return validate_prefix(head + marks)
+
+
 def _time_dimension(partitions_def: dg.PartitionsDefinition) -> tuple[str | None, Any]:
     """(dimension name or None, time-window partitions definition) for a time-based definition."""
     if isinstance(partitions_def, dg.TimeWindowPartitionsDefinition):
@@ -56,26 +73,86 @@ def _time_dimension(partitions_def: dg.PartitionsDefinition) -> tuple[str | None
     )
 
 
+def is_sub_daily(time_def: dg.TimeWindowPartitionsDefinition) -> bool:
+    """Whether windows can start more than once a day (hourly, every 15 minutes, twice a day...):
+    true unless the cron's minute and hour are single numbers."""
+    minute, hour = time_def.cron_schedule.split()[:2]
+    return not (minute.isdigit() and hour.isdigit())
+
+
+def slot(start: dt.datetime) -> str:
+    """The time-of-day part of a sub-daily partition's prefix: `HHMM` of its window's start."""
+    return f"{start.hour:02d}{start.minute:02d}"
+
+
 def partition_file(
     partitions_def: dg.PartitionsDefinition, key: str | dg.MultiPartitionKey, base_prefix: str
 ) -> tuple[str, dt.date]:
-    """(prefix, date) of one partition: its window's start date; other dimensions of a
-    multi-partition join the prefix as `<prefix>__<key>` so they never share a file."""
+    """(prefix, date) of one partition's file, dated by its window's start.
+
+    The other dimension of a multi-partition joins the prefix as `<prefix>__<key>`, and a sub-daily
+    window its start time as `<prefix>__<HHMM>`, so no two partitions ever share a file."""
     dim_name, time_def = _time_dimension(partitions_def)
-    prefix = base_prefix
+    parts = [base_prefix]
     time_key = str(key)
     if dim_name is not None:
         by_dim = key.keys_by_dimension if isinstance(key, dg.MultiPartitionKey) else None
         if by_dim is None:
             by_dim = partitions_def.get_partition_key_from_str(str(key)).keys_by_dimension  # type: ignore[attr-defined]
         time_key = by_dim[dim_name]
-        others = [by_dim[d] for d in sorted(by_dim) if d != dim_name]
-        prefix = validate_prefix("__".join([base_prefix, *others]))
+        parts += [by_dim[d] for d in sorted(by_dim) if d != dim_name]
     try:
         start = time_def.time_window_for_partition_key(time_key).start
     except Exception as e:
         raise CachePartitionError(f"invalid partition key {time_key!r} for {time_def}: {e}") from e
-    return prefix, start.date()
+    if is_sub_daily(time_def):
+        parts.append(slot(start))
+    try:
+        return validate_prefix("__".join(parts)), start.date()
+    except ValueError as e:
+        raise CachePartitionError(f"partition {str(key)!r} cannot name a cache file: {e}") from e
+
+
+def prefix_pattern(
+    base_prefix: str, partitions_def: dg.PartitionsDefinition | None
+) -> re.Pattern[str] | None:
+    """A regex matching every prefix an asset with these partitions writes (None: it writes none)."""
+    if partitions_def is None:
+        return re.compile(re.escape(base_prefix))
+    try:
+        dim_name, time_def = _time_dimension(partitions_def)
+    except CachePartitionError:
+        return None
+    pattern = re.escape(base_prefix)
+    if dim_name is not None:
+        for dim in sorted(partitions_def.partitions_defs, key=lambda d: d.name):  # type: ignore[attr-defined]
+            if dim.name == dim_name:
+                continue
+            if isinstance(dim.partitions_def, dg.StaticPartitionsDefinition):
+                keys = dim.partitions_def.get_partition_keys()
+                pattern += "__(?:" + "|".join(re.escape(k) for k in keys) + ")"
+            else:  # dynamic keys are known only to the instance: assume any
+                pattern += "__.+"
+    if is_sub_daily(time_def):
+        pattern += r"__\d{4}"
+    return re.compile(pattern)
+
+
+def check_no_clash(
+    prefix: str, owner: dg.AssetKey | str, others: Iterable[tuple[dg.AssetKey, str, Any]]
+) -> None:
+    """Refuse `prefix` when another asset (key, base prefix, partitions) can write the same files."""
+    for key, base, pdef in others:
+        if key == owner:
+            continue
+        pattern = prefix_pattern(base, pdef)
+        if pattern is not None and pattern.fullmatch(prefix):
+            mine = f"asset {owner.to_user_string()}" if isinstance(owner, dg.AssetKey) else owner
+            raise CachePartitionError(
+                f"{mine} and asset {key.to_user_string()} would both write cache files named "
+                f"'{prefix}_<YYYYMMDD>.pkl.gz' and overwrite each other: give one of them "
+                f"metadata={{'{PREFIX_METADATA_KEY}': '<another prefix>'}}"
+            )
 
 
 def run_tags(context: InputContext | OutputContext) -> Mapping[str, str]:
@@ -87,7 +164,7 @@ def run_tags(context: InputContext | OutputContext) -> Mapping[str, str]:
 
 
 def run_date(context: InputContext | OutputContext, tz: dt.tzinfo) -> tuple[dt.date, str]:
-    """The day an unpartitioned output belongs to: the schedule tick's date, else today in tz."""
+    """The day of a run without a time partition: the schedule tick's date, else today in tz."""
     tags = run_tags(context)
     for tag in SCHEDULED_TAGS:
         text = tags.get(tag)
@@ -99,14 +176,36 @@ def run_date(context: InputContext | OutputContext, tz: dt.tzinfo) -> tuple[dt.d
     return dt.datetime.now(tz).date(), "today"
 
 
-def run_partition_date(context: InputContext) -> dt.date | None:
-    """The (last) day of the run's time partition(s), or None for a run without one."""
+def run_partition(context: InputContext | OutputContext) -> tuple[Any, str] | None:
+    """(partitions definition, key) of the run's time partition (the last of a range), or None
+    for a run without one (unpartitioned, or static/dynamic partitions only)."""
     try:
         step = context.step_context
         pdef = step.run_partitions_def
-        if pdef is None or not step.has_partitions:
-            return None
-        key = step.partition_key_range.end
-        return partition_file(pdef, key, "x")[1]
-    except Exception:  # noqa: BLE001 - no step context, or partitions without a time dimension
+        has = pdef is not None and step.has_partitions
+    except Exception:  # noqa: BLE001 - no step context: built with build_*_context
         return None
+    if not has:
+        return None
+    try:
+        _time_dimension(pdef)
+    except CachePartitionError:
+        return None
+    return pdef, step.partition_key_range.end
+
+
+def unpartitioned_file(
+    context: InputContext | OutputContext, base_prefix: str, is_asset: bool, tz: dt.tzinfo
+) -> tuple[str, dt.date, str]:
+    """(prefix, day, why) of an unpartitioned output, the same when it is written and read back.
+
+    In a run for a time partition it is that partition's day; an op output also takes the run's
+    other dimension and sub-daily slot, so concurrent runs of one day never share a file.
+    Elsewhere it is the schedule tick's day, else today."""
+    found = run_partition(context)
+    if found is None:
+        day, why = run_date(context, tz)
+        return base_prefix, day, why
+    pdef, key = found
+    prefix, day = partition_file(pdef, key, base_prefix)
+    return (base_prefix if is_asset else prefix), day, f"the run's partition {key}"

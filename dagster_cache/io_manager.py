@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Mapping
+import pickle
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,12 +29,26 @@ from cache_utils import (
 from cache_utils.alerts import Alerter
 from cache_utils.storage import is_url
 
-from .dates import CachePartitionError, partition_file, prefix_for, run_date, run_partition_date, zone
+from .dates import (
+    CachePartitionError,
+    check_no_clash,
+    op_output_prefix,
+    partition_file,
+    prefix_for,
+    unpartitioned_file,
+    zone,
+)
 from .metadata import frame_metadata
 from .resources import OpsGenieResource
 
-ALLOW_MISSING_KEY = "allow_missing_partitions"  # the same input metadata key as UPathIOManager
+# Input metadata keys. The first is UPathIOManager's own; the others override the manager's fields.
+ALLOW_MISSING_KEY = "allow_missing_partitions"
 AS_DICT_KEY = "partitions_as_dict"
+FALLBACK_KEY = "fallback_to_latest"
+FILL_KEY = "fill_missing_partitions"
+# Output metadata key on a consumer's materialization built from a stale (fallback) input.
+STALE_INPUTS_KEY = "dagster_cache/stale_inputs"
+STALE_RUN_TAG = "dagster_cache/stale_inputs"
 
 
 @dataclass(frozen=True)
@@ -43,6 +58,7 @@ class Loaded:
     path: str
     date: dt.date
     wanted: dt.date
+    wanted_corrupt: bool = False  # the wanted day's file exists but was skipped as corrupt
 
     @property
     def stale_days(self) -> int:
@@ -64,8 +80,17 @@ class DatedCacheIOManager(ConfigurableIOManager):
     )
     fallback_to_latest: bool = Field(
         default=True,
-        description="When the wanted day's file is missing, load the newest earlier file (never a "
-        "later one), log a warning and raise a stale-data alert. Off: a missing file is an error.",
+        description="When the wanted day's file of a single-partition or unpartitioned input is "
+        "missing, load the newest earlier file (never a later one), log a warning, record the "
+        "staleness on the consumer and raise a stale-data alert. Off: a missing file is an error. "
+        "An input overrides it with metadata {'fallback_to_latest': bool}.",
+    )
+    fill_missing_partitions: bool = Field(
+        default=False,
+        description="Range (dict) inputs: fill a missing day with the newest earlier file. Off "
+        "(Dagster's rule): a missing day is an error, or skipped with input metadata "
+        "{'allow_missing_partitions': True}. An input overrides it with metadata "
+        "{'fill_missing_partitions': bool}.",
     )
     signing_key: str | None = Field(
         default=None,
@@ -113,22 +138,22 @@ class DatedCacheIOManager(ConfigurableIOManager):
 
     # --- output -----------------------------------------------------------------------------
 
-    def _output_prefix(self, context: OutputContext) -> str:
-        if context.has_asset_key:
-            return prefix_for(context.asset_key, context.definition_metadata)
-        return prefix_for(dg.AssetKey([context.step_key, context.name]), context.definition_metadata)
-
     def _targets(self, context: OutputContext, obj: Any) -> list[tuple[str | None, str, dt.date, Any]]:
         """(partition key, prefix, date, value) for each file this output writes."""
-        base = self._output_prefix(context)
+        if not context.has_asset_key:
+            base = op_output_prefix(context.step_key, context.name, context.mapping_key,
+                                    context.definition_metadata)
+            prefix, day, _why = unpartitioned_file(context, base, False, self._tz())
+            return [(None, prefix, day, obj)]
+        base = prefix_for(context.asset_key, context.definition_metadata)
         if not context.has_asset_partitions:
-            day, _why = run_date(context, self._tz())
-            return [(None, base, day, obj)]
+            prefix, day, _why = unpartitioned_file(context, base, True, self._tz())
+            return [(None, prefix, day, obj)]
         pdef = context.asset_partitions_def
         keys = list(context.asset_partition_keys)
         if len(keys) == 1:
             return [(keys[0], *partition_file(pdef, keys[0], base), obj)]
-        # A single-run backfill: one value per partition, one file per day.
+        # A single-run backfill: one value per partition, one file per partition.
         if not isinstance(obj, Mapping):
             raise CachePartitionError(
                 f"asset {context.asset_key.to_user_string()} ran for {len(keys)} partitions "
@@ -152,41 +177,46 @@ class DatedCacheIOManager(ConfigurableIOManager):
         return found[0] if found else None
 
     def handle_output(self, context: OutputContext, obj: Any) -> None:
-        """Write the output (one file per partition) atomically through `cache_utils.save_cache`."""
-        if obj is None:
-            context.log.info("output is None: no cache file written")
-            context.add_output_metadata({"dagster_cache/written": False,
-                                         "dagster_cache/note": "output was None: nothing written"})
+        """Write the output (one file per partition) atomically through `cache_utils.save_cache`.
+
+        `None` is written like any value, so the consumer receives `None` and never an older
+        day's file; only a `Nothing`-typed output (`-> None`) writes nothing, as in Dagster."""
+        if _is_nothing(context):
             return
         targets = self._targets(context, obj)
+        _check_clashes(context, [prefix for _k, prefix, _d, _v in targets])
         today = dt.datetime.now(self._tz()).date()
         written: list[tuple[str | None, str, dt.date, str, Any]] = []
         for key, prefix, day, value in targets:
-            if value is None:
-                context.log.info(f"partition {key}: value is None, no cache file written")
-                continue
-            path = save_cache(value, prefix, day, self.directory,
-                              signing_key=self.signing_key or None, **self._io())
+            try:
+                path = save_cache(value, prefix, day, self.directory,
+                                  signing_key=self.signing_key or None, **self._io())
+            except pickle.PicklingError as e:
+                raise dg.DagsterInvariantViolationError(
+                    f"Object of type {type(value).__module__}.{type(value).__qualname__} returned by "
+                    f"{_output_name(context)} is not picklable, so it cannot be cached: {e}. Return "
+                    "picklable data, or give this output another io_manager_key."
+                ) from e
             context.log.debug(f"wrote {path}")
             written.append((key, prefix, day, path, value))
             if day >= today:
                 wanted, alerter = self._alerter()
                 if wanted:
                     resolve_alert(default_alias(prefix), f"fresh data written to {path}", alerter)
-        context.add_output_metadata(self._output_metadata(context, written, len(targets)))
+        context.add_output_metadata(self._output_metadata(context, written))
 
-    def _output_metadata(self, context: OutputContext, written: list, n_targets: int) -> dict[str, Any]:
-        if not written:
-            return {"dagster_cache/written": False, "dagster_cache/note": "every value was None"}
+    def _output_metadata(self, context: OutputContext, written: list) -> dict[str, Any]:
         sizes = [self._size(path, prefix, day) for _k, prefix, day, path, _v in written]
         meta: dict[str, Any] = {"dagster_cache/written": True}
-        if len(written) == 1 and n_targets == 1:
+        if len(written) == 1:
             _key, prefix, day, path, value = written[0]
             meta.update({
                 "path": MetadataValue.path(path),
                 "dagster_cache/prefix": prefix,
                 "dagster_cache/date": MetadataValue.text(day.isoformat()),
             })
+            if value is None:
+                meta["dagster_cache/note"] = "output was None: written, so consumers receive None"
             if sizes[0] is not None:
                 meta["dagster_cache/size_bytes"] = MetadataValue.int(sizes[0])
             meta.update(frame_metadata(value, self.preview_rows, context.has_asset_partitions))
@@ -208,115 +238,219 @@ class DatedCacheIOManager(ConfigurableIOManager):
         """A partition's file (newest on or before its day with fallback), a dict for ranges."""
         upstream = context.upstream_output
         upstream_meta = upstream.definition_metadata if upstream is not None else {}
-        allow_missing = bool((context.definition_metadata or {}).get(ALLOW_MISSING_KEY, False))
+        meta = context.definition_metadata or {}
+        allow_missing = bool(meta.get(ALLOW_MISSING_KEY, False))
+        fallback = bool(meta.get(FALLBACK_KEY, self.fallback_to_latest))
         if context.has_asset_key:
             base = prefix_for(context.asset_key, upstream_meta)
         elif upstream is not None:
-            base = prefix_for(dg.AssetKey([upstream.step_key, upstream.name]), upstream_meta)
+            base = op_output_prefix(upstream.step_key, upstream.name, upstream.mapping_key, upstream_meta)
         else:
             raise CachePartitionError(f"input {context.name!r} has no asset key and no upstream output")
 
         if not (context.has_asset_key and context.has_asset_partitions):
-            # In a run for a daily partition, never load a file from after that day.
-            day = run_partition_date(context)
-            why = f"the run's partition day {day}"
-            if day is None:
-                day, why = run_date(context, self._tz())
-            value, used = self._load_day(context, base, day, allow_missing, why)
-            if used is not None:
-                context.add_input_metadata(_input_metadata(used))
-            return value
+            # In a run for a daily partition this is that day: never a file from after it.
+            prefix, day, why = unpartitioned_file(context, base, context.has_asset_key, self._tz())
+            return self._load_one(context, prefix, day, why, fallback, allow_missing)
 
         keys = list(context.asset_partition_keys)
         as_dict = _wants_dict(context, keys)
-        if not keys:  # e.g. the first partition of a self-dependent asset
-            if allow_missing:
-                context.log.info(f"no upstream partition of {base} for this run: loading None")
-                return {} if as_dict else None
-            raise CachePartitionError(
-                f"input {context.name!r} maps to no partition of {context.asset_key.to_user_string()} "
-                f"(the first partition of a self-dependent asset?): set input metadata "
-                f"{{'{ALLOW_MISSING_KEY}': True}} to receive None"
-            )
+        if not keys:  # e.g. the first partition of a self-dependent asset: Dagster gives None
+            context.log.info(f"input {context.name!r}: no partition of "
+                             f"{context.asset_key.to_user_string()} maps to this run; loading None")
+            return None
         pdef = context.asset_partitions_def
+        if len(keys) == 1 and not as_dict:
+            prefix, day = partition_file(pdef, keys[0], base)
+            return self._load_one(context, prefix, day, f"partition {keys[0]}", fallback, allow_missing)
+        fill = bool(meta.get(FILL_KEY, self.fill_missing_partitions))
+        return self._load_range(context, base, pdef, keys, fill, allow_missing)
+
+    def _load_one(
+        self, context: InputContext, prefix: str, day: dt.date, what: str, fallback: bool,
+        allow_missing: bool,
+    ) -> Any:
+        """One file: the wanted day's, else (with fallback) the newest earlier one, recorded as stale."""
+        found = self._read(context, prefix, day, fallback)
+        if found is None:
+            return self._missing(context, prefix, day, allow_missing,
+                                 self._missing_message(prefix, day, what, fallback))
+        value, used = found
+        context.add_input_metadata(_input_metadata(used))
+        if used.stale_days > 0:
+            message = self._stale_message(prefix, used, what)
+            context.log.warning(message)
+            details = {"prefix": prefix, "wanted": day.isoformat(), "used": used.path,
+                       "age_days": str(used.stale_days)}
+            self._alert(context, Alert(f"stale cache data for {prefix!r}"[:130], default_alias(prefix),
+                                       message, self._priority(), details=details, source="dagster_cache"))
+            _record_stale(context, {prefix: used})
+        return value
+
+    def _load_range(
+        self, context: InputContext, base: str, pdef: Any, keys: list[str], fill: bool,
+        allow_missing: bool,
+    ) -> dict[str, Any]:
+        """{partition key: value}. A missing day is an error, skipped with allow_missing, or
+        (fill) taken from the newest earlier file; never silently another day's data."""
         values: dict[str, Any] = {}
-        loaded: dict[str, Loaded] = {}
-        single = len(keys) == 1
+        stale: dict[str, Loaded] = {}
+        missing: list[str] = []
         for key in keys:
             prefix, day = partition_file(pdef, key, base)
-            value, used = self._load_day(context, prefix, day, allow_missing, f"partition {key}",
-                                         alert_stale=single)
-            if used is not None:
-                values[key] = value
-                loaded[key] = used
-        if single and keys[0] in loaded:
-            context.add_input_metadata(_input_metadata(loaded[keys[0]]))
-        elif loaded:
-            stale = {k: u.date.isoformat() for k, u in loaded.items() if u.stale_days}
-            context.log.info(f"loaded {len(loaded)} of {len(keys)} partitions of {base}; "
-                             f"filled from earlier files: {stale or 'none'}")
-            if stale:  # one alert for the range, not one per day
-                self._alert(context, Alert(
-                    f"stale cache data for {base!r}: {len(stale)} of {len(keys)} days"[:130],
-                    default_alias(base), f"partitions filled from earlier files: {stale}",
-                    self._priority(), details={"prefix": base, "stale_partitions": str(len(stale))},
-                    source="dagster_cache",
-                ))
-        if as_dict:
-            return values
-        return values.get(keys[0])
+            found = self._read(context, prefix, day, fill)
+            if found is None:
+                missing.append(key)
+                continue
+            values[key], used = found
+            if used.stale_days:
+                stale[key] = used
+        asset = context.asset_key.to_user_string()
+        if missing:
+            shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            message = (f"{len(missing)} of {len(keys)} partitions of {asset} have no cache file in "
+                       f"{self.directory!r}: {shown}")
+            if not allow_missing:
+                hint = f"set input metadata {{'{ALLOW_MISSING_KEY}': True}} to skip missing days"
+                if not fill:
+                    hint += f", or {{'{FILL_KEY}': True}} to fill each from the newest earlier file"
+                self._alert(context, Alert(f"missing cache data for {base!r}"[:130], default_alias(base),
+                                           message, "P2", details={"prefix": base, "missing": shown},
+                                           source="dagster_cache"))
+                raise CacheNotFoundError(f"{message}; {hint}", prefix=base, directory=self.directory)
+            context.log.warning(f"{message}; skipped because input metadata has {ALLOW_MISSING_KEY}=True")
+        if stale:  # one alert for the range, not one per day
+            filled = {k: u.date.isoformat() for k, u in stale.items()}
+            context.log.warning(f"{len(stale)} of {len(keys)} partitions of {asset} filled from earlier "
+                                f"files ({FILL_KEY}): {filled}")
+            self._alert(context, Alert(
+                f"stale cache data for {base!r}: {len(stale)} of {len(keys)} days"[:130],
+                default_alias(base), f"partitions filled from earlier files: {filled}",
+                self._priority(), details={"prefix": base, "stale_partitions": str(len(stale))},
+                source="dagster_cache",
+            ))
+            _record_stale(context, {f"{base}[{k}]": u for k, u in stale.items()})
+        return values
 
-    def _load_day(
-        self, context: InputContext, prefix: str, day: dt.date, allow_missing: bool, what: str,
-        alert_stale: bool = True,
-    ) -> tuple[Any, Loaded | None]:
-        """The data for `day` (falling back to the newest earlier file when enabled)."""
-        expected = cache_filename(prefix, day, directory=self.directory)
-        if not self.fallback_to_latest:
+    def _read(
+        self, context: InputContext, prefix: str, day: dt.date, fallback: bool
+    ) -> tuple[Any, Loaded] | None:
+        """(value, where it came from) for `day`, the newest earlier file with fallback; None if none."""
+        if not fallback:
+            expected = cache_filename(prefix, day, directory=self.directory)
             try:
                 data = read_cache(prefix, day, self.directory,
                                   signing_key=self.signing_key or None, **self._io())
-            except FileNotFoundError as e:
-                return self._missing(context, prefix, day, allow_missing,
-                                     f"cache file {expected} for {what} does not exist "
-                                     "(fallback_to_latest is off)", e)
+            except FileNotFoundError:
+                return None
             return data, Loaded(expected, day, day)
         hit, skipped = load_latest_cache(prefix, day, self.directory,
                                          signing_key=self.signing_key or None, **self._io())
         for s in skipped:
             context.log.warning(f"skipped corrupt cache file {s.path}: {s.reason}")
         if hit is None:
-            return self._missing(context, prefix, day, allow_missing,
-                                 f"no cache file for {what}: {expected} is missing and there is no "
-                                 f"earlier {prefix} file in {self.directory!r}", None)
-        used = Loaded(hit.path, hit.date, day)
-        if used.stale_days > 0:
-            corrupt = any(os.path.basename(s.path) == os.path.basename(expected) for s in skipped)
-            message = (f"{what}: {expected} {'is corrupt' if corrupt else 'is missing'}; using "
-                       f"{hit.path} from {hit.date.isoformat()} ({used.stale_days} day(s) stale)")
-            context.log.warning(message)
-            if alert_stale:
-                details = {"prefix": prefix, "wanted": day.isoformat(), "used": hit.path,
-                           "age_days": str(used.stale_days)}
-                self._alert(context, Alert(f"stale cache data for {prefix!r}"[:130], default_alias(prefix),
-                                           message, self._priority(), details=details,
-                                           source="dagster_cache"))
-        return hit.data, used
+            return None
+        wanted = os.path.basename(cache_filename(prefix, day, directory=""))
+        corrupt = any(os.path.basename(s.path) == wanted for s in skipped)
+        return hit.data, Loaded(hit.path, hit.date, day, corrupt)
+
+    def _missing_message(self, prefix: str, day: dt.date, what: str, fallback: bool) -> str:
+        expected = cache_filename(prefix, day, directory=self.directory)
+        if not fallback:
+            return f"cache file {expected} for {what} does not exist (fallback_to_latest is off)"
+        return (f"no cache file for {what}: {expected} is missing and there is no earlier {prefix} "
+                f"file in {self.directory!r}")
+
+    def _stale_message(self, prefix: str, used: Loaded, what: str) -> str:
+        expected = cache_filename(prefix, used.wanted, directory=self.directory)
+        state = "is corrupt" if used.wanted_corrupt else "is missing"
+        return (f"{what}: {expected} {state}; using {used.path} from {used.date.isoformat()} "
+                f"({used.stale_days} day(s) stale)")
 
     def _missing(
         self, context: InputContext, prefix: str, day: dt.date, allow_missing: bool, message: str,
-        cause: BaseException | None,
-    ) -> tuple[None, None]:
+    ) -> None:
         if allow_missing:
             context.log.warning(f"{message}; loading None because input metadata has "
                                 f"{ALLOW_MISSING_KEY}=True")
-            return None, None
+            return None
         self._alert(context, Alert(
             f"missing cache data for {prefix!r}"[:130], default_alias(prefix), message, "P2",
             details={"prefix": prefix, "wanted": day.isoformat(), "directory": self.directory},
             source="dagster_cache",
         ))
-        raise CacheNotFoundError(message, prefix=prefix, directory=self.directory) from cause
+        raise CacheNotFoundError(message, prefix=prefix, directory=self.directory)
+
+
+def _is_nothing(context: OutputContext) -> bool:
+    try:
+        return context.dagster_type.is_nothing
+    except dg.DagsterInvariantViolationError:  # contexts built for tests may have no type
+        return False
+
+
+def _output_name(context: OutputContext) -> str:
+    if context.has_asset_key:
+        return f"asset {context.asset_key.to_user_string()}"
+    return f"output {context.name!r} of op {context.step_key}"
+
+
+def _other_assets(context: OutputContext) -> Iterator[tuple[dg.AssetKey, str, Any]]:
+    """(key, base prefix, partitions) of each materializable asset stored by the same IO manager
+    key as this output, across the whole code location when Dagster gives it."""
+    try:
+        step = context.step_context
+        output_def = step.op_def.output_def_named(context.name)
+    except Exception:  # noqa: BLE001 - no step context: built with build_output_context
+        return
+    try:
+        graph = step.repository_def.asset_graph
+    except Exception:  # noqa: BLE001 - execute_in_process has no repository: the (parent) job's assets
+        selection = step.job_def.asset_selection_data
+        job = selection.parent_job_def if selection is not None else step.job_def
+        graph = job.asset_layer.asset_graph
+    for node in graph.asset_nodes:
+        if not node.is_materializable or node.io_manager_key != output_def.io_manager_key:
+            continue
+        try:
+            base = prefix_for(node.key, node.metadata)
+        except ValueError:  # its own write will report its bad prefix
+            continue
+        yield node.key, base, node.partitions_def
+
+
+def _check_clashes(context: OutputContext, prefixes: list[str]) -> None:
+    """Refuse, before anything is written, prefixes another asset of this code location writes too."""
+    owner: dg.AssetKey | str = context.asset_key if context.has_asset_key else _output_name(context)
+    others = list(_other_assets(context))
+    for prefix in dict.fromkeys(prefixes):
+        check_no_clash(prefix, owner, others)
+
+
+def _record_stale(context: InputContext, used: Mapping[str, Loaded]) -> None:
+    """Put which upstream day a stale input came from on the consumer's own materialization
+    (output metadata `dagster_cache/stale_inputs`) and on the run (tag), where users look."""
+    try:
+        step = context.step_context
+        outputs = step.op_def.output_defs
+    except Exception:  # noqa: BLE001 - no step context: built with build_input_context
+        return
+    entries = {name: {"used": u.path, "date_used": u.date.isoformat(), "date_wanted": u.wanted.isoformat(),
+                      "stale_days": u.stale_days} for name, u in used.items()}
+    for out in outputs:
+        if out.is_dynamic or step.has_seen_output(out.name):
+            continue
+        current = (step.get_output_metadata(out.name) or {}).get(STALE_INPUTS_KEY)
+        merged = {**(current.value if current is not None else {}), **entries}
+        step.add_output_metadata({STALE_INPUTS_KEY: MetadataValue.json(merged)}, output_name=out.name)
+    try:
+        run = step.instance.get_run_by_id(step.run_id)
+        previous = run.tags.get(STALE_RUN_TAG, "") if run is not None else ""
+        added = [f"{name} from {u.date.isoformat()} ({u.stale_days}d)" for name, u in used.items()]
+        tag = ", ".join(dict.fromkeys([t for t in previous.split(", ") if t] + added))
+        step.instance.add_run_tags(step.run_id, {STALE_RUN_TAG: tag[:4000]})
+    except Exception as e:  # noqa: BLE001 - a tag is a convenience: never fail the load for it
+        context.log.debug(f"could not tag the run with its stale inputs: {e}")
 
 
 def _input_metadata(used: Loaded) -> dict[str, Any]:

@@ -15,6 +15,8 @@ from cache_utils.timing import (
     at_time,
     coerce_interval,
     next_callback,
+    now_in,
+    reached,
 )
 
 from .schedules import partitions_at_tick, refresh_arguments, refresh_request, todays_file_exists
@@ -47,18 +49,19 @@ def build_cache_refresh_sensor(
     interval = coerce_interval(retry_interval)
 
     def evaluate(context: dg.SensorEvaluationContext) -> RunRequest | SkipReason:
-        now = dt.datetime.now(tz)
+        now = now_in(tz)  # fold set right in a repeated hour, as load_cache has it
         day = now.date()
         if todays_file_exists(prefix, day, directory, storage_options):
             context.update_cursor(next_callback(cb, tz, True, now=now, retry_interval=interval).isoformat())
             return SkipReason(f"{prefix} cache for {day.isoformat()} exists")
         due = dt.datetime.fromisoformat(context.cursor) if context.cursor else None
-        if due is not None and now < due:
+        # Instants, not wall times: in a repeated DST hour 01:45 EDT comes before 01:30 EST.
+        if due is not None and not reached(now, due):
             return SkipReason(f"{prefix}: next check at {due.isoformat()}")
         # Before cb_time this is today's cb_time; after it, now + retry_interval.
         when = next_callback(cb, tz, False, now=now, retry_interval=interval)
         context.update_cursor(when.isoformat())
-        if now < at_time(day, cb, tz):
+        if not reached(now, at_time(day, cb, tz)):
             return SkipReason(f"{prefix}: not due before {when.isoformat()}")
         request_pdef = partitions_at_tick(context, pdef, sensor.job_name if sensor.has_jobs else None)
         return refresh_request(prefix, day, request_pdef, suffix=f":{now:%H%M%S}", tags=tags)

@@ -101,13 +101,17 @@ def test_static_partitions_are_refused(tmp_path: Path) -> None:
     assert files(tmp_path) == []
 
 
-def test_none_output_writes_nothing_and_says_so(tmp_path: Path) -> None:
+def test_none_output_is_written_and_loads_as_none_not_an_older_day(tmp_path: Path) -> None:
+    save_cache("older", "s", "2024-01-14", str(tmp_path))
     ctx = dg.build_output_context(asset_key="s", partition_key="2024-01-15", asset_partitions_def=DAILY)
-    manager(tmp_path).handle_output(ctx, None)
-    assert files(tmp_path) == []
-    meta = ctx.get_logged_metadata()
-    assert meta["dagster_cache/written"].value is False
-    assert "None" in meta["dagster_cache/note"].text
+    io = manager(tmp_path)
+    io.handle_output(ctx, None)
+    assert files(tmp_path) == ["s_20240114.pkl.gz", "s_20240115.pkl.gz"]
+    assert "None" in ctx.get_logged_metadata()["dagster_cache/note"].text
+    inp = dg.build_input_context(asset_key="s", partition_key="2024-01-15", asset_partitions_def=DAILY)
+    assert io.load_input(inp) is None
+    assert inp.consume_logged_metadata()["dagster_cache/fallback"].value is False
+    assert read_cache("s", "2024-01-15", str(tmp_path)) is None  # plain cache_utils agrees
 
 
 def test_missing_partition_falls_back_to_older_never_newer(tmp_path: Path) -> None:
@@ -135,12 +139,47 @@ def test_nothing_on_or_before_is_a_clear_error(tmp_path: Path) -> None:
         manager(tmp_path).load_input(ctx)
 
 
-def test_range_input_gives_a_dict_with_fallback_per_key(tmp_path: Path) -> None:
+def range_ctx(first: str, last: str, **metadata: Any) -> dg.InputContext:
+    return dg.build_input_context(asset_key="s", asset_partitions_def=DAILY, definition_metadata=metadata,
+                                  asset_partition_key_range=dg.PartitionKeyRange(first, last))
+
+
+def test_range_with_a_missing_day_is_an_error_never_another_days_data(tmp_path: Path) -> None:
     save_cache(1, "s", "2024-01-01", str(tmp_path))
     save_cache(3, "s", "2024-01-03", str(tmp_path))
-    ctx = dg.build_input_context(asset_key="s", asset_partitions_def=DAILY,
-                                 asset_partition_key_range=dg.PartitionKeyRange("2024-01-01", "2024-01-03"))
-    assert manager(tmp_path).load_input(ctx) == {"2024-01-01": 1, "2024-01-02": 1, "2024-01-03": 3}
+    with pytest.raises(CacheNotFoundError, match=r"1 of 3 partitions of s .*: 2024-01-02;.*allow_missing"):
+        manager(tmp_path).load_input(range_ctx("2024-01-01", "2024-01-03"))
+    # Dagster's rule: allow_missing_partitions skips the day.
+    skipped = range_ctx("2024-01-01", "2024-01-03", allow_missing_partitions=True)
+    assert manager(tmp_path).load_input(skipped) == {"2024-01-01": 1, "2024-01-03": 3}
+
+
+def test_range_fill_from_earlier_files_is_opt_in_per_manager_and_per_input(tmp_path: Path) -> None:
+    save_cache(1, "s", "2024-01-01", str(tmp_path))
+    save_cache(3, "s", "2024-01-03", str(tmp_path))
+    filled = {"2024-01-01": 1, "2024-01-02": 1, "2024-01-03": 3}
+    assert manager(tmp_path, fill_missing_partitions=True).load_input(range_ctx("2024-01-01", "2024-01-03")) \
+        == filled
+    per_input = range_ctx("2024-01-01", "2024-01-03", fill_missing_partitions=True)
+    assert manager(tmp_path).load_input(per_input) == filled
+    off = range_ctx("2024-01-01", "2024-01-03", fill_missing_partitions=False)
+    with pytest.raises(CacheNotFoundError, match="2024-01-02"):
+        manager(tmp_path, fill_missing_partitions=True).load_input(off)
+    # Fill never takes a later file: a day with nothing on or before it stays missing.
+    (tmp_path / "s_20240101.pkl.gz").unlink()
+    with pytest.raises(CacheNotFoundError, match=r"2 of 3 partitions of s .*: 2024-01-01, 2024-01-02;"):
+        manager(tmp_path, fill_missing_partitions=True).load_input(range_ctx("2024-01-01", "2024-01-03"))
+
+
+def test_fallback_can_be_switched_off_per_input(tmp_path: Path) -> None:
+    save_cache("old", "s", "2024-01-10", str(tmp_path))
+    ctx = dg.build_input_context(asset_key="s", partition_key="2024-01-15", asset_partitions_def=DAILY,
+                                 definition_metadata={"fallback_to_latest": False})
+    with pytest.raises(CacheNotFoundError, match="fallback_to_latest is off"):
+        manager(tmp_path).load_input(ctx)
+    on = dg.build_input_context(asset_key="s", partition_key="2024-01-15", asset_partitions_def=DAILY,
+                                definition_metadata={"fallback_to_latest": True})
+    assert manager(tmp_path, fallback_to_latest=False).load_input(on) == "old"
 
 
 def test_multi_partition_time_dimension_joins_other_keys_to_the_prefix(tmp_path: Path) -> None:
@@ -347,7 +386,8 @@ def test_range_fallback_sends_one_alert_for_the_range(tmp_path: Path) -> None:
         save_cache(1, "s", "2024-01-01", str(tmp_path))
         days = dg.PartitionKeyRange("2024-01-01", "2024-01-05")
         ctx = dg.build_input_context(asset_key="s", asset_partitions_def=DAILY,
-                                     asset_partition_key_range=days)
+                                     asset_partition_key_range=days,
+                                     definition_metadata={"fill_missing_partitions": True})
         assert io.load_input(ctx) == {f"2024-01-0{d}": 1 for d in range(1, 6)}
         assert len(og.creates()) == 1
         assert og.creates()[0].body["details"]["stale_partitions"] == "4"

@@ -155,6 +155,38 @@ def test_next_schedule_tick_equals_load_cache_next_callback(tmp_path: Path, zone
     assert next_tick.astimezone(tz).date() == day + dt.timedelta(days=1)
 
 
+@pytest.mark.parametrize(("zone", "day", "cb"), CASES, ids=[f"{z}-{d}-{c}" for z, d, c in CASES])
+def test_sensor_requests_a_run_only_once_the_tick_instant_has_passed(tmp_path: Path, zone: str, day: dt.date,
+                                                                      cb: str) -> None:
+    """The sensor fires at the instant the schedule does, never in a repeated hour's first pass."""
+    tz = ZoneInfo(zone)
+    sensor = build_cache_refresh_sensor(prefix="p", cb_time=cb, job=rates_job, directory=str(tmp_path),
+                                        timezone=zone, retry_interval=dt.timedelta(minutes=15))
+    repository = repo(sensor)
+    tick = at_time(day, parse_cb_time(cb), tz).astimezone(dt.UTC)
+    schedule = build_cache_refresh_schedule(prefix="p", cb_time=cb, job=rates_job, directory=str(tmp_path),
+                                            timezone=zone)
+    times = schedule_execution_time_iterator((tick - dt.timedelta(hours=3)).timestamp(),
+                                             schedule.cron_schedule, schedule.execution_timezone)
+    assert next(t for t in times if t.astimezone(tz).date() == day).astimezone(dt.UTC) == tick
+    # Every 15 minutes of that day from 3 h before the tick: nothing before it, a request after it.
+    for minutes in range(-180, 16, 15):
+        now = tick + dt.timedelta(minutes=minutes, seconds=-1 if minutes == 0 else 0)
+        if now.astimezone(tz).date() != day:  # the day before has its own (passed) tick
+            continue
+        with freeze_time(now):
+            data = sensor.evaluate_tick(dg.build_sensor_context(repository_def=repository))
+        assert bool(data.run_requests) == (now >= tick), (now.astimezone(tz).isoformat(), tick.isoformat())
+
+
+def test_sensor_in_new_yorks_repeated_hour_waits_for_the_standard_time_tick(tmp_path: Path) -> None:
+    sensor = build_cache_refresh_sensor(prefix="p", cb_time="01:30", job=rates_job, directory=str(tmp_path),
+                                        timezone="America/New_York")
+    with freeze_time("2024-11-03 05:45:00"):  # 01:45 EDT: 01:30 EST is 45 minutes away
+        data = sensor.evaluate_tick(dg.build_sensor_context(repository_def=repo(sensor)))
+    assert data.run_requests == [] and "not due before 2024-11-03T01:30:00-05:00" in data.skip_message
+
+
 def test_schedule_and_sensor_accept_an_asset_selection_target(tmp_path: Path) -> None:
     schedule = build_cache_refresh_schedule(prefix="sales_data", cb_time="06:30", target=[sales_data],
                                             directory=str(tmp_path), timezone="Europe/London")

@@ -8,6 +8,7 @@ import os
 import pickle
 import stat
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -177,6 +178,17 @@ def test_failed_save_keeps_the_old_file_and_removes_the_temp(tmp_path: Path) -> 
     save_cache({"v": 1}, "sales", "2024-01-15", str(tmp_path))
     with pytest.raises(RuntimeError, match="cannot pickle this"):
         save_cache({"v": Unpicklable()}, "sales", "2024-01-15", str(tmp_path))
+    assert os.listdir(tmp_path) == ["sales_20240115.pkl.gz"]
+    assert read_cache("sales", "2024-01-15", str(tmp_path)) == {"v": 1}
+
+
+@pytest.mark.parametrize("value", [threading.Lock(), lambda: 1, {"nested": [threading.Lock()]}],
+                         ids=["lock", "lambda", "nested"])
+def test_unpicklable_data_is_a_pickling_error_naming_type_and_file(tmp_path: Path, value: object) -> None:
+    save_cache({"v": 1}, "sales", "2024-01-15", str(tmp_path))
+    with pytest.raises(pickle.PicklingError,
+                       match=rf"cannot pickle \S*{type(value).__qualname__} for sales_20240115\.pkl\.gz: "):
+        save_cache(value, "sales", "2024-01-15", str(tmp_path))
     assert os.listdir(tmp_path) == ["sales_20240115.pkl.gz"]
     assert read_cache("sales", "2024-01-15", str(tmp_path)) == {"v": 1}
 
