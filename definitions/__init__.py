@@ -1,10 +1,16 @@
 """Example code location: `dagster dev` loads it (pyproject [tool.dagster]), `make demo` runs it.
 
 Configuration comes from the environment, with local defaults: CACHE_DIR (default "data"),
-CACHE_TZ (default "UTC"), OPSGENIE_API_KEY / OPSGENIE_API_URL (alerts off without a key).
+CACHE_TZ (default "UTC"), CACHE_START_DATE (first daily partition, default 30 days ago, so the UI
+does not list years of empty partitions), OPSGENIE_API_KEY / OPSGENIE_API_URL (alerts off without a key).
+
+The cache IO manager is bound under its own key, `cache_io_manager`, to the assets that are daily
+caches; everything else (the ops of memory_cache_job) keeps Dagster's default IO manager.
 """
 
+import datetime as dt
 import os
+from zoneinfo import ZoneInfo
 
 import dagster as dg
 import pandas as pd
@@ -21,13 +27,23 @@ from dagster_cache import (
 CACHE_DIR = os.environ.get("CACHE_DIR") or "data"
 TIMEZONE = os.environ.get("CACHE_TZ") or "UTC"
 REFRESH_TIME = "06:30"
+CACHE_IO = "cache_io_manager"
+
+
+def start_date() -> str:
+    """CACHE_START_DATE, else 30 days before today in CACHE_TZ."""
+    given = os.environ.get("CACHE_START_DATE")
+    if given:
+        return dt.date.fromisoformat(given).isoformat()
+    return (dt.datetime.now(ZoneInfo(TIMEZONE)).date() - dt.timedelta(days=30)).isoformat()
+
 
 # end_offset=1: today's partition exists during the day, matching a cache file named for today.
-daily = dg.DailyPartitionsDefinition(start_date="2024-01-01", timezone=TIMEZONE, end_offset=1)
+daily = dg.DailyPartitionsDefinition(start_date=start_date(), timezone=TIMEZONE, end_offset=1)
 
 
-@dg.asset(partitions_def=daily, group_name="caches", kinds={"pandas"},
-          description="Daily sales, one cache file per day: sales_data_<YYYYMMDD>.pkl.gz.")
+@dg.asset(partitions_def=daily, group_name="caches", kinds={"pandas"}, io_manager_key=CACHE_IO,
+          description="Daily sales, one cache file per day: `sales_data_<YYYYMMDD>.pkl.gz`.")
 def sales_data(context: dg.AssetExecutionContext) -> pd.DataFrame:
     day = context.partition_time_window.start.date()
     seed = day.toordinal()
@@ -38,7 +54,7 @@ def sales_data(context: dg.AssetExecutionContext) -> pd.DataFrame:
     })
 
 
-@dg.asset(partitions_def=daily, group_name="caches", kinds={"pandas"},
+@dg.asset(partitions_def=daily, group_name="caches", kinds={"pandas"}, io_manager_key=CACHE_IO,
           description="Per-day totals. If that day's sales_data file is missing, the IO manager "
           "loads the newest earlier one and records its date and staleness in the input metadata.")
 def sales_summary(context: dg.AssetExecutionContext, sales_data: pd.DataFrame) -> pd.DataFrame:
@@ -47,7 +63,9 @@ def sales_summary(context: dg.AssetExecutionContext, sales_data: pd.DataFrame) -
             .assign(partition=context.partition_key))
 
 
-@dg.asset(group_name="caches", description="Unpartitioned: written for the run's scheduled day, else today.")
+@dg.asset(group_name="caches", io_manager_key=CACHE_IO,
+          description="Unpartitioned: `exchange_rates_<YYYYMMDD>.pkl.gz` for the run's partition day, "
+          "else its scheduled day, else today.")
 def exchange_rates() -> dict[str, float]:
     return {"EURUSD": 1.08, "GBPUSD": 1.27, "USDJPY": 151.2}
 
@@ -101,7 +119,7 @@ defs = dg.Definitions(
     schedules=[refresh_schedule],
     sensors=[refresh_sensor, failure_sensor],
     resources={
-        "io_manager": DatedCacheIOManager(directory=CACHE_DIR, timezone=TIMEZONE, opsgenie=opsgenie),
+        CACHE_IO: DatedCacheIOManager(directory=CACHE_DIR, timezone=TIMEZONE, opsgenie=opsgenie),
         "memory": InMemoryCacheResource(namespace="definitions"),
         "opsgenie": opsgenie,
     },

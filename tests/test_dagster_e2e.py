@@ -27,7 +27,7 @@ def env_for(tmp_path: Path) -> dict[str, str]:
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPSGENIE_", "DAGSTER_", "CACHE_"))}
     env.update(DAGSTER_HOME=str(home), CACHE_DIR=str(tmp_path / "data"), CACHE_TZ="UTC",
-               PYTHONPATH=str(ROOT))
+               CACHE_START_DATE="2024-01-01", PYTHONPATH=str(ROOT))
     return env
 
 
@@ -50,6 +50,44 @@ def test_make_demo_materializes_today_with_the_cli_and_lists_files(tmp_path: Pat
     listing = proc.stdout[proc.stdout.index("cache-utils ls"):]
     for prefix in ("exchange_rates", "sales_data", "sales_summary"):
         assert prefix in listing
+
+
+EXAMPLE_CHECKS = """
+import datetime as dt, os
+import dagster as dg
+import definitions
+from dagster_cache import DatedCacheIOManager
+defs = definitions.defs
+assert definitions.daily.start == dt.datetime(2024, 1, 1, tzinfo=definitions.daily.start.tzinfo)
+for key in ("sales_data", "sales_summary", "exchange_rates"):
+    spec = defs.resolve_assets_def(key).specs_by_key[dg.AssetKey(key)]
+    assert "`" + key + "_<YYYYMMDD>.pkl.gz`" in spec.description or key == "sales_summary", spec.description
+    io_key = defs.resolve_assets_def(key).get_io_manager_key_for_asset_key(dg.AssetKey(key))
+    assert io_key == "cache_io_manager", io_key
+assert not isinstance(defs.resources.get("io_manager"), DatedCacheIOManager)
+result = defs.resolve_job_def("memory_cache_job").execute_in_process(instance=dg.DagsterInstance.ephemeral())
+assert result.success
+print(sorted(os.listdir(os.environ["CACHE_DIR"])) if os.path.isdir(os.environ["CACHE_DIR"]) else [])
+"""
+
+
+def test_example_binds_the_cache_manager_only_to_daily_caches(tmp_path: Path) -> None:
+    """Op jobs keep Dagster's default IO manager: nothing of theirs lands in the cache directory."""
+    proc = subprocess.run([sys.executable, "-c", EXAMPLE_CHECKS], cwd=ROOT, env=env_for(tmp_path),
+                          capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_example_partitions_start_near_today_by_default(tmp_path: Path) -> None:
+    env = env_for(tmp_path)
+    del env["CACHE_START_DATE"]
+    code = ("import definitions, datetime as dt\n"
+            "print((dt.date.today() - definitions.daily.start.date()).days)")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 29 <= int(proc.stdout.strip().splitlines()[-1]) <= 31
 
 
 def free_port() -> int:
