@@ -141,18 +141,21 @@ def prefix_pattern(
 def check_no_clash(
     prefix: str, owner: dg.AssetKey | str, others: Iterable[tuple[dg.AssetKey, str, Any]]
 ) -> None:
-    """Refuse `prefix` when another asset (key, base prefix, partitions) can write the same files."""
+    """Refuse `prefix` when other assets (key, base prefix, partitions) can write the same files,
+    naming every one of them."""
+    clashes = []
     for key, base, pdef in others:
-        if key == owner:
-            continue
-        pattern = prefix_pattern(base, pdef)
+        pattern = None if key == owner else prefix_pattern(base, pdef)
         if pattern is not None and pattern.fullmatch(prefix):
-            mine = f"asset {owner.to_user_string()}" if isinstance(owner, dg.AssetKey) else owner
-            raise CachePartitionError(
-                f"{mine} and asset {key.to_user_string()} would both write cache files named "
-                f"'{prefix}_<YYYYMMDD>.pkl.gz' and overwrite each other: give one of them "
-                f"metadata={{'{PREFIX_METADATA_KEY}': '<another prefix>'}}"
-            )
+            clashes.append(key.to_user_string())
+    if clashes:
+        mine = f"asset {owner.to_user_string()}" if isinstance(owner, dg.AssetKey) else owner
+        theirs = ", ".join(f"asset {c}" for c in clashes)
+        raise CachePartitionError(
+            f"{mine} and {theirs} would {'both' if len(clashes) == 1 else 'all'} write cache files named "
+            f"'{prefix}_<YYYYMMDD>.pkl.gz' and overwrite each other: give all but one of them "
+            f"metadata={{'{PREFIX_METADATA_KEY}': '<another prefix>'}}"
+        )
 
 
 def run_tags(context: InputContext | OutputContext) -> Mapping[str, str]:

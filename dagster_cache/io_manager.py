@@ -405,10 +405,12 @@ def _other_assets(context: OutputContext) -> Iterator[tuple[dg.AssetKey, str, An
         return
     try:
         graph = step.repository_def.asset_graph
-    except Exception:  # noqa: BLE001 - execute_in_process has no repository: the (parent) job's assets
+    except Exception:  # noqa: BLE001 - execute_in_process has no repository: start from the job
         selection = step.job_def.asset_selection_data
         job = selection.parent_job_def if selection is not None else step.job_def
         graph = job.asset_layer.asset_graph
+        # An asset job's graph is scoped to its selection; it keeps the code location's whole graph.
+        graph = getattr(graph, "source_asset_graph", graph)
     for node in graph.asset_nodes:
         if not node.is_materializable or node.io_manager_key != output_def.io_manager_key:
             continue
