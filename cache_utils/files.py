@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import logging
 import time
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ from typing import Any
 from .errors import CorruptCacheError
 from .naming import DateLike, date_stamp, file_name, parse_file_name, to_date, validate_prefix
 from .serialization import DEFAULT_LEVEL, GzipPickleSerializer, coerce_key, signing_key_from_env
-from .storage import STALE_TEMP_SECONDS, Store, get_store, sweep_temp_files
+from .storage import STALE_TEMP_SECONDS, NotARegularFileError, Store, get_store, sweep_temp_files
 
 log = logging.getLogger("cache_utils")
 
@@ -107,6 +108,12 @@ def read_file(store: Store, name: str, serializer: GzipPickleSerializer) -> Any:
         f = store.open_read(name)
     except IsADirectoryError as e:
         raise CorruptCacheError(path, "is a directory") from e
+    except NotARegularFileError as e:
+        raise CorruptCacheError(path, e.strerror) from e
+    except OSError as e:
+        if e.errno != errno.ELOOP:
+            raise
+        raise CorruptCacheError(path, "is a symlink loop") from e
     with f:
         return serializer.load(f, path)
 

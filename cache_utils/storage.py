@@ -7,6 +7,7 @@ import contextlib
 import errno
 import os
 import re
+import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -146,7 +147,7 @@ class LocalStore:
     def stamps(self, prefix: str, on_or_before: str | None = None) -> list[str]:
         """Stamps of regular files named `<prefix>_<YYYYMMDD>.pkl.gz`, newest first."""
         head = prefix + "_"  # cheap name test first: is_file only for the few candidates
-        files = [e.name for e in self._listing() if e.name.startswith(head) and e.is_file()]
+        files = [e.name for e in self._listing() if e.name.startswith(head) and _is_file(e)]
         return _candidate_stamps(iter(files), prefix, on_or_before)
 
     def _listing(self) -> list[os.DirEntry[str]]:
@@ -169,7 +170,8 @@ class LocalStore:
         found = []
         for e in self._listing():
             if e.name.startswith(start):
-                with contextlib.suppress(FileNotFoundError):  # removed since the listing
+                # Removed since the listing, a symlink loop, no permission: not a usable file.
+                with contextlib.suppress(OSError):
                     if e.is_file():
                         st = e.stat()
                         found.append(Entry(e.name, st.st_size, st.st_mtime))
@@ -179,7 +181,21 @@ class LocalStore:
         return os.path.isfile(self.path(name))
 
     def open_read(self, name: str) -> IO[bytes]:
-        return open(self.path(name), "rb")  # noqa: SIM115 - the caller closes it
+        """Open a regular file for reading; anything else (a FIFO, a device, a directory) raises
+        `NotARegularFileError` at once instead of blocking or reading forever."""
+        path = self.path(name)
+        # O_NONBLOCK: opening a FIFO with no writer would otherwise wait for one, forever.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        try:
+            mode = os.fstat(fd).st_mode
+            if not stat.S_ISREG(mode):
+                kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+                raise NotARegularFileError(errno.EINVAL, f"is {kind}", path)
+            os.set_blocking(fd, True)
+            return os.fdopen(fd, "rb")
+        except BaseException:
+            os.close(fd)
+            raise
 
     def write_atomic(self, name: str, write: Callable[[IO[bytes]], None]) -> None:
         """Write via a temp file in the same directory, fsync, then rename over `name`."""
@@ -213,10 +229,22 @@ class LocalStore:
         found = []
         for e in self._listing():
             if is_temp_name(e.name, prefix):
-                with contextlib.suppress(FileNotFoundError):
+                with contextlib.suppress(OSError):
                     st = e.stat()
                     found.append(Entry(e.name, st.st_size, st.st_mtime))
         return found
+
+
+class NotARegularFileError(OSError):
+    """A cache file's name is taken by a FIFO, a device, a socket or a directory."""
+
+
+def _is_file(entry: os.DirEntry[str]) -> bool:
+    """`entry.is_file()`, False for entries that cannot be checked (a symlink loop, EACCES)."""
+    try:
+        return entry.is_file()
+    except OSError:
+        return False
 
 
 def _fsync_directory(directory: str) -> None:
