@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import io
 import os
 import pickle
 import queue
 import struct
+import tempfile
 import threading
 import time
 from typing import IO, Any
@@ -44,6 +44,11 @@ _SIGNED_PREFIX = (
 )
 _SIG_OFFSET = len(_SIGNED_PREFIX) + 1  # after the version byte
 _SIGNED_HEADER_LEN = _SIG_OFFSET + _MAC_LEN
+# Reading a signed file: a gzip header is parsed from at most this many bytes (FEXTRA alone may
+# take 65,537), and the checked copy stays in memory up to _SPOOL_MEMORY, then spills to disk.
+_MAX_HEADER = 10 + 2 + 0xFFFF + 4096
+_SIGN_CHUNK = 1 << 20
+_SPOOL_MEMORY = 64 << 20
 
 # Raised by unpickling code that refers to modules or classes that moved or vanished.
 _MOVED_CLASS_ERRORS = (ModuleNotFoundError, ImportError, AttributeError, TypeError)
@@ -174,13 +179,16 @@ def _mac(key: bytes, name: str) -> hmac.HMAC:
 
 
 def _parse_header(buf: bytes) -> tuple[int, bytes | None]:
-    """Return (header length, our signature or None) of a gzip member at the start of buf."""
+    """Return (header length, our signature or None) of a gzip member at the start of buf.
+    Every length is checked against buf: a malformed header is a ValueError, never an IndexError."""
     if len(buf) < 10 or buf[:3] != _MAGIC:
         raise ValueError("not a gzip file")
     flags = buf[3]
     pos = 10
     signature = None
     if flags & _FEXTRA:
+        if pos + 2 > len(buf):
+            raise ValueError("truncated gzip header")
         (xlen,) = struct.unpack_from("<H", buf, pos)
         pos += 2
         end = pos + xlen
@@ -189,6 +197,8 @@ def _parse_header(buf: bytes) -> tuple[int, bytes | None]:
         while pos + 4 <= end:
             sub_id = buf[pos : pos + 2]
             (sub_len,) = struct.unpack_from("<H", buf, pos + 2)
+            if pos + 4 + sub_len > end:
+                raise ValueError(f"gzip extra subfield {sub_id!r} claims {sub_len} bytes past its field")
             data = buf[pos + 4 : pos + 4 + sub_len]
             if sub_id == _SUBFIELD_ID and sub_len == _SUBFIELD_LEN and data[0] == _SIG_VERSION:
                 signature = data[1:]
@@ -198,11 +208,25 @@ def _parse_header(buf: bytes) -> tuple[int, bytes | None]:
         if flags & flag:
             zero = buf.find(b"\0", pos)
             if zero < 0:
-                raise ValueError("truncated gzip header")
+                raise ValueError(f"gzip header longer than {_MAX_HEADER} bytes, or truncated")
             pos = zero + 1
     if flags & _FHCRC:
         pos += 2
+    if pos > len(buf):
+        raise ValueError("truncated gzip header")
     return pos, signature
+
+
+def _read_exactly(fileobj: IO[bytes], size: int) -> bytes:
+    """Up to `size` bytes (fewer only at the end of the file), whatever the reader's chunking."""
+    parts, got = [], 0
+    while got < size:
+        chunk = fileobj.read(size - got)
+        if not chunk:
+            break
+        parts.append(chunk)
+        got += len(chunk)
+    return b"".join(parts)
 
 
 class GzipPickleSerializer:
@@ -250,21 +274,38 @@ class GzipPickleSerializer:
 
     def load(self, fileobj: IO[bytes], path: str) -> Any:
         """Unpickle from a binary file, verifying signature (if keyed), gzip CRC and length."""
+        if self._key is None:
+            return self._unpickle(fileobj, path)
+        with self._verified_copy(fileobj, path) as verified:
+            return self._unpickle(verified, path)
+
+    def _verified_copy(self, fileobj: IO[bytes], path: str) -> IO[bytes]:
+        """A private copy of the file whose signature has been checked, made in one streaming pass
+        in bounded memory (spilled to a temp file past `_SPOOL_MEMORY`). Unpickling reads the copy,
+        so bytes changed in the file after the check are never unpickled."""
         name = os.path.basename(path.rstrip("/"))
-        if self._key is not None:
-            buf = fileobj.read()
-            try:
-                header_len, signature = _parse_header(buf)
-            except (ValueError, struct.error) as e:
-                raise CorruptCacheError(path, str(e)) from e
-            if signature is None:
-                raise CorruptCacheError(path, "file is not signed but a signing key is configured")
-            mac = _mac(self._key, name)
-            mac.update(memoryview(buf)[header_len:])
+        head = _read_exactly(fileobj, _MAX_HEADER)
+        try:
+            header_len, signature = _parse_header(head)
+        except (ValueError, struct.error) as e:
+            raise CorruptCacheError(path, str(e)) from e
+        if signature is None:
+            raise CorruptCacheError(path, "file is not signed but a signing key is configured")
+        mac = _mac(self._key, name)  # type: ignore[arg-type]
+        copy = tempfile.SpooledTemporaryFile(max_size=_SPOOL_MEMORY)  # noqa: SIM115 - returned
+        try:
+            copy.write(head)
+            mac.update(memoryview(head)[header_len:])
+            while chunk := fileobj.read(_SIGN_CHUNK):
+                mac.update(chunk)
+                copy.write(chunk)
             if not hmac.compare_digest(mac.digest(), signature):
                 raise CorruptCacheError(path, "signature does not match (tampered, or another key)")
-            fileobj = io.BytesIO(buf)
-        return self._unpickle(fileobj, path)
+            copy.seek(0)
+        except BaseException:
+            copy.close()
+            raise
+        return copy  # type: ignore[return-value]
 
     def _unpickle(self, fileobj: IO[bytes], path: str) -> Any:
         start = fileobj.tell()

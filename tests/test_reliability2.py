@@ -89,3 +89,86 @@ def test_a_symlink_loop_named_like_a_cache_file_is_skipped(loop_today: Path) -> 
     assert prune("sales", 1, d) == []
     hit, skipped = load_latest_cache("sales", "2024-01-15", d)
     assert hit.data == "yesterday" and [s.reason for s in skipped] == ["is a symlink loop"]
+
+
+# --- 5. signed mode: malformed headers are corrupt files; verification streams in bounded memory ----
+
+
+def crafted_header() -> bytes:
+    """FEXTRA with xlen=4 holding a `CU` subfield that claims 33 bytes: 16 bytes in all."""
+    return b"\x1f\x8b\x08\x04" + b"\0" * 6 + b"\x04\x00" + b"CU" + (33).to_bytes(2, "little")
+
+
+XLEN_CUT = b"\x1f\x8b\x08\x04" + b"\0" * 6 + b"\xff"
+FNAME_UNTERMINATED = b"\x1f\x8b\x08\x08" + b"\0" * 6 + b"x"
+
+
+@pytest.mark.parametrize("body", [crafted_header(), crafted_header() + b"\x01" * 40, XLEN_CUT,
+                                  FNAME_UNTERMINATED],
+                         ids=["subfield-past-field", "subfield-into-body", "xlen-cut", "fname-unterminated"])
+def test_a_crafted_signed_header_is_corrupt_and_falls_back(tmp_path: Path, body: bytes) -> None:
+    save_cache("good", "sales", "2024-01-14", str(tmp_path), signing_key="k")
+    (tmp_path / "sales_20240115.pkl.gz").write_bytes(body)
+    with pytest.raises(CorruptCacheError, match="sales_20240115"):
+        read_cache("sales", "2024-01-15", str(tmp_path), signing_key="k")
+    hit, skipped = load_latest_cache("sales", "2024-01-15", str(tmp_path), signing_key="k")
+    assert hit.data == "good" and len(skipped) == 1
+
+
+MEASURE_SIGNED_LOAD = """
+import resource, sys
+from cache_utils import CorruptCacheError, read_cache
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    read_cache("big", "2024-01-15", sys.argv[1], signing_key="k")
+except CorruptCacheError as e:
+    print("corrupt:", e.reason)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
+"""
+
+
+@pytest.mark.timeout(120)
+def test_signed_verification_streams_a_huge_file_in_bounded_memory(tmp_path: Path) -> None:
+    save_cache("x", "big", "2024-01-15", str(tmp_path), signing_key="k")
+    path = tmp_path / "big_20240115.pkl.gz"
+    with path.open("r+b") as f:  # a signed header, then 400 MB of zeros (sparse: no disk used)
+        f.truncate(400 << 20)
+    proc = subprocess.run([sys.executable, "-c", MEASURE_SIGNED_LOAD, str(tmp_path)], capture_output=True,
+                          text=True, timeout=100, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    reason, grown_mb = proc.stdout.splitlines()
+    assert reason == "corrupt: signature does not match (tampered, or another key)"
+    assert int(grown_mb) < 120, f"peak RSS grew by {grown_mb} MB reading a 400 MB file"
+
+
+def test_bytes_changed_after_the_signature_check_are_never_unpickled(tmp_path: Path) -> None:
+    """The checked bytes are the ones unpickled: a file rewritten in place mid-load changes nothing."""
+    from cache_utils import GzipPickleSerializer
+
+    save_cache({"v": 1}, "s", "2024-01-15", str(tmp_path), signing_key="k")
+    good = (tmp_path / "s_20240115.pkl.gz").read_bytes()
+    save_cache({"v": 666}, "s", "2024-01-16", str(tmp_path))  # unsigned: other bytes
+
+    class SwapsAfterFirstPass:
+        def __init__(self) -> None:
+            self.data, self.pos, self.swapped = good, 0, False
+
+        def read(self, n: int = -1) -> bytes:
+            if self.pos >= len(self.data) and not self.swapped:  # the check has read it all
+                self.swapped = True
+            end = len(self.data) if n < 0 else self.pos + n
+            out = self.data[self.pos:end]
+            self.pos += len(out)
+            return out
+
+        def seek(self, pos: int, whence: int = 0) -> int:
+            if self.swapped:
+                self.data = (tmp_path / "s_20240116.pkl.gz").read_bytes()
+            self.pos = pos if whence == 0 else len(self.data) + pos if whence == 2 else self.pos + pos
+            return self.pos
+
+        def tell(self) -> int:
+            return self.pos
+
+    path = str(tmp_path / "s_20240115.pkl.gz")
+    assert GzipPickleSerializer(signing_key="k").load(SwapsAfterFirstPass(), path) == {"v": 1}
