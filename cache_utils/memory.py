@@ -2,7 +2,8 @@
 
 The lock is held only around the dict operation; copying a value happens outside it, so a
 large copy never stalls other threads. DataFrames and Series are copied with pandas'
-copy-on-write (`copy(deep=False)`), which costs microseconds whatever their size.
+copy-on-write (`copy(deep=False)`), which costs microseconds whatever their size; only the cells
+of object columns that hold mutable Python objects (dicts, lists) are copied one by one.
 """
 
 from __future__ import annotations
@@ -46,12 +47,49 @@ def copy_value(value: Any) -> Any:
     if kind is set:
         return set(value)
     module = kind.__module__
-    if module.startswith("pandas") and hasattr(value, "copy"):
-        # pandas >= 3 is always copy-on-write: a shallow copy is isolated from later writes.
-        return value.copy(deep=False)
+    if module.startswith("pandas"):
+        return _copy_pandas(value)
     if module == "numpy" and hasattr(value, "copy"):
-        return value.copy()
+        # An object array's copy would share its cells; deepcopy copies each of them.
+        return _copy.deepcopy(value) if getattr(value.dtype, "hasobject", False) else value.copy()
     return _copy.deepcopy(value)
+
+
+# What pandas.api.types.infer_dtype reports for object columns whose cells are all immutable.
+_IMMUTABLE_CELLS = frozenset({
+    "empty", "string", "bytes", "integer", "floating", "mixed-integer-float", "decimal", "complex",
+    "boolean", "datetime64", "datetime", "date", "timedelta64", "timedelta", "time", "period", "interval",
+})
+
+
+def _has_mutable_cells(pd: Any, column: Any) -> bool:
+    return pd.api.types.is_object_dtype(column.dtype) and (
+        pd.api.types.infer_dtype(column, skipna=True) not in _IMMUTABLE_CELLS
+    )
+
+
+def _copy_pandas(value: Any) -> Any:
+    import pandas as pd  # already imported: `value` is a pandas object
+
+    if isinstance(value, pd.DataFrame | pd.Series):
+        # pandas >= 3 is always copy-on-write: a shallow copy is isolated from later writes to
+        # the frame itself. Cells of object columns are Python objects it would share: copy
+        # those (only when a cell could be mutated: dicts, lists, arrays...).
+        out = value.copy(deep=False)
+        columns = [out] if isinstance(out, pd.Series) else [out.iloc[:, i] for i in range(out.shape[1])]
+        for i, column in enumerate(columns):
+            if _has_mutable_cells(pd, column):
+                cells = pd.Series([copy_value(v) for v in column], index=column.index, name=column.name,
+                                  dtype=object)
+                if isinstance(out, pd.Series):
+                    return cells
+                out.isetitem(i, cells)
+        return out
+    if isinstance(value, pd.Index):
+        return value  # immutable
+    if isinstance(value, pd.api.extensions.ExtensionArray):
+        return value.copy()  # copy() takes no `deep` here: it copies the data
+    return _copy.deepcopy(value)  # DateOffset, Timestamp, Interval, ...
 
 
 def normalize_key(prefix_keys: KeyPart, keys: Iterable[Hashable] = ()) -> Key:

@@ -172,3 +172,71 @@ def test_bytes_changed_after_the_signature_check_are_never_unpickled(tmp_path: P
 
     path = str(tmp_path / "s_20240115.pkl.gz")
     assert GzipPickleSerializer(signing_key="k").load(SwapsAfterFirstPass(), path) == {"v": 1}
+
+
+# --- 6 and 8. InMemoryCache copies pandas extension arrays and offsets, and object cells too --------
+
+
+def pandas_values() -> dict[str, object]:
+    import numpy as np
+
+    return {
+        "categorical": pd.Categorical(["a", "b", "a"]),
+        "nullable-int": pd.array([1, None]),
+        "string-array": pd.array(["x", None], dtype="string"),
+        "datetime-array": pd.array(pd.to_datetime(["2024-01-01", "2024-01-02"])),
+        "date-offset": pd.DateOffset(days=2),
+        "timestamp": pd.Timestamp("2024-01-01"),
+        "nested": {"cats": [pd.Categorical(["z"])], "offset": pd.DateOffset(months=1)},
+        "object-ndarray": np.array([{"a": 1}, [1, 2]], dtype=object),
+    }
+
+
+@pytest.mark.parametrize("name", list(pandas_values()))
+def test_memory_cache_puts_and_gets_pandas_extension_values(name: str) -> None:
+    from cache_utils import InMemoryCache
+
+    value = pandas_values()[name]
+    InMemoryCache.put(value, "rel2", name)
+    got = InMemoryCache.get("rel2", name)
+    expected = pandas_values()[name]
+    assert repr(got) == repr(expected)
+    assert InMemoryCache.get("rel2", name) is not InMemoryCache.get("rel2", name) or name == "timestamp"
+
+
+def test_memory_cache_isolates_object_cells_both_ways() -> None:
+    import numpy as np
+
+    from cache_utils import InMemoryCache
+
+    frame = pd.DataFrame({"meta": [{"k": 1}, {"k": 2}], "tags": [["a"], ["b"]], "n": [1, 2]})
+    series = pd.Series([{"k": 1}], dtype=object)
+    array = np.array([{"k": 1}], dtype=object)
+    InMemoryCache.put_many({"frame": frame, "series": series, "array": array}, "rel2-cells")
+    frame.loc[0, "meta"]["k"] = 99  # the caller mutates a cell of what it put
+    frame.loc[1, "tags"].append("leak")
+    series.iloc[0]["k"] = 99
+    array[0]["k"] = 99
+    got = InMemoryCache.get_many("rel2-cells", ["frame", "series", "array"])
+    assert got["frame"]["meta"].tolist() == [{"k": 1}, {"k": 2}]
+    assert got["frame"]["tags"].tolist() == [["a"], ["b"]]
+    assert got["series"].iloc[0] == {"k": 1} and got["array"][0] == {"k": 1}
+    got["frame"].loc[0, "meta"]["k"] = -1  # and what a get returned
+    got["series"].iloc[0]["k"] = -1
+    got["array"][0]["k"] = -1
+    again = InMemoryCache.get_many("rel2-cells", ["frame", "series", "array"])
+    assert again["frame"].loc[0, "meta"] == {"k": 1}
+    assert again["series"].iloc[0] == {"k": 1} and again["array"][0] == {"k": 1}
+
+
+def test_string_object_columns_keep_the_cheap_copy() -> None:
+    from cache_utils import InMemoryCache
+
+    frame = pd.DataFrame({"s": pd.Series(["a", "b"], dtype=object), "d": [dt.date(2024, 1, 1)] * 2})
+    InMemoryCache.put(frame, "rel2-cheap", "f")
+    got = InMemoryCache.get("rel2-cheap", "f")
+    stored = InMemoryCache.get("rel2-cheap", "f", default_copy=False)
+    # Immutable cells are shared (no per-cell copy), and the frames are still isolated.
+    assert got["s"].iloc[0] is stored["s"].iloc[0]
+    got.loc[0, "s"] = "changed"
+    assert InMemoryCache.get("rel2-cheap", "f").loc[0, "s"] == "a"
