@@ -14,6 +14,7 @@ from .errors import CorruptCacheError
 from .naming import DateLike, date_stamp, file_name, parse_file_name, to_date, validate_prefix
 from .serialization import DEFAULT_LEVEL, GzipPickleSerializer, coerce_key, signing_key_from_env
 from .storage import STALE_TEMP_SECONDS, NotARegularFileError, Store, get_store, sweep_temp_files
+from .timing import ZoneLike, resolve_zone
 
 log = logging.getLogger("cache_utils")
 
@@ -157,14 +158,28 @@ def prune(
     dry_run: bool = False,
     temp_older_than: float = STALE_TEMP_SECONDS,
     storage_options: StorageOptions | None = None,
+    tz: ZoneLike = None,
+    signing_key: str | bytes | None = None,
 ) -> list[str]:
-    """Delete all but the newest `keep` files of `prefix`, and its orphaned temp files.
-    Returns the paths deleted (or that would be, with `dry_run`)."""
+    """Delete all but the newest `keep` files of `prefix` dated on or before today (in `tz`; local
+    time when None), and its orphaned temp files. Returns the paths deleted (or that would be,
+    with `dry_run`).
+
+    Never takes from `load_cache` what it would load: files dated after today are neither counted
+    nor deleted, and when none of the kept files verifies (gzip CRC to the end, and the signature
+    when signed), the newest older file that does is kept as well."""
     validate_prefix(prefix)
-    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 0:
-        raise ValueError(f"keep must be a whole number >= 0, got {keep!r}")
+    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+        raise ValueError(f"keep must be a whole number >= 1, got {keep!r}")
     store = get_store(directory, storage_options)
-    doomed = [file_name(prefix, s) for s in store.stamps(prefix)[keep:]]
+    serializer = serializer_for(signing_key)
+    past = [file_name(prefix, s) for s in store.stamps(prefix, date_stamp(None, resolve_zone(tz)))]
+    doomed = past[keep:]
+    if not any(_verifies(store, name, serializer) for name in past[:keep]):
+        good = next((name for name in doomed if _verifies(store, name, serializer)), None)
+        if good is not None:
+            log.warning("keeping %s: the newer files of %s do not verify", store.path(good), prefix)
+            doomed.remove(good)
     if dry_run:
         cutoff = time.time() - temp_older_than
         stale = [e.name for e in store.temp_entries(prefix) if e.mtime <= cutoff]
@@ -178,3 +193,12 @@ def prune(
         removed.append(store.path(name))
     return removed + sweep_temp_files(store, prefix, temp_older_than)
 
+
+def _verifies(store: Store, name: str, serializer: GzipPickleSerializer) -> bool:
+    """Whether a file is whole and, when signed, authentic (not unpickled)."""
+    try:
+        with store.open_read(name) as f:
+            serializer.verify(f, store.path(name))
+    except (CorruptCacheError, FileNotFoundError, NotARegularFileError):
+        return False
+    return True

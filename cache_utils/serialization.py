@@ -279,6 +279,20 @@ class GzipPickleSerializer:
         with self._verified_copy(fileobj, path) as verified:
             return self._unpickle(verified, path)
 
+    def verify(self, fileobj: IO[bytes], path: str) -> None:
+        """Check a file without unpickling it: the signature (when keyed), then the gzip stream to
+        its end (CRC and length). Raises CorruptCacheError."""
+        if self._key is not None:
+            fileobj = self._verified_copy(fileobj, path)
+        try:
+            with fileobj, _open_gzip(fileobj) as gz:
+                while gz.read(_SIGN_CHUNK):
+                    pass
+        except (FileNotFoundError, PermissionError, ConnectionError, TimeoutError):
+            raise
+        except Exception as e:  # EOFError, BadGzipFile, isal errors...
+            raise CorruptCacheError(path, _describe(e)) from e
+
     def _verified_copy(self, fileobj: IO[bytes], path: str) -> IO[bytes]:
         """A private copy of the file whose signature has been checked, made in one streaming pass
         in bounded memory (spilled to a temp file past `_SPOOL_MEMORY`). Unpickling reads the copy,

@@ -240,3 +240,48 @@ def test_string_object_columns_keep_the_cheap_copy() -> None:
     assert got["s"].iloc[0] is stored["s"].iloc[0]
     got.loc[0, "s"] = "changed"
     assert InMemoryCache.get("rel2-cheap", "f").loc[0, "s"] == "a"
+
+
+# --- 7. prune never takes from load_cache what it would have loaded ----------------------------------
+
+
+def test_prune_neither_counts_nor_deletes_future_files(tmp_path: Path) -> None:
+    d = str(tmp_path)
+    for day in ("2024-01-14", "2024-01-15", "2024-01-16"):
+        save_cache(day, "p", day, d)
+    with freeze_time("2024-01-15 12:00:00"):
+        assert prune("p", 1, d, tz="UTC") == [str(tmp_path / "p_20240114.pkl.gz")]
+        data, _next = load_cache("p", "09:00", d, tz="UTC")
+    assert data == "2024-01-15"
+    assert sorted(os.listdir(tmp_path)) == ["p_20240115.pkl.gz", "p_20240116.pkl.gz"]
+
+
+def test_prune_today_follows_the_zone(tmp_path: Path) -> None:
+    d = str(tmp_path)
+    for day in ("2024-01-14", "2024-01-15"):
+        save_cache(day, "p", day, d)
+    with freeze_time("2024-01-15 03:00:00"):  # still the 14th in New York: the 15th is its future
+        assert prune("p", 1, d, tz="America/New_York", dry_run=True) == []
+        assert prune("p", 1, d, tz="UTC", dry_run=True) == [str(tmp_path / "p_20240114.pkl.gz")]
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_prune_keeps_the_newest_good_file_when_kept_ones_are_corrupt(tmp_path: Path, signed: bool) -> None:
+    d, key = str(tmp_path), ("k" if signed else None)
+    for day in ("2024-01-12", "2024-01-13", "2024-01-14"):
+        save_cache(day, "p", day, d, signing_key=key)
+    whole = (tmp_path / "p_20240114.pkl.gz").read_bytes()
+    (tmp_path / "p_20240114.pkl.gz").write_bytes(whole[:-12])  # truncated: CRC never checks out
+    with freeze_time("2024-01-15 12:00:00"):
+        hit_before, _ = load_latest_cache("p", None, d, signing_key=key)
+        removed = prune("p", 1, d, tz="UTC", signing_key=key)
+        hit_after, _ = load_latest_cache("p", None, d, signing_key=key)
+    assert removed == [str(tmp_path / "p_20240112.pkl.gz")]
+    assert hit_before.data == hit_after.data == "2024-01-13"
+
+
+def test_prune_keep_must_leave_at_least_one(tmp_path: Path) -> None:
+    save_cache("x", "p", "2024-01-01", str(tmp_path))
+    with pytest.raises(ValueError, match=r"keep must be a whole number >= 1, got 0"):
+        prune("p", 0, str(tmp_path))
+    assert os.listdir(tmp_path) == ["p_20240101.pkl.gz"]

@@ -168,7 +168,7 @@ def _entry_points(directory: str):
         "get_latest_cache_filename": lambda p: get_latest_cache_filename(p, directory),
         "cache_dates": lambda p: cache_dates(p, directory),
         "list_caches": lambda p: list_caches(directory, p),
-        "prune": lambda p: prune(p, 0, directory),
+        "prune": lambda p: prune(p, 1, directory),
         "cache_filename": lambda p: cache_filename(p, "2024-01-15", directory=directory),
     }
 
