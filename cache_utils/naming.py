@@ -11,6 +11,8 @@ _DATE_DIGITS = 8
 _FORBIDDEN = frozenset("/\\*?[]\0")
 
 DateLike = dt.date | dt.datetime | str | None
+_DEFAULT_A = dt.datetime(2001, 1, 1)
+_DEFAULT_B = dt.datetime(2002, 2, 2)
 
 
 def validate_prefix(prefix: object) -> str:
@@ -33,6 +35,8 @@ def to_date(the_date: DateLike = None, tz: dt.tzinfo | None = None) -> dt.date:
     """Turn a date, datetime, pandas Timestamp or date string into a `date`; None means today in `tz`."""
     if the_date is None:
         return dt.datetime.now(tz).date()
+    if type(the_date).__name__ == "NaTType":  # pandas.NaT passes for a datetime but has no date
+        raise ValueError(f"invalid date {the_date!r}: not a time (NaT) does not name a day")
     if isinstance(the_date, dt.datetime):  # includes pandas.Timestamp
         if tz is not None and the_date.tzinfo is not None:
             the_date = the_date.astimezone(tz)
@@ -61,12 +65,20 @@ def _parse_date_string(text: str) -> dt.date:
     from dateutil import parser
 
     try:
-        return parser.parse(stripped).date()
+        # Parsed against two different defaults: a part taken from the default (a year, month or
+        # day the text does not give, as in "2024-01", "Jan" or "09:00") shows up as a difference.
+        first = parser.parse(stripped, default=_DEFAULT_A).date()
+        second = parser.parse(stripped, default=_DEFAULT_B).date()
     except (ValueError, OverflowError, TypeError) as e:
         raise ValueError(
             f"could not parse date {text!r}: use a date, datetime or a string such as "
             f"'2024-01-15', '20240115' or '15 Jan 2024'"
         ) from e
+    if first != second:
+        raise ValueError(
+            f"date {text!r} does not name a day (year, month and day): use e.g. '2024-01-15'"
+        )
+    return first
 
 
 def date_stamp(the_date: DateLike = None, tz: dt.tzinfo | None = None) -> str:

@@ -285,3 +285,28 @@ def test_prune_keep_must_leave_at_least_one(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"keep must be a whole number >= 1, got 0"):
         prune("p", 0, str(tmp_path))
     assert os.listdir(tmp_path) == ["p_20240101.pkl.gz"]
+
+
+# --- 9. a date must name a day: no part is taken from today --------------------------------------
+
+
+@pytest.mark.parametrize("text", ["2024-01", "2024", "15", "Jan", "09:00", "15 Jan", "January 2024"])
+def test_partial_date_strings_are_refused_naming_the_value(text: str) -> None:
+    from cache_utils import cache_filename
+
+    with freeze_time("2024-03-25 12:00:00"), pytest.raises(ValueError, match=f"'{text}' does not name a day"):
+        cache_filename("p", text)
+
+
+def test_nat_is_a_value_error_naming_it() -> None:
+    from cache_utils import cache_filename
+
+    with pytest.raises(ValueError, match="NaT"):
+        cache_filename("p", pd.NaT)
+
+
+def test_cli_show_date_partial_is_refused(tmp_path: Path) -> None:
+    save_cache(1, "p", "2024-01-01", str(tmp_path))
+    proc = subprocess.run([*CLI, "show", "p", "--dir", str(tmp_path), "--date", "2024"], capture_output=True,
+                          text=True, timeout=60, cwd=ROOT)
+    assert proc.returncode != 0 and "'2024' does not name a day" in proc.stderr
