@@ -9,6 +9,9 @@ SUFFIX = ".pkl.gz"
 DATE_FORMAT = "%Y%m%d"
 _DATE_DIGITS = 8
 _FORBIDDEN = frozenset("/\\*?[]\0")
+NAME_MAX = 255  # bytes in a file name on ext4, xfs, btrfs, APFS, NTFS (UTF-16 units)
+# The longest prefix whose temp file, `.<prefix>_<YYYYMMDD>.pkl.gz.XXXXXXXX.tmp`, fits in NAME_MAX.
+MAX_PREFIX_BYTES = NAME_MAX - len("._YYYYMMDD.pkl.gz.XXXXXXXX.tmp")
 
 DateLike = dt.date | dt.datetime | str | None
 _DEFAULT_A = dt.datetime(2001, 1, 1)
@@ -21,6 +24,13 @@ def validate_prefix(prefix: object) -> str:
         raise TypeError(f"cache prefix must be a str, got {type(prefix).__name__}: {prefix!r}")
     if not prefix:
         raise ValueError("cache prefix must not be empty")
+    size = len(prefix.encode("utf-8", "surrogateescape"))
+    if size > MAX_PREFIX_BYTES:
+        raise ValueError(
+            f"cache prefix {prefix[:40]!r}... is {size} bytes long: at most {MAX_PREFIX_BYTES} fit, "
+            f"since its temp file name '.<prefix>_<YYYYMMDD>.pkl.gz.<8 random>.tmp' must stay within "
+            f"the {NAME_MAX}-byte file name limit"
+        )
     bad = sorted(_FORBIDDEN.intersection(prefix))
     if bad or ".." in prefix or prefix.startswith(".") or os.sep in prefix:
         what = f"characters {''.join(bad)!r} are" if bad else "'..' or a leading '.' is"

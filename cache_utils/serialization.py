@@ -57,15 +57,16 @@ _MOVED_CLASS_ERRORS = (ModuleNotFoundError, ImportError, AttributeError, TypeErr
 def signing_key_from_env() -> bytes | None:
     """The signing key from `CACHE_UTILS_SIGNING_KEY`, or None when unset or empty."""
     value = os.environ.get(SIGNING_KEY_ENV)
-    return value.encode() if value else None
+    # The variable's bytes as given: os.environ decodes undecodable bytes as surrogates.
+    return os.fsencode(value) if value else None
 
 
 def coerce_key(key: str | bytes | None) -> bytes | None:
     """Accept a signing key as str or bytes; empty means no key."""
     if key is None or key == b"" or key == "":
         return None
-    if isinstance(key, str):
-        return key.encode()
+    if isinstance(key, str):  # surrogateescape: a str read from a non-UTF-8 env var keeps its bytes
+        return key.encode("utf-8", "surrogateescape")
     if isinstance(key, bytes | bytearray | memoryview):
         return bytes(key)
     raise TypeError(f"signing key must be str or bytes, got {type(key).__name__}")

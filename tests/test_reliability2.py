@@ -310,3 +310,55 @@ def test_cli_show_date_partial_is_refused(tmp_path: Path) -> None:
     proc = subprocess.run([*CLI, "show", "p", "--dir", str(tmp_path), "--date", "2024"], capture_output=True,
                           text=True, timeout=60, cwd=ROOT)
     assert proc.returncode != 0 and "'2024' does not name a day" in proc.stderr
+
+
+# --- minor items ----------------------------------------------------------------------------------
+
+
+def test_cli_escapes_control_characters_in_file_names(tmp_path: Path) -> None:
+    prefix = "evil\x1bc\rforged"
+    save_cache(1, prefix, "2024-01-01", str(tmp_path))
+    proc = subprocess.run([*CLI, "ls", str(tmp_path)], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert "\x1b" not in proc.stdout and "\r" not in proc.stdout
+    assert "evil\\x1bc\\rforged" in proc.stdout
+    proc = subprocess.run([*CLI, "prune", prefix, "--keep", "1", "--dir", str(tmp_path), "--dry-run"],
+                          capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert "\x1b" not in proc.stdout + proc.stderr
+
+
+def test_a_non_utf8_signing_key_in_the_environment_signs_with_its_bytes(tmp_path: Path) -> None:
+    key = b"\xff\xfek\x80y"
+    env = {k.encode(): v.encode() for k, v in os.environ.items() if k != "CACHE_UTILS_SIGNING_KEY"}
+    env[b"CACHE_UTILS_SIGNING_KEY"] = key
+    code = f"import cache_utils; cache_utils.save_cache('s', 'p', '2024-01-01', {str(tmp_path)!r})"
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60,
+                          cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert read_cache("p", "2024-01-01", str(tmp_path), signing_key=key) == "s"
+    with pytest.raises(CorruptCacheError, match="signature"):
+        read_cache("p", "2024-01-01", str(tmp_path), signing_key=b"other")
+
+
+def test_the_longest_prefix_whose_temp_name_fits_is_accepted_one_more_byte_refused(tmp_path: Path) -> None:
+    from cache_utils.naming import MAX_PREFIX_BYTES
+
+    fits = "p" * MAX_PREFIX_BYTES
+    save_cache(1, fits, "2024-01-01", str(tmp_path))
+    assert read_cache(fits, "2024-01-01", str(tmp_path)) == 1
+    for too_long in ("p" * (MAX_PREFIX_BYTES + 1), "é" * 113):  # 226 bytes either way
+        with pytest.raises(ValueError, match=rf"is 226 bytes long: at most {MAX_PREFIX_BYTES} fit"):
+            save_cache(1, too_long, "2024-01-01", str(tmp_path))
+    assert os.listdir(tmp_path) == [f"{fits}_20240101.pkl.gz"]
+
+
+def test_a_signed_file_copied_to_another_directory_under_its_name_is_accepted(tmp_path: Path) -> None:
+    """The documented choice: the MAC binds key, name and bytes, not the directory."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    save_cache("x", "p", "2024-01-01", str(a), signing_key="k")
+    b.mkdir()
+    (b / "p_20240101.pkl.gz").write_bytes((a / "p_20240101.pkl.gz").read_bytes())
+    assert read_cache("p", "2024-01-01", str(b), signing_key="k") == "x"
+    (b / "p_20240102.pkl.gz").write_bytes((a / "p_20240101.pkl.gz").read_bytes())  # another day: refused
+    with pytest.raises(CorruptCacheError, match="signature"):
+        read_cache("p", "2024-01-02", str(b), signing_key="k")
