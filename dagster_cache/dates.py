@@ -46,16 +46,23 @@ def prefix_for(asset_key: dg.AssetKey, metadata: Mapping[str, Any] | None) -> st
 
 
 def op_output_prefix(
-    step_key: str, output_name: str, mapping_key: str | None, metadata: Mapping[str, Any] | None = None
+    step_key: str, output_name: str, mapping_key: str | None, metadata: Mapping[str, Any] | None = None,
+    run_id: str | None = None,
 ) -> str:
-    """`<node>__<output>` (or the output's `cache_prefix` metadata) for an op output. A mapped
-    step's key and a DynamicOutput's mapping key follow as `@<key>`, so every mapped copy and every
-    dynamic output gets a file of its own: `double__result@k`, `emit__result@k`."""
+    """The prefix of an op output's file.
+
+    By default an op output is its run's own intermediate, as in Dagster's file IO managers:
+    `<node>__<output>@<run id>`, so concurrent runs never read each other's. An output whose
+    definition metadata names a `cache_prefix` is a shared daily cache instead, named by that
+    prefix alone. A mapped step's key and a DynamicOutput's mapping key follow as `@<key>`, so
+    every mapped copy and every dynamic output gets a file of its own."""
     node, _, mapped = step_key.partition("[")
     marks = "".join(MAPPING_KEY_MARK + m for m in (mapped.rstrip("]"), mapping_key) if m)
     override = (metadata or {}).get(PREFIX_METADATA_KEY)
-    head = f"{node}__{output_name}" if override is None else str(getattr(override, "value", override))
-    return validate_prefix(head + marks)
+    if override is not None:
+        return validate_prefix(str(getattr(override, "value", override)) + marks)
+    scope = MAPPING_KEY_MARK + run_id if run_id else ""
+    return validate_prefix(f"{node}__{output_name}{marks}{scope}")
 
 
 def _time_dimension(partitions_def: dg.PartitionsDefinition) -> tuple[str | None, Any]:
@@ -81,8 +88,12 @@ def is_sub_daily(time_def: dg.TimeWindowPartitionsDefinition) -> bool:
 
 
 def slot(start: dt.datetime) -> str:
-    """The time-of-day part of a sub-daily partition's prefix: `HHMM` of its window's start."""
-    return f"{start.hour:02d}{start.minute:02d}"
+    """The time-of-day part of a sub-daily partition's prefix: `HHMM` of its window's start, plus
+    its UTC offset (`0100-0500`) in the second pass of a repeated DST hour, as Dagster's key has."""
+    text = f"{start.hour:02d}{start.minute:02d}"
+    if start.tzinfo is not None and start.utcoffset() != start.replace(fold=0).utcoffset():
+        text += start.strftime("%z")
+    return text
 
 
 def partition_file(
@@ -134,7 +145,7 @@ def prefix_pattern(
             else:  # dynamic keys are known only to the instance: assume any
                 pattern += "__.+"
     if is_sub_daily(time_def):
-        pattern += r"__\d{4}"
+        pattern += r"__\d{4}(?:[+-]\d{4})?"
     return re.compile(pattern)
 
 

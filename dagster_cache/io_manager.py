@@ -142,18 +142,26 @@ class DatedCacheIOManager(ConfigurableIOManager):
         """(partition key, prefix, date, value) for each file this output writes."""
         if not context.has_asset_key:
             base = op_output_prefix(context.step_key, context.name, context.mapping_key,
-                                    context.definition_metadata)
+                                    context.definition_metadata, _run_id(context))
             prefix, day, _why = unpartitioned_file(context, base, False, self._tz())
             return [(None, prefix, day, obj)]
         base = prefix_for(context.asset_key, context.definition_metadata)
         if not context.has_asset_partitions:
-            prefix, day, _why = unpartitioned_file(context, base, True, self._tz())
+            prefix, day, why = unpartitioned_file(context, base, True, self._tz())
+            today = dt.datetime.now(self._tz()).date()
+            if day > today:  # e.g. a run for today's partition in a zone ahead of the manager's
+                context.log.warning(
+                    f"{_output_name(context)} is written under {day.isoformat()} ({why}), after today "
+                    f"({today.isoformat()}) in timezone {self.timezone!r}: unpartitioned readers look for "
+                    f"today's file there and will not see it before then. Set the manager's timezone to "
+                    "the partitions' zone.")
             return [(None, prefix, day, obj)]
         pdef = context.asset_partitions_def
         keys = list(context.asset_partition_keys)
-        if len(keys) == 1:
+        if len(keys) == 1 and not _single_run(context):
             return [(keys[0], *partition_file(pdef, keys[0], base), obj)]
-        # A single-run backfill: one value per partition, one file per partition.
+        # A single-run backfill policy: one value per partition, one file per partition, whether
+        # the run covers a range or (a daily schedule's run) a single day.
         if not isinstance(obj, Mapping):
             raise CachePartitionError(
                 f"asset {context.asset_key.to_user_string()} ran for {len(keys)} partitions "
@@ -184,7 +192,10 @@ class DatedCacheIOManager(ConfigurableIOManager):
         if _is_nothing(context):
             return
         targets = self._targets(context, obj)
-        _check_clashes(context, [prefix for _k, prefix, _d, _v in targets])
+        _check_clashes(context, [prefix for _k, prefix, _d, _v in targets], self.directory)
+        if len(targets) > 1:  # a single-run backfill writes all of its days or none of them
+            for _key, _prefix, _day, value in targets:
+                self._picklable(context, value)
         today = dt.datetime.now(self._tz()).date()
         written: list[tuple[str | None, str, dt.date, str, Any]] = []
         for key, prefix, day, value in targets:
@@ -192,11 +203,7 @@ class DatedCacheIOManager(ConfigurableIOManager):
                 path = save_cache(value, prefix, day, self.directory,
                                   signing_key=self.signing_key or None, **self._io())
             except pickle.PicklingError as e:
-                raise dg.DagsterInvariantViolationError(
-                    f"Object of type {type(value).__module__}.{type(value).__qualname__} returned by "
-                    f"{_output_name(context)} is not picklable, so it cannot be cached: {e}. Return "
-                    "picklable data, or give this output another io_manager_key."
-                ) from e
+                raise _not_picklable(context, value, e) from e
             context.log.debug(f"wrote {path}")
             written.append((key, prefix, day, path, value))
             if day >= today:
@@ -204,6 +211,13 @@ class DatedCacheIOManager(ConfigurableIOManager):
                 if wanted:
                     resolve_alert(default_alias(prefix), f"fresh data written to {path}", alerter)
         context.add_output_metadata(self._output_metadata(context, written))
+
+    @staticmethod
+    def _picklable(context: OutputContext, value: Any) -> None:
+        try:
+            pickle.dump(value, _Discard(), protocol=pickle.HIGHEST_PROTOCOL)
+        except (pickle.PicklingError, TypeError, AttributeError, RecursionError) as e:
+            raise _not_picklable(context, value, e) from e
 
     def _output_metadata(self, context: OutputContext, written: list) -> dict[str, Any]:
         sizes = [self._size(path, prefix, day) for _k, prefix, day, path, _v in written]
@@ -243,8 +257,9 @@ class DatedCacheIOManager(ConfigurableIOManager):
         fallback = bool(meta.get(FALLBACK_KEY, self.fallback_to_latest))
         if context.has_asset_key:
             base = prefix_for(context.asset_key, upstream_meta)
-        elif upstream is not None:
-            base = op_output_prefix(upstream.step_key, upstream.name, upstream.mapping_key, upstream_meta)
+        elif upstream is not None:  # the run that wrote it: the parent run's, on re-execution
+            base = op_output_prefix(upstream.step_key, upstream.name, upstream.mapping_key, upstream_meta,
+                                    _run_id(upstream))
         else:
             raise CachePartitionError(f"input {context.name!r} has no asset key and no upstream output")
 
@@ -382,6 +397,41 @@ class DatedCacheIOManager(ConfigurableIOManager):
         raise CacheNotFoundError(message, prefix=prefix, directory=self.directory)
 
 
+class _Discard:
+    """A file that forgets what is written: pickling into it only proves the value pickles."""
+
+    def write(self, data: Any) -> int:
+        return len(data)
+
+
+def _not_picklable(context: OutputContext, value: Any, error: BaseException) -> Exception:
+    return dg.DagsterInvariantViolationError(
+        f"Object of type {type(value).__module__}.{type(value).__qualname__} returned by "
+        f"{_output_name(context)} is not picklable, so it cannot be cached: {error}. Return "
+        "picklable data, or give this output another io_manager_key."
+    )
+
+
+def _run_id(context: InputContext | OutputContext) -> str | None:
+    """The id of the run that wrote (or writes) an output; None for contexts built without a run."""
+    try:
+        run_id = context.run_id
+    except Exception:  # noqa: BLE001 - build_input_context without an upstream run
+        return None
+    return None if not run_id or run_id.startswith("__") else run_id  # "__EPHEMERAL_RUN_ID": built
+
+
+def _single_run(context: OutputContext) -> bool:
+    """Whether the output's asset has a single-run backfill policy (it returns {partition: value})."""
+    try:
+        assets_def = context.step_context.job_def.asset_layer.get_assets_def_for_node(
+            context.step_context.node_handle)
+    except Exception:  # noqa: BLE001 - no step context: built with build_output_context
+        return False
+    policy = assets_def.backfill_policy if assets_def is not None else None
+    return policy is not None and policy.max_partitions_per_run is None  # BackfillPolicy.single_run()
+
+
 def _is_nothing(context: OutputContext) -> bool:
     try:
         return context.dagster_type.is_nothing
@@ -395,14 +445,29 @@ def _output_name(context: OutputContext) -> str:
     return f"output {context.name!r} of op {context.step_key}"
 
 
-def _other_assets(context: OutputContext) -> Iterator[tuple[dg.AssetKey, str, Any]]:
-    """(key, base prefix, partitions) of each materializable asset stored by the same IO manager
-    key as this output, across the whole code location when Dagster gives it."""
+def _keys_writing_to(step: Any, own_key: str, directory: str) -> set[str]:
+    """The IO manager keys bound to a DatedCacheIOManager on `directory` (own_key included)."""
+    keys = {own_key}
+    for key, resource_def in step.job_def.resource_defs.items():
+        cls = getattr(resource_def, "configurable_resource_cls", None)
+        if isinstance(cls, type) and issubclass(cls, DatedCacheIOManager):
+            field = resource_def.config_field
+            config = field.default_value if field is not None and field.default_provided else {}
+            if config.get("directory", "data") == directory:
+                keys.add(key)
+    return keys
+
+
+def _other_assets(context: OutputContext, directory: str) -> Iterator[tuple[dg.AssetKey, str, Any]]:
+    """(key, base prefix, partitions) of each materializable asset whose files go to the same
+    directory as this output (any IO manager key bound to a DatedCacheIOManager on it), across the
+    whole code location when Dagster gives it."""
     try:
         step = context.step_context
         output_def = step.op_def.output_def_named(context.name)
     except Exception:  # noqa: BLE001 - no step context: built with build_output_context
         return
+    keys = _keys_writing_to(step, output_def.io_manager_key, directory)
     try:
         graph = step.repository_def.asset_graph
     except Exception:  # noqa: BLE001 - execute_in_process has no repository: start from the job
@@ -412,7 +477,7 @@ def _other_assets(context: OutputContext) -> Iterator[tuple[dg.AssetKey, str, An
         # An asset job's graph is scoped to its selection; it keeps the code location's whole graph.
         graph = getattr(graph, "source_asset_graph", graph)
     for node in graph.asset_nodes:
-        if not node.is_materializable or node.io_manager_key != output_def.io_manager_key:
+        if not node.is_materializable or node.io_manager_key not in keys:
             continue
         try:
             base = prefix_for(node.key, node.metadata)
@@ -421,10 +486,10 @@ def _other_assets(context: OutputContext) -> Iterator[tuple[dg.AssetKey, str, An
         yield node.key, base, node.partitions_def
 
 
-def _check_clashes(context: OutputContext, prefixes: list[str]) -> None:
+def _check_clashes(context: OutputContext, prefixes: list[str], directory: str) -> None:
     """Refuse, before anything is written, prefixes another asset of this code location writes too."""
     owner: dg.AssetKey | str = context.asset_key if context.has_asset_key else _output_name(context)
-    others = list(_other_assets(context))
+    others = list(_other_assets(context, directory))
     for prefix in dict.fromkeys(prefixes):
         check_no_clash(prefix, owner, others)
 
@@ -466,19 +531,14 @@ def _input_metadata(used: Loaded) -> dict[str, Any]:
 
 
 def _wants_dict(context: InputContext, keys: list[str]) -> bool:
-    """Several keys, an explicit request, a dict annotation, or a range partition mapping
-    (so a one-day range still gives a dict: dagster issue 28942)."""
+    """Several keys, an explicit request, or a range partition mapping (so a one-day range still
+    gives a dict: dagster issue 28942)."""
     if len(keys) > 1:
         return True
     explicit = (context.definition_metadata or {}).get(AS_DICT_KEY)
     if explicit is not None:
         return bool(explicit)
-    try:
-        typing_type = context.dagster_type.typing_type
-    except dg.DagsterInvariantViolationError:  # contexts built for tests may have no type
-        typing_type = None
-    if typing_type is dict or getattr(typing_type, "__origin__", None) in (dict, Mapping):
-        return True
+    # Not a `dict` annotation: one partition whose value is a dict is loaded as it is, as Dagster does.
     mapping, downstream_partitioned = _partition_mapping(context)
     if isinstance(mapping, dg.TimeWindowPartitionMapping):
         return mapping.start_offset != mapping.end_offset

@@ -408,11 +408,31 @@ def numbers_job() -> None:
     total(make_numbers())
 
 
-def test_op_outputs_are_dated_files_too(tmp_path: Path) -> None:
+def test_op_outputs_are_the_runs_own_dated_files(tmp_path: Path) -> None:
     tags = {SCHEDULED_EXECUTION_TIME_TAG: "2024-05-01T06:00:00+00:00"}
     result = numbers_job.execute_in_process(resources={"io_manager": manager(tmp_path)}, tags=tags)
     assert result.output_for_node("total") == 6
-    assert files(tmp_path) == ["make_numbers__result_20240501.pkl.gz", "total__result_20240501.pkl.gz"]
+    run = result.run_id
+    assert files(tmp_path) == [f"make_numbers__result@{run}_20240501.pkl.gz",
+                               f"total__result@{run}_20240501.pkl.gz"]
+
+
+@dg.op(out=dg.Out(metadata={"cache_prefix": "numbers"}))
+def publish_numbers() -> list[int]:
+    return [4, 5]
+
+
+@dg.job
+def publish_job() -> None:
+    total(publish_numbers())
+
+
+def test_an_op_output_with_a_cache_prefix_is_a_shared_daily_cache(tmp_path: Path) -> None:
+    tags = {SCHEDULED_EXECUTION_TIME_TAG: "2024-05-01T06:00:00+00:00"}
+    result = publish_job.execute_in_process(resources={"io_manager": manager(tmp_path)}, tags=tags)
+    assert result.output_for_node("total") == 9
+    assert "numbers_20240501.pkl.gz" in files(tmp_path)
+    assert read_cache("numbers", "2024-05-01", str(tmp_path)) == [4, 5]  # what plain cache_utils reads
 
 
 @dg.asset
