@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import errno
@@ -14,6 +15,7 @@ from collections.abc import Callable, Iterator
 from typing import IO, Any, NoReturn
 
 import fsspec
+import fsspec.asyn
 import fsspec.core
 
 from .naming import join
@@ -34,6 +36,9 @@ S3FS_RETRIES = 1
 # 33 MiB for a 64 MiB file); objects smaller than two parts go up in one put.
 UPLOAD_CHUNKSIZE = 8 * 2**20
 UPLOAD_CONCURRENCY = 2
+# An upload's deadline: the configured request bound plus its size at this rate (1 MiB/s), so a
+# peer that stops reading mid-upload cannot hold it forever, and a slow link still has time.
+UPLOAD_MIN_BYTES_PER_SECOND = 2**20
 # Reads fetch blocks of this size (s3fs' default is 50 MiB).
 READ_BLOCKSIZE = 16 * 2**20
 SPOOL_PREFIX = "cache_utils-spool-"
@@ -141,6 +146,7 @@ class FsspecStore:
             self.fs.retries = S3FS_RETRIES
         self.root = root.rstrip("/") or root
         self._object_store = hasattr(self.fs, "split_path")  # s3fs, gcsfs, adlfs
+        self._s3 = protocol in S3_PROTOCOLS
         self._in_memory = type(self.fs).__name__ == "MemoryFileSystem"
 
     def __repr__(self) -> str:
@@ -263,7 +269,37 @@ class FsspecStore:
             kwargs["max_concurrency"] = UPLOAD_CONCURRENCY
         if not self._object_store:
             self.fs.makedirs(posixpath.dirname(remote) or "/", exist_ok=True)
-        self.fs.put_file(local, remote, **kwargs)
+        if not self._s3:
+            self.fs.put_file(local, remote, **kwargs)
+            return
+        _bound_s3_uploads(self.fs)
+        # aiohttp has no write timeout: a peer that stops reading mid-body stalls the upload with
+        # no request timeout armed. So the whole upload gets a deadline from the configured
+        # timeouts plus the time its bytes take at UPLOAD_MIN_BYTES_PER_SECOND.
+        deadline = self._request_bound() + os.path.getsize(local) / UPLOAD_MIN_BYTES_PER_SECOND
+        try:
+            fsspec.asyn.sync(self.fs.loop, asyncio.wait_for, self.fs._put_file(local, remote, **kwargs),
+                             deadline)
+        except TimeoutError as e:
+            self._abort_uploads(remote)  # s3fs aborts on errors, not on cancellation
+            raise TimeoutError(errno.ETIMEDOUT, f"the upload did not finish within {deadline:.0f} s") from e
+
+    def _request_bound(self) -> float:
+        """Seconds one request may take at most, all attempts included (botocore's settings)."""
+        config = self.options.get("config_kwargs") or {}
+        attempts = (config.get("retries") or {}).get("max_attempts", 1) or 1
+        return attempts * (float(config.get("connect_timeout", 60)) + float(config.get("read_timeout", 60)))
+
+    def _abort_uploads(self, remote: str) -> None:
+        """Abort the open multipart uploads of `remote`, best effort (each call bounded by the
+        timeouts). A writer of the same object at the same moment would see its save fail."""
+        bucket, key, _ = self.fs.split_path(remote)
+        with contextlib.suppress(Exception):
+            listing = self.fs.call_s3("list_multipart_uploads", Bucket=bucket, Prefix=key)
+            for upload in listing.get("Uploads", []):
+                if upload["Key"] == key:
+                    self.fs.call_s3("abort_multipart_upload", Bucket=bucket, Key=key,
+                                    UploadId=upload["UploadId"])
 
     def remove(self, name: str) -> None:
         with _store_errors(self.path(name), "cannot delete"):
@@ -272,6 +308,22 @@ class FsspecStore:
     def temp_entries(self, prefix: str | None = None) -> list[Entry]:
         """Always empty: uploads spool locally, so a store never holds partial files."""
         return []
+
+
+def _drop_expect_header(params: dict[str, Any], **_: Any) -> None:
+    params["headers"].pop("Expect", None)
+
+
+def _bound_s3_uploads(fs: Any) -> None:
+    """Make botocore send uploads without `Expect: 100-continue`.
+
+    botocore asks for it on every PUT with a body; aiohttp then waits for the server's
+    `100 Continue` with no timeout at all, before its read timeout is armed, so an endpoint that
+    accepts the connection and never answers blocks an upload forever. Without the header the body
+    is sent at once and the response falls under `read_timeout` like every other request."""
+    client = fs.connect()  # s3fs' live client: created once per file system, then reused
+    client.meta.events.register_last("before-call.s3", _drop_expect_header,
+                                     unique_id="cache_utils-no-expect-100-continue")
 
 
 class _ReadFile(io.RawIOBase):

@@ -482,3 +482,44 @@ def test_store_hanging_mid_read_is_an_error_not_corruption(
         error, _ = _timed(lambda: read_cache("p", "2024-01-02", url, signing_key=signing_key,
                                              storage_options=opts))
         assert isinstance(error, TimeoutError), repr(error)
+
+
+# --- uploads are bounded too (issue 9, item 1) -----------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [100, 20 * 2**20], ids=["single-put", "multipart"])
+@pytest.mark.parametrize("attempts", [1, 2])
+def test_upload_to_a_silent_endpoint_times_out_within_the_configured_bound(size: int, attempts: int) -> None:
+    """botocore sends `Expect: 100-continue` on every PUT and aiohttp waited for the `100 Continue`
+    without any timeout: an upload to an endpoint that accepts and never answers hung forever."""
+    url = "s3://bucket/c"
+    with silent_endpoint() as endpoint:
+        opts = {"endpoint_url": endpoint, "key": "k", "secret": "s",
+                "config_kwargs": {"read_timeout": 1, "connect_timeout": 1,
+                                  "retries": {"max_attempts": attempts, "mode": "standard"}}}
+        error, took = _timed(lambda: save_cache(b"x" * size, "p", "2024-01-01", url, storage_options=opts))
+    assert isinstance(error, TimeoutError), repr(error)
+    assert "could not save cache" in str(error) and f"{url}/p_20240101.pkl.gz" in str(error)
+    assert took < 4 * attempts + 4, took
+
+
+@pytest.mark.parametrize(("size", "stall_on"), [(8 * 2**20, "PUT /{bucket}/c/p_20240102.pkl.gz HTTP"),
+                                                (40 * 2**20, "partNumber=2")],
+                         ids=["single-put", "second-part"])
+def test_a_proxy_that_stops_forwarding_mid_upload_is_a_timeout_and_keeps_the_old_file(
+    s3: MotoS3, bucket: str, size: int, stall_on: str
+) -> None:
+    url = f"s3://{bucket}/c"
+    save_cache("older", "p", "2024-01-01", url, storage_options=s3.options())
+    data = os.urandom(size)  # incompressible: the upload is as large as the data
+    with stalling_proxy(s3.endpoint, stall_on.format(bucket=bucket).encode()) as endpoint:
+        opts = {"endpoint_url": endpoint,
+                "config_kwargs": {"read_timeout": 2, "connect_timeout": 2, "retries": {"max_attempts": 1}}}
+        error, took = _timed(lambda: save_cache(data, "p", "2024-01-02", url, storage_options=opts))
+    assert isinstance(error, TimeoutError), repr(error)
+    # The bound: the request bound (1 attempt x (2 s + 2 s)) plus the size at 1 MiB/s, plus slack.
+    assert took < 4 + size / 2**20 + 10, took
+    # Whole or nothing: no new object, the older one intact, no multipart upload left open.
+    assert s3.keys(bucket) == ["c/p_20240101.pkl.gz"]
+    assert read_cache("p", "2024-01-01", url, storage_options=s3.options()) == "older"
+    assert s3.client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
