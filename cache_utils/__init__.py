@@ -6,12 +6,14 @@
 from .alerts import (
     Alert,
     Alerter,
+    JsmOpsAlerter,
     OpsGenieAlerter,
     WebhookAlerter,
     configure_alerts,
     get_alerter,
     resolve_alert,
     send_alert,
+    send_test_alert,
 )
 from .errors import CacheError, CacheNotFoundError, CorruptCacheError
 from .files import (
@@ -42,6 +44,7 @@ __all__ = [
     "CorruptCacheError",
     "GzipPickleSerializer",
     "InMemoryCache",
+    "JsmOpsAlerter",
     "OpsGenieAlerter",
     "Skipped",
     "TimeType",
@@ -64,5 +67,6 @@ __all__ = [
     "resolve_alert",
     "save_cache",
     "send_alert",
+    "send_test_alert",
     "validate_prefix",
 ]

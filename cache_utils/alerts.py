@@ -1,7 +1,10 @@
-"""Alerts on missing, stale or corrupt caches: a small backend interface, OpsGenie first.
+"""Alerts on missing, stale or corrupt caches: a small backend interface, OpsGenie and its
+successor Jira Service Management (JSM) Operations first.
 
 Sending never breaks or stalls the data path: each call runs on a daemon thread and the
-caller waits at most `timeout` seconds; failures are logged once, with secrets redacted.
+caller waits at most `timeout` seconds; failures are logged once, with secrets redacted in
+every form they can take in a message (raw, stripped, repr, JSON, percent-encoded). A bad
+alert setting in the environment is reported once as a warning and never stops loading.
 """
 
 from __future__ import annotations
@@ -11,8 +14,9 @@ import logging
 import math
 import os
 import threading
+import urllib.parse
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -20,14 +24,24 @@ log = logging.getLogger("cache_utils.alerts")
 
 Priority = Literal["P1", "P2", "P3", "P4", "P5"]
 PRIORITIES: tuple[str, ...] = ("P1", "P2", "P3", "P4", "P5")
+Backend = Literal["opsgenie", "jsm"]
+BACKENDS: tuple[str, ...] = ("opsgenie", "jsm")
 OPSGENIE_US = "https://api.opsgenie.com"
 OPSGENIE_EU = "https://api.eu.opsgenie.com"
+# JSM Operations' integration API: the OpsGenie alert API (same paths, bodies and GenieKey
+# header) under this prefix. opsgenie-sdk builds URLs as host + path, so the prefix is kept.
+JSM_OPS_URL = "https://api.atlassian.com/jsm/ops/integration"
+DEFAULT_URLS: dict[str, str] = {"opsgenie": OPSGENIE_US, "jsm": JSM_OPS_URL}
 API_KEY_ENV = "OPSGENIE_API_KEY"
 API_URL_ENV = "OPSGENIE_API_URL"
+JSM_API_KEY_ENV = "JSM_OPS_API_KEY"
+JSM_API_URL_ENV = "JSM_OPS_API_URL"
 TIMEOUT_ENV = "CACHE_UTILS_ALERT_TIMEOUT"
 DEFAULT_TIMEOUT = 5.0
+MAX_TIMEOUT = 300.0  # an alert may hold up loading this long at most
+MAX_RETRIES = 10
 
-# OpsGenie's documented field limits.
+# OpsGenie's documented field limits (JSM Operations keeps them).
 MAX_MESSAGE, MAX_ALIAS, MAX_TAGS, MAX_TAG = 130, 512, 20, 50
 
 
@@ -64,17 +78,91 @@ class Alerter(ABC):
         """Close the open alert for `alias`, if any."""
 
     def secrets(self) -> tuple[str, ...]:
-        """Strings that must never appear in a log line or an exception message."""
+        """Strings that must never appear in a log line or an exception message (each is also
+        redacted in its stripped, repr, JSON and percent-encoded forms)."""
         return ()
+
+
+# --- checking settings -------------------------------------------------------------------------
+
+
+def _clean_key(api_key: object, service: str) -> str:
+    """The key without surrounding whitespace (secret files often end in a newline). The value
+    is never echoed, even when it is refused."""
+    if not isinstance(api_key, str) or not api_key.strip():
+        raise ValueError(f"{service} api_key must be a non-empty string")
+    key = api_key.strip()
+    if not all("!" <= c <= "~" for c in key):
+        raise ValueError(f"{service} api_key holds whitespace, control or non-ASCII characters "
+                         "(its value is not shown): check where it was read from")
+    return key
+
+
+def _shown_url(text: str) -> str:
+    """`text` for a message, with any user:password@ part hidden."""
+    scheme, sep, rest = text.partition("://")
+    netloc, slash, path = rest.partition("/")
+    if sep and "@" in netloc:
+        return f"{scheme}://***@{netloc.rpartition('@')[2]}{slash}{path}"
+    return text
+
+
+def _check_url(url: object, service: str) -> str:
+    """An http(s) base URL with a host, without query, fragment, credentials or spaces."""
+    text = url.strip() if isinstance(url, str) else url
+    if not isinstance(text, str):
+        raise ValueError(f"{service} api_url must be a string, got {type(url).__name__}")
+    shown = _shown_url(text)[:200]
+    try:
+        parts = urllib.parse.urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        parts = None
+    if (
+        parts is None
+        or parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.query or parts.fragment or "@" in parts.netloc
+        or not all("!" <= c <= "~" for c in text)
+    ):
+        raise ValueError(f"{service} api_url must be an http(s) URL with a host and no query, "
+                         f"credentials or spaces, got {shown!r}")
+    return text.rstrip("/")
+
+
+def _check_timeout(timeout: object) -> float:
+    # NaN fails both comparisons; infinity and 1e300 exceed the cap (Thread.join overflows on them).
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= MAX_TIMEOUT:
+        raise ValueError(f"alert timeout must be a number of seconds above 0 and at most "
+                         f"{MAX_TIMEOUT:g}, got {timeout!r}")
+    return float(timeout)
+
+
+def _check_retries(retries: object) -> int:
+    if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= MAX_RETRIES:
+        raise ValueError(f"alert retries must be a whole number from 0 to {MAX_RETRIES}, got {retries!r}")
+    return retries
+
+
+def _check_backend(backend: object) -> str:
+    if backend not in BACKENDS:
+        raise ValueError(f"alert backend must be one of {BACKENDS}, got {backend!r}")
+    return str(backend)
+
+
+# --- backends ----------------------------------------------------------------------------------
 
 
 class OpsGenieAlerter(Alerter):
     """Alerts through the official opsgenie-sdk, with bounded timeouts and no SDK retries."""
 
+    service = "OpsGenie"
+    default_url = OPSGENIE_US
+
     def __init__(
         self,
         api_key: str,
-        api_url: str = OPSGENIE_US,
+        api_url: str | None = None,
         *,
         timeout: float = DEFAULT_TIMEOUT,
         retries: int = 0,
@@ -82,14 +170,13 @@ class OpsGenieAlerter(Alerter):
         tags: Sequence[str] = (),
         priority: Priority = "P3",
     ) -> None:
-        if not api_key or not isinstance(api_key, str):
-            raise ValueError("OpsGenie api_key must be a non-empty string")
+        self._api_key = _clean_key(api_key, self.service)
+        self._secrets = (api_key, self._api_key)  # as given (maybe "key\n") and as sent
         if priority not in PRIORITIES:
             raise ValueError(f"invalid alert priority {priority!r}: use one of {PRIORITIES}")
-        self._api_key = api_key
-        self.api_url = (api_url or OPSGENIE_US).rstrip("/")
+        self.api_url = _check_url(api_url or self.default_url, self.service)
         self.timeout = _check_timeout(timeout)
-        self.retries = retries
+        self.retries = _check_retries(retries)
         self.team = team
         self.tags = tuple(tags)
         self.priority = priority
@@ -97,10 +184,10 @@ class OpsGenieAlerter(Alerter):
         self._api_lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"OpsGenieAlerter(api_url={self.api_url!r}, api_key='***', timeout={self.timeout})"
+        return f"{type(self).__name__}(api_url={self.api_url!r}, api_key='***', timeout={self.timeout})"
 
     def secrets(self) -> tuple[str, ...]:
-        return (self._api_key,)
+        return self._secrets
 
     def _alert_api(self) -> Any:
         with self._api_lock:
@@ -108,7 +195,7 @@ class OpsGenieAlerter(Alerter):
                 import opsgenie_sdk  # ~1 s to import: only when an alert is really sent
 
                 conf = opsgenie_sdk.configuration.Configuration()
-                conf.host = self.api_url
+                conf.host = self.api_url  # the SDK requests host + "/v2/alerts...": a path prefix stays
                 conf.api_key["Authorization"] = self._api_key
                 # The SDK's defaults retry for up to a minute with random backoff: we bound it.
                 conf.retry_enabled = self.retries > 0
@@ -154,23 +241,66 @@ class OpsGenieAlerter(Alerter):
         )
 
 
+class JsmOpsAlerter(OpsGenieAlerter):
+    """Jira Service Management Operations, Opsgenie's successor: the same alert API (bodies,
+    aliases, `GenieKey` header, close by alias) under `https://api.atlassian.com/jsm/ops/integration`,
+    sent through the same opsgenie-sdk with the same bounds. `api_key` is the key of an API
+    integration in JSM Operations."""
+
+    service = "JSM Operations"
+    default_url = JSM_OPS_URL
+
+
+ALERTER_CLASSES: dict[str, type[OpsGenieAlerter]] = {"opsgenie": OpsGenieAlerter, "jsm": JsmOpsAlerter}
+
+
+def make_alerter(
+    backend: Backend,
+    api_key: str,
+    api_url: str | None = None,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    retries: int = 0,
+    team: str | None = None,
+    tags: Sequence[str] = (),
+    priority: Priority = "P3",
+) -> OpsGenieAlerter:
+    """`OpsGenieAlerter` ("opsgenie") or `JsmOpsAlerter` ("jsm"); an empty `api_url` means the
+    backend's default host. Raises ValueError on a bad setting (never echoing the key)."""
+    cls = ALERTER_CLASSES[_check_backend(backend)]
+    return cls(api_key, api_url or None, timeout=timeout, retries=retries, team=team, tags=tags,
+               priority=priority)
+
+
 class WebhookAlerter(Alerter):
-    """POSTs `{"action": "create"|"close", ...}` as JSON to a URL: a generic second backend."""
+    """POSTs `{"action": "create"|"close", ...}` as JSON to a URL: a generic second backend.
+    Header values (stripped on input), the URL's query values and its password are secrets."""
 
     def __init__(
         self, url: str, *, timeout: float = DEFAULT_TIMEOUT, headers: Mapping[str, str] | None = None
     ) -> None:
-        if not url.startswith(("http://", "https://")):
-            raise ValueError(f"webhook url must be http(s), got {url!r}")
-        self.url = url
+        if not isinstance(url, str) or not url.strip().startswith(("http://", "https://")):
+            raise ValueError(f"webhook url must be http(s), got {_shown_url(str(url))!r}")
+        self.url = url.strip()
         self.timeout = _check_timeout(timeout)
-        self._headers = dict(headers or {})
+        raw = dict(headers or {})
+        self._headers: dict[str, str] = {}
+        for name, value in raw.items():
+            clean = str(value).strip()
+            if not all(c == "\t" or " " <= c != "\x7f" for c in clean):
+                raise ValueError(f"webhook header {name!r} holds control characters "
+                                 "(its value is not shown)")
+            self._headers[str(name)] = clean
+        parts = urllib.parse.urlsplit(self.url)
+        from_url = [v for _k, v in urllib.parse.parse_qsl(parts.query)] + [parts.password or ""]
+        self._secrets = tuple(v for v in (*map(str, raw.values()), *self._headers.values(), *from_url) if v)
 
     def __repr__(self) -> str:
-        return f"WebhookAlerter(url={self.url!r}, timeout={self.timeout})"
+        shown = _shown_url(self.url.split("?", 1)[0]) + ("?***" if "?" in self.url else "")
+        return f"WebhookAlerter(url={shown!r}, timeout={self.timeout})"
 
     def secrets(self) -> tuple[str, ...]:
-        return tuple(self._headers.values())
+        return self._secrets
 
     def _post(self, body: dict[str, Any]) -> None:
         import urllib.request
@@ -202,20 +332,67 @@ class WebhookAlerter(Alerter):
         self._post({"action": "close", "alias": alias, "note": note})
 
 
-def _check_timeout(timeout: object) -> float:
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
-        raise ValueError(f"alert timeout must be a positive number of seconds, got {timeout!r}")
-    return float(timeout)
+# --- redaction ---------------------------------------------------------------------------------
+
+
+def secret_forms(secret: str) -> set[str]:
+    """The ways `secret` can show up in a message: raw, stripped, the inside of its str and bytes
+    reprs (`Invalid header value b'GenieKey ...\\n'`), JSON, percent-encoded, and the credential
+    of a header value such as `Bearer <token>`."""
+    forms: set[str] = set()
+    bases = {secret, secret.strip()}
+    for value in list(bases):
+        scheme, _, credential = value.strip().partition(" ")
+        if credential.strip():
+            bases.add(credential.strip())
+    for value in bases:
+        if not value:
+            continue
+        forms.add(value)
+        forms.add(repr(value)[1:-1])
+        forms.add(repr(value.encode("utf-8", "backslashreplace"))[2:-1])
+        forms.add(repr(value.encode("latin-1", "backslashreplace"))[2:-1])
+        forms.add(json.dumps(value)[1:-1])
+        forms.add(urllib.parse.quote(value, safe=""))
+        forms.add(urllib.parse.quote_plus(value))
+    return {f for f in forms if f}
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """Replace every secret in `text`, in each of its `secret_forms`, with ***."""
+    forms: set[str] = set()
+    for secret in secrets:
+        if isinstance(secret, str) and secret:
+            forms |= secret_forms(secret)
+    for form in sorted(forms, key=len, reverse=True):  # longest first: "GenieKey k\n" before "k"
+        text = text.replace(form, "***")
+    return text
+
+
+def _secrets_of(alerter: Alerter) -> tuple[str, ...]:
+    try:
+        return tuple(s for s in alerter.secrets() if isinstance(s, str))
+    except Exception:  # noqa: BLE001 - a broken backend must not break the data path
+        return ()
 
 
 # --- configuration -------------------------------------------------------------------------
 
+
 _configured: Alerter | None = None
-_from_env: tuple[tuple[str, str, str], Alerter] | None = None
+_ENV_NAMES = (JSM_API_KEY_ENV, JSM_API_URL_ENV, API_KEY_ENV, API_URL_ENV, TIMEOUT_ENV)
+_from_env: tuple[tuple[str, ...], Alerter | None] | None = None
 _state_lock = threading.Lock()
 # Aliases this process may have left open; a successful load closes them (and checks once).
 _open_aliases: set[str] = set()
 _checked_aliases: set[str] = set()
+_warned: set[tuple[str, ...]] = set()
+
+
+def _warn_once(key: tuple[str, ...], message: str, *args: Any) -> None:
+    if key not in _warned:
+        _warned.add(key)
+        log.warning(message, *args)
 
 
 def configure_alerts(
@@ -224,51 +401,113 @@ def configure_alerts(
     api_key: str | None = None,
     api_url: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    backend: Backend = "opsgenie",
 ) -> Alerter | None:
-    """Set the process-wide alerter: a backend, or OpsGenie from `api_key`; no arguments resets
-    to the environment (`OPSGENIE_API_KEY`, `OPSGENIE_API_URL`)."""
-    global _configured
+    """Set the process-wide alerter: a backend, or OpsGenie / JSM Operations (`backend="jsm"`)
+    from `api_key`; no arguments resets to the environment (`JSM_OPS_API_KEY` or
+    `OPSGENIE_API_KEY`, see `alerter_from_env`). Raises ValueError on a bad setting."""
+    global _configured, _from_env
     if alerter is None and api_key is not None:
-        alerter = OpsGenieAlerter(api_key, api_url or OPSGENIE_US, timeout=timeout)
+        alerter = make_alerter(backend, api_key, api_url, timeout=timeout)
+    elif alerter is None and backend != "opsgenie":
+        raise ValueError(f"configure_alerts(backend={backend!r}) needs api_key=; to choose the backend "
+                         f"from the environment, set {JSM_API_KEY_ENV} (JSM) or {API_KEY_ENV}")
     with _state_lock:
         _configured = alerter
+        _from_env = None
         _open_aliases.clear()
         _checked_aliases.clear()
+        _warned.clear()
     return alerter
 
 
+def timeout_setting(text: str) -> float:
+    if not text.strip():
+        return DEFAULT_TIMEOUT
+    try:
+        return _check_timeout(float(text))
+    except ValueError:
+        log.warning("ignoring %s=%r: not a number of seconds above 0 and at most %g; alerts wait "
+                    "%g s", TIMEOUT_ENV, text[:50], MAX_TIMEOUT, DEFAULT_TIMEOUT)
+        return DEFAULT_TIMEOUT
+
+
+def alerter_from_env(environ: Mapping[str, str] | None = None) -> Alerter | None:
+    """The backend the environment selects, or None (alerts are only logged). Never raises.
+
+    `JSM_OPS_API_KEY` set: JSM Operations (`JsmOpsAlerter`) at `JSM_OPS_API_URL`, default
+    https://api.atlassian.com/jsm/ops/integration; it wins over `OPSGENIE_API_KEY`. Else
+    `OPSGENIE_API_KEY`: OpsGenie at `OPSGENIE_API_URL` (default https://api.opsgenie.com).
+    `CACHE_UTILS_ALERT_TIMEOUT` sets the wait. Keys are stripped. A malformed timeout is logged
+    as a warning and the default (5 s) is used; a malformed key or URL is logged as a warning
+    (the key never shown) and alerts are only logged, since a guessed host could receive the key.
+    """
+    env = os.environ if environ is None else environ
+    jsm_key, og_key = env.get(JSM_API_KEY_ENV, ""), env.get(API_KEY_ENV, "")
+    if jsm_key:
+        backend, key, key_env, url_env = "jsm", jsm_key, JSM_API_KEY_ENV, JSM_API_URL_ENV
+        if og_key:
+            log.info("%s is set: alerts go to JSM Operations and %s is not used", key_env, API_KEY_ENV)
+    elif og_key:
+        backend, key, key_env, url_env = "opsgenie", og_key, API_KEY_ENV, API_URL_ENV
+    else:
+        return None
+    timeout = timeout_setting(env.get(TIMEOUT_ENV, ""))
+    cls = ALERTER_CLASSES[backend]
+    try:
+        key = _clean_key(key, cls.service)
+    except ValueError as e:
+        log.warning("ignoring %s: %s; alerts are only logged", key_env, e)
+        return None
+    url_text = env.get(url_env, "")
+    try:
+        return cls(key, _check_url(url_text, cls.service) if url_text.strip() else None, timeout=timeout)
+    except ValueError as e:
+        detail = redact(str(e), (key, jsm_key, og_key))
+        log.warning("ignoring %s and %s: %s; alerts are only logged", key_env, url_env, detail)
+        return None
+
+
 def get_alerter() -> Alerter | None:
-    """The configured alerter, else OpsGenie from the environment, else None (log only)."""
+    """The configured alerter, else the one the environment selects (`alerter_from_env`),
+    else None (log only). Never raises; a bad environment setting is logged once."""
     global _from_env
     if _configured is not None:
         return _configured
-    key = os.environ.get(API_KEY_ENV, "")
-    if not key:
+    values = tuple(os.environ.get(name, "") for name in _ENV_NAMES)
+    if not (values[0] or values[2]):  # neither JSM_OPS_API_KEY nor OPSGENIE_API_KEY
         return None
-    url = os.environ.get(API_URL_ENV, "") or OPSGENIE_US
-    timeout_text = os.environ.get(TIMEOUT_ENV, "")
-    signature = (key, url, timeout_text)
     with _state_lock:
-        if _from_env is None or _from_env[0] != signature:
-            try:
-                timeout = float(timeout_text) if timeout_text else DEFAULT_TIMEOUT
-            except ValueError:
-                log.warning("ignoring %s=%r: not a number", TIMEOUT_ENV, timeout_text)
-                timeout = DEFAULT_TIMEOUT
-            _from_env = (signature, OpsGenieAlerter(key, url, timeout=timeout))
+        if _from_env is None or _from_env[0] != values:
+            _from_env = (values, alerter_from_env(dict(zip(_ENV_NAMES, values, strict=True))))
         return _from_env[1]
 
 
-def redact(text: str, secrets: Sequence[str]) -> str:
-    """Replace every secret in `text` with ***."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
+# --- sending -------------------------------------------------------------------------------
 
 
-def _run_bounded(alerter: Alerter, what: str, fn: Any, *args: Any) -> bool:
-    """Run fn(*args) on a daemon thread; wait at most alerter.timeout. True when it succeeded."""
+def _wait_for(alerter: Alerter) -> float:
+    timeout = getattr(alerter, "timeout", DEFAULT_TIMEOUT)
+    try:
+        return _check_timeout(timeout)
+    except ValueError:
+        _warn_once(("timeout", type(alerter).__name__, repr(timeout)),
+                   "%s.timeout=%r is not a number of seconds above 0 and at most %g; waiting %g s",
+                   type(alerter).__name__, timeout, MAX_TIMEOUT, DEFAULT_TIMEOUT)
+        return DEFAULT_TIMEOUT
+
+
+def _describe(error: BaseException) -> str:
+    status, reason = getattr(error, "status", None), getattr(error, "reason", None)
+    if isinstance(status, int) and hasattr(error, "body"):  # the SDK's HTTP errors: skip their headers
+        body = error.body.decode("utf-8", "replace") if isinstance(error.body, bytes) else error.body
+        return f"{type(error).__name__}: HTTP {status} {reason or ''}: {str(body or '')[:300]}"
+    return f"{type(error).__name__}: {error}"
+
+
+def _call_bounded(alerter: Alerter, what: str, fn: Callable[..., Any], *args: Any) -> tuple[bool, str]:
+    """Run fn(*args) on a daemon thread, waiting at most the alerter's timeout.
+    (True, "") when it succeeded, else (False, a one-line reason with secrets redacted)."""
     outcome: list[BaseException | None] = []
 
     def target() -> None:
@@ -278,46 +517,91 @@ def _run_bounded(alerter: Alerter, what: str, fn: Any, *args: Any) -> bool:
         except BaseException as e:  # noqa: BLE001 - reported below, never raised to the caller
             outcome.append(e)
 
+    wait = _wait_for(alerter)
     thread = threading.Thread(target=target, name=f"cache-utils-{what}", daemon=True)
-    thread.start()
-    thread.join(alerter.timeout)
+    try:
+        thread.start()
+    except RuntimeError as e:  # "can't start new thread"
+        return False, f"failed: could not start a thread: {e}"
+    thread.join(wait)
     if not outcome:
-        log.warning(
-            "%s via %s did not finish within %.1f s; continuing without it",
-            what, type(alerter).__name__, alerter.timeout,
-        )
-        return False
+        return False, f"did not finish within {wait:.1f} s"
     error = outcome[0]
     last_attempt = getattr(error, "last_attempt", None)  # tenacity.RetryError wraps the cause
     if last_attempt is not None and last_attempt.failed:
         error = last_attempt.exception()
-    if error is not None:
-        detail = redact(f"{type(error).__name__}: {error}", alerter.secrets())
-        log.warning("%s via %s failed: %s", what, type(alerter).__name__, detail[:500])
-        return False
-    return True
+    if error is None:
+        return True, ""
+    detail = " ".join(redact(_describe(error), _secrets_of(alerter)).split())  # one line
+    return False, f"failed: {detail[:500]}"
+
+
+def _run_bounded(alerter: Alerter, what: str, fn: Callable[..., Any], *args: Any) -> bool:
+    """`_call_bounded`, logging a failure once as a warning. True when it succeeded."""
+    ok, detail = _call_bounded(alerter, what, fn, *args)
+    if not ok:
+        suffix = "; continuing without it" if detail.startswith("did not finish") else ""
+        log.warning("%s via %s %s%s", what, type(alerter).__name__, detail, suffix)
+    return ok
 
 
 def send_alert(alert: Alert, alerter: Alerter | None = None) -> bool:
     """Send (or, without a backend, only log) an alert; never raises, waits at most the timeout."""
-    alerter = alerter or get_alerter()
-    log.warning("ALERT [%s] %s%s", alert.alias, alert.message,
-                f": {alert.description}" if alert.description else "")
-    if alerter is None:
+    try:
+        alerter = alerter or get_alerter()
+        log.warning("ALERT [%s] %s%s", alert.alias, alert.message,
+                    f": {alert.description}" if alert.description else "")
+        if alerter is None:
+            return False
+        with _state_lock:
+            _open_aliases.add(alert.alias)
+        return _run_bounded(alerter, f"alert {alert.alias!r}", alerter.create, alert)
+    except Exception as e:  # noqa: BLE001 - alerting must never break the data path
+        log.warning("alert not sent: %s", redact(_describe(e), _secrets_of(alerter) if alerter else ()))
         return False
-    with _state_lock:
-        _open_aliases.add(alert.alias)
-    return _run_bounded(alerter, f"alert {alert.alias!r}", alerter.create, alert)
 
 
 def resolve_alert(alias: str, note: str = "", alerter: Alerter | None = None) -> bool:
     """Close the alert for `alias` if this process may have left it open, or has not checked."""
+    try:
+        alerter = alerter or get_alerter()
+        if alerter is None:
+            return False
+        with _state_lock:
+            if alias not in _open_aliases and alias in _checked_aliases:
+                return False
+            _open_aliases.discard(alias)
+            _checked_aliases.add(alias)
+        return _run_bounded(alerter, f"close {alias!r}", alerter.close, alias, note)
+    except Exception as e:  # noqa: BLE001 - alerting must never break the data path
+        log.warning("close not sent: %s", redact(_describe(e), _secrets_of(alerter) if alerter else ()))
+        return False
+
+
+TEST_ALIAS = "cache_utils:alert-test"
+
+
+def send_test_alert(alerter: Alerter | None = None, alias: str = TEST_ALIAS) -> tuple[bool, str]:
+    """Create a P5 test alert under `alias`, then close it (`cache-utils alert-test`).
+
+    Returns (both calls accepted, a one-line report). Uses the configured or environment backend
+    when `alerter` is None. Each call waits at most the backend's timeout; nothing is logged and
+    the process-wide open/closed bookkeeping is left alone. Never raises."""
     alerter = alerter or get_alerter()
     if alerter is None:
-        return False
-    with _state_lock:
-        if alias not in _open_aliases and alias in _checked_aliases:
-            return False
-        _open_aliases.discard(alias)
-        _checked_aliases.add(alias)
-    return _run_bounded(alerter, f"close {alias!r}", alerter.close, alias, note)
+        return False, (f"no alert backend configured: set {JSM_API_KEY_ENV} (JSM Operations) or "
+                       f"{API_KEY_ENV} (OpsGenie)")
+    where = f"{type(alerter).__name__} at {getattr(alerter, 'api_url', None) or '?'}"
+    try:
+        alert = Alert("cache-utils alert-test: a test alert, closed right away", alias,
+                      "Sent by `cache-utils alert-test` to check alert delivery.", "P5",
+                      ("cache_utils", "alert-test"))
+    except ValueError as e:
+        return False, str(e)
+    ok, detail = _call_bounded(alerter, "alert-test create", alerter.create, alert)
+    if not ok:
+        return False, f"create via {where} {detail}"
+    ok, detail = _call_bounded(alerter, "alert-test close", alerter.close, alias, "alert-test done")
+    if not ok:
+        return False, f"created {alias!r}, but close via {where} {detail}: close it by hand"
+    return True, f"created and closed {alias!r} via {where}"

@@ -28,6 +28,15 @@ def _human(size: float) -> str:
     return f"{size:.1f} TB"  # pragma: no cover
 
 
+def printable(text: object) -> str:
+    """`text` with control characters and undecodable bytes escaped (`\\x1b`), so a file name
+    cannot move the cursor, clear the screen or forge lines of output."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def _storage_options(text: str | None) -> dict[str, Any] | None:
     if not text:
         return None
@@ -54,7 +63,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
         items: list[CacheFile] = list(group)
         latest = items[-1].date
         rows.append((
-            prefix,
+            printable(prefix),
             str(len(items)),
             items[0].date.isoformat(),
             latest.isoformat(),
@@ -99,7 +108,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     if day is None:  # the newest good file up to today, as load_cache would use it
         hit, skipped = load_latest_cache(args.prefix, None, args.directory, storage_options=options)
         for s in skipped:
-            print(f"cache-utils: skipped corrupt file {s.path}: {s.reason}", file=sys.stderr)
+            print(f"cache-utils: skipped corrupt file {printable(s.path)}: {s.reason}", file=sys.stderr)
         if hit is None:
             print(f"cache-utils: not found: no usable {args.prefix} file in {args.directory}",
                   file=sys.stderr)
@@ -119,8 +128,44 @@ def cmd_prune(args: argparse.Namespace) -> int:
     )
     verb = "would delete" if args.dry_run else "deleted"
     for path in paths:
-        print(f"{verb} {path}")
+        print(f"{verb} {printable(path)}")
     print(f"{verb} {len(paths)} file(s)")
+    return EXIT_OK
+
+
+def cmd_alert_test(args: argparse.Namespace) -> int:
+    """Send a test alert through the configured backend and close it: 0 only when both calls
+    were accepted."""
+    import logging
+
+    from .alerts import get_alerter, send_test_alert
+
+    if not args.alias.strip():
+        raise ValueError("alert-test: --alias must not be empty")
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    # A bad setting is logged as a warning when the backend is chosen: fold it into our one line.
+    seen: list[str] = []
+    logger, notes = logging.getLogger("cache_utils.alerts"), Collect(logging.WARNING)
+    logger.addHandler(notes)
+    propagate, logger.propagate = logger.propagate, False
+    try:
+        alerter = get_alerter()
+    finally:
+        logger.removeHandler(notes)
+        logger.propagate = propagate
+    ok, report = send_test_alert(alerter, args.alias)
+    if alerter is None and seen:
+        report = "; ".join(seen)
+    elif seen:
+        report += f" (note: {'; '.join(seen)})"
+    if not ok:
+        print(f"cache-utils: alert-test: {report}", file=sys.stderr)
+        return EXIT_USAGE if alerter is None else EXIT_ERROR  # nothing usable configured: usage
+    print(f"alert-test: {report}")
     return EXIT_OK
 
 
@@ -153,6 +198,16 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--dir", dest="directory", default="data", help="directory (default: data)")
     pr.add_argument("--dry-run", action="store_true", help="only print what would be deleted")
     pr.set_defaults(func=cmd_prune)
+
+    at = sub.add_parser(
+        "alert-test", help="send a test alert through the configured backend, then close it",
+        description="Create a P5 test alert and close it, through the backend the environment "
+        "selects (JSM_OPS_API_KEY: JSM Operations, else OPSGENIE_API_KEY: OpsGenie). Exit 0 only "
+        "when both calls were accepted; 1 when one failed; 2 when no backend is configured.",
+    )
+    at.add_argument("--alias", default="cache_utils:alert-test",
+                    help="alias of the test alert (default: cache_utils:alert-test)")
+    at.set_defaults(func=cmd_alert_test)
     return parser
 
 
@@ -162,13 +217,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except FileNotFoundError as e:
-        print(f"cache-utils: not found: {e.filename or e}", file=sys.stderr)
+        print(f"cache-utils: not found: {printable(e.filename or e)}", file=sys.stderr)
         return EXIT_NOT_FOUND
     except (ValueError, TypeError) as e:
-        print(f"cache-utils: {e}", file=sys.stderr)
+        print(f"cache-utils: {printable(e)}", file=sys.stderr)
         return EXIT_USAGE
     except (CacheError, OSError) as e:
-        print(f"cache-utils: {e}", file=sys.stderr)
+        print(f"cache-utils: {printable(e)}", file=sys.stderr)
         return EXIT_ERROR
 
 

@@ -1,4 +1,5 @@
-"""`make_opsgenie_on_run_failure_sensor`: page OpsGenie when a run fails (like dagster-slack's)."""
+"""`make_opsgenie_on_run_failure_sensor`: page OpsGenie or JSM Operations when a run fails
+(like dagster-slack's); the resource's `backend` decides where the alert goes."""
 
 from __future__ import annotations
 
@@ -45,7 +46,8 @@ def make_opsgenie_on_run_failure_sensor(
     webserver_base_url: str | None = None,
     minimum_interval_seconds: int | None = None,
 ) -> SensorDefinition:
-    """A run failure sensor that opens an OpsGenie alert per failing job.
+    """A run failure sensor that opens an alert per failing job, in OpsGenie or, with
+    `OpsGenieResource(backend="jsm")`, in Jira Service Management Operations.
 
     Pass `opsgenie=` (an OpsGenieResource), or leave it out and bind one in Definitions under
     the resource key "opsgenie".
@@ -56,7 +58,7 @@ def make_opsgenie_on_run_failure_sensor(
         monitor_all_code_locations=monitor_all_code_locations,
         default_status=default_status,
         minimum_interval_seconds=minimum_interval_seconds,
-        description="Opens an OpsGenie alert when a monitored run fails.",
+        description="Opens an OpsGenie / JSM Operations alert when a monitored run fails.",
     )
 
     def alert(context: RunFailureSensorContext, resource: OpsGenieResource) -> None:
@@ -70,7 +72,8 @@ def make_opsgenie_on_run_failure_sensor(
             details={"run_id": run.run_id, "job_name": run.job_name},
             source="dagster",
         )
-        context.log.info(f"OpsGenie alert for failed run {run.run_id}: {'sent' if sent else 'not sent'}")
+        context.log.info(f"{resource.service} alert for failed run {run.run_id}: "
+                         f"{'sent' if sent else 'not sent'}")
 
     if opsgenie is not None:
         configured = opsgenie

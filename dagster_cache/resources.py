@@ -1,16 +1,30 @@
-"""Dagster resources: the process-wide in-memory cache and OpsGenie alerting."""
+"""Dagster resources: the process-wide in-memory cache and OpsGenie / JSM Operations alerting."""
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, EnvVar
 from pydantic import Field
 
 from cache_utils import Alert, InMemoryCache, OpsGenieAlerter, resolve_alert, send_alert
-from cache_utils.alerts import DEFAULT_TIMEOUT, OPSGENIE_US
+from cache_utils.alerts import (
+    ALERTER_CLASSES,
+    API_KEY_ENV,
+    API_URL_ENV,
+    DEFAULT_TIMEOUT,
+    JSM_API_KEY_ENV,
+    JSM_API_URL_ENV,
+    MAX_TIMEOUT,
+    TIMEOUT_ENV,
+    Backend,
+    make_alerter,
+    redact,
+    timeout_setting,
+)
 from cache_utils.memory import Key, KeyPart, normalize_key
 
 log = logging.getLogger("dagster_cache")
@@ -85,22 +99,33 @@ class InMemoryCacheResource(ConfigurableResource):
 
 
 class OpsGenieResource(ConfigurableResource):
-    """OpsGenie alerts through the real opsgenie-sdk (via `cache_utils.OpsGenieAlerter`).
+    """OpsGenie or Jira Service Management Operations alerts through the real opsgenie-sdk
+    (via `cache_utils.OpsGenieAlerter` / `cache_utils.JsmOpsAlerter`).
 
-    With an empty `api_key` alerting is off: alerts are only logged. Give the key as
-    `EnvVar("OPSGENIE_API_KEY")` so Dagster shows the variable's name, never its value.
+    `backend="jsm"` sends to JSM Operations (Opsgenie's successor: the same alert API under
+    https://api.atlassian.com/jsm/ops/integration). With an empty `api_key` alerting is off:
+    alerts are only logged. Give the key as `EnvVar(...)` so Dagster shows the variable's name,
+    never its value. `from_env()` builds one from the same variables as the library.
     """
 
+    backend: Backend = Field(
+        default="opsgenie",
+        description="Where alerts go: 'opsgenie' (Opsgenie, whose API ends on 5 April 2027) or 'jsm' "
+        "(Jira Service Management Operations, key of a JSM API integration). The alert bodies, "
+        "aliases and closing are the same on both.",
+    )
     api_key: str = Field(
         default="",
         repr=False,
-        description="OpsGenie API integration key. Pass EnvVar('OPSGENIE_API_KEY'): the UI then "
-        "shows the variable name only. Empty disables alerting (alerts are only logged).",
+        description="API integration key (leading/trailing whitespace is ignored). Pass "
+        "EnvVar('OPSGENIE_API_KEY') or EnvVar('JSM_OPS_API_KEY'): the UI then shows the variable "
+        "name only. Empty disables alerting (alerts are only logged).",
     )
     api_url: str = Field(
-        default=OPSGENIE_US,
-        description="OpsGenie API host: https://api.opsgenie.com (US, default), "
-        "https://api.eu.opsgenie.com (EU) or a custom/proxy URL.",
+        default="",
+        description="API host. Empty: the backend's default, https://api.opsgenie.com (opsgenie) or "
+        "https://api.atlassian.com/jsm/ops/integration (jsm). Opsgenie EU: "
+        "https://api.eu.opsgenie.com; or a proxy URL.",
     )
     priority: PriorityName = Field(
         default="P3", description="Default alert priority, P1 (critical) to P5 (informational)."
@@ -110,23 +135,56 @@ class OpsGenieResource(ConfigurableResource):
     timeout: float = Field(
         default=DEFAULT_TIMEOUT,
         gt=0,
-        description="Seconds to wait for OpsGenie per call; a slow or down OpsGenie never "
-        "blocks or fails the run for longer than this.",
+        le=MAX_TIMEOUT,
+        description=f"Seconds to wait for the alert API per call (above 0, at most {MAX_TIMEOUT:g}); "
+        "a slow or down service never blocks or fails the run for longer than this.",
     )
+
+    @classmethod
+    def from_env(cls, **fields: Any) -> OpsGenieResource:
+        """A resource chosen by the same variables as `cache_utils`: `JSM_OPS_API_KEY` set gives
+        backend "jsm" (URL from `JSM_OPS_API_URL`), else `OPSGENIE_API_KEY` gives "opsgenie" (URL
+        from `OPSGENIE_API_URL`), else alerting off. The key is an `EnvVar`, so the UI shows only
+        the variable's name; a malformed `CACHE_UTILS_ALERT_TIMEOUT` is logged and the default
+        used. Other fields (priority, tags, team, ...) are passed through."""
+        if os.environ.get(JSM_API_KEY_ENV):  # set (even if unusable): as `alerter_from_env` decides
+            backend, key_env, url_env = "jsm", JSM_API_KEY_ENV, JSM_API_URL_ENV
+        elif os.environ.get(API_KEY_ENV):
+            backend, key_env, url_env = "opsgenie", API_KEY_ENV, API_URL_ENV
+        else:
+            return cls(**{"api_key": "", **fields})
+        settings: dict[str, Any] = {
+            "backend": backend,
+            "api_key": EnvVar(key_env),
+            "api_url": os.environ.get(url_env, "").strip(),
+        }
+        if os.environ.get(TIMEOUT_ENV, "").strip():
+            settings["timeout"] = timeout_setting(os.environ[TIMEOUT_ENV])
+        return cls(**{**settings, **fields})
 
     @property
     def enabled(self) -> bool:
         """Whether an API key is configured."""
-        return bool(self.api_key)
+        return bool(self.api_key.strip())
+
+    @property
+    def service(self) -> str:
+        """'OpsGenie' or 'JSM Operations', for messages."""
+        return ALERTER_CLASSES[self.backend].service
 
     def alerter(self) -> OpsGenieAlerter | None:
-        """The library alerter for this configuration, or None when alerting is off."""
+        """The library alerter for this configuration, or None when alerting is off. Never raises:
+        a malformed key or URL is logged as a warning (the key never shown) and turns alerts off."""
         if not self.enabled:
             return None
-        return OpsGenieAlerter(
-            self.api_key, self.api_url, timeout=self.timeout, team=self.team,
-            tags=tuple(self.tags), priority=self.priority,
-        )
+        try:
+            return make_alerter(
+                self.backend, self.api_key, self.api_url or None, timeout=self.timeout,
+                team=self.team, tags=tuple(self.tags), priority=self.priority,
+            )
+        except ValueError as e:
+            log.warning("%s alerts off: %s", self.service, redact(str(e), (self.api_key,)))
+            return None
 
     def create_alert(
         self,
@@ -139,12 +197,12 @@ class OpsGenieResource(ConfigurableResource):
         details: Mapping[str, str] | None = None,
         source: str = "dagster_cache",
     ) -> bool:
-        """Open (or bump) the alert for `alias`; True when OpsGenie accepted it. Never raises."""
+        """Open (or bump) the alert for `alias`; True when the service accepted it. Never raises."""
         alert = Alert(message, alias, description, priority or self.priority, tuple(tags),
                       dict(details or {}), source)
         alerter = self.alerter()
         if alerter is None:
-            log.warning("ALERT (OpsGenie off: no api_key) [%s] %s", alias, message)
+            log.warning("ALERT (%s off: no usable api_key) [%s] %s", self.service, alias, message)
             return False
         return send_alert(alert, alerter)
 

@@ -22,6 +22,8 @@ def _isolated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.delenv(API_KEY_ENV, raising=False)
     monkeypatch.delenv(API_URL_ENV, raising=False)
     monkeypatch.delenv("CACHE_UTILS_SIGNING_KEY", raising=False)
+    for name in ("JSM_OPS_API_KEY", "JSM_OPS_API_URL", "CACHE_UTILS_ALERT_TIMEOUT"):
+        monkeypatch.delenv(name, raising=False)
     cache_utils.configure_alerts()
     InMemoryCache.clear()
     yield

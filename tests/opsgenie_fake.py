@@ -3,6 +3,12 @@
 Modes: "ok" (202 with a requestId, alerts de-duplicated by alias like OpsGenie), "500",
 "429", "nonjson" (200 with a non-JSON body), "hang" (accepts, never answers), and a
 separate `refused_url()` where nothing listens.
+
+`prefix` serves the API under a path, as Jira Service Management Operations does
+(`prefix="/jsm/ops/integration"`: `og.url` then ends with it, like the real
+`https://api.atlassian.com/jsm/ops/integration`). A request outside the prefix gets 404 and is
+recorded, so `unexpected()` shows a client that dropped the prefix. `api_key` makes the server
+answer 401, as the real APIs do, to any other `Authorization: GenieKey <key>`.
 """
 
 from __future__ import annotations
@@ -31,8 +37,12 @@ class Recorded:
 class FakeOpsGenie:
     """Run with `with FakeOpsGenie() as og:`; `og.url` is the SDK host to use."""
 
-    def __init__(self, mode: str = "ok") -> None:
+    def __init__(self, mode: str = "ok", *, prefix: str = "", api_key: str | None = None) -> None:
+        if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
+            raise ValueError(f"prefix must start with / and not end with it, got {prefix!r}")
         self.mode = mode
+        self.prefix = prefix
+        self.api_key = api_key
         self.requests: list[Recorded] = []
         self.alerts: dict[str, dict[str, Any]] = {}  # alias -> {"status", "count", ...}
         self._lock = threading.Lock()
@@ -60,10 +70,16 @@ class FakeOpsGenie:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}{prefix}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     def _answer(self, handler: BaseHTTPRequestHandler, rec: Recorded) -> None:
+        if not self._api_path(rec.path):
+            self._send(handler, 404, {"message": "Not found", "took": 0.0})
+            return
+        if self.api_key is not None and rec.headers.get("Authorization") != f"GenieKey {self.api_key}":
+            self._send(handler, 401, {"message": "Key format is not valid!", "took": 0.0})
+            return
         mode = self.mode
         if mode == "hang":
             self._release.wait(120)
@@ -79,8 +95,15 @@ class FakeOpsGenie:
         self._send(handler, 202, {"result": "Request will be processed",
                                   "took": 0.01, "requestId": str(uuid.uuid4())})
 
+    def _api_path(self, path: str) -> str | None:
+        """The path below the prefix (`/v2/...`), or None for a path outside it."""
+        if not path.startswith(self.prefix + "/"):
+            return None
+        return path[len(self.prefix):]
+
     def _apply(self, rec: Recorded) -> None:
-        parts = rec.path.strip("/").split("/")  # v2/alerts or v2/alerts/<alias>/close
+        path = self._api_path(rec.path) or ""
+        parts = path.strip("/").split("/")  # v2/alerts or v2/alerts/<alias>/close
         if parts[:2] != ["v2", "alerts"]:
             return
         if len(parts) == 2 and isinstance(rec.body, dict):
@@ -110,10 +133,15 @@ class FakeOpsGenie:
     # --- helpers for tests ---------------------------------------------------------------
 
     def creates(self) -> list[Recorded]:
-        return [r for r in self.requests if r.path.rstrip("/") == "/v2/alerts"]
+        return [r for r in self.requests if r.path.rstrip("/") == self.prefix + "/v2/alerts"]
 
     def closes(self) -> list[Recorded]:
-        return [r for r in self.requests if r.path.endswith("/close")]
+        return [r for r in self.requests
+                if r.path.startswith(self.prefix + "/v2/alerts/") and r.path.endswith("/close")]
+
+    def unexpected(self) -> list[Recorded]:
+        """Requests outside the prefix (answered 404)."""
+        return [r for r in self.requests if self._api_path(r.path) is None]
 
     def open_aliases(self) -> set[str]:
         return {a for a, v in self.alerts.items() if v["status"] == "open"}

@@ -1,4 +1,7 @@
-"""Alerts from load_cache through the real opsgenie-sdk (against FakeOpsGenie) and a webhook (issue 2, 5)."""
+"""Alerts from load_cache through the real opsgenie-sdk (against FakeOpsGenie) and a webhook (issue 2, 5).
+
+The OpsGenie tests run for both backends (issue 14): OpsGenie, and Jira Service Management
+Operations served under /jsm/ops/integration, each configured through its own variables."""
 
 from __future__ import annotations
 
@@ -30,8 +33,11 @@ from cache_utils import (
     send_alert,
 )
 
+from .alert_backends import BackendCase, alert_server, backend, clean_alert_env
 from .conftest import TEST_API_KEY
 from .opsgenie_fake import FakeOpsGenie, refused_url
+
+USED_FIXTURES = (alert_server, backend, clean_alert_env)  # pytest finds fixtures by module name
 
 MORNING = "2024-01-15 08:00:00"  # before the 09:00 cb_time
 AFTERNOON = "2024-01-15 14:00:00"  # after it
@@ -45,29 +51,29 @@ def aliases(requests: list[Any]) -> list[str]:
 # --- what load_cache alerts on ------------------------------------------------------------
 
 
-def test_no_data_creates_an_alert(tmp_path: Path, opsgenie: FakeOpsGenie) -> None:
+def test_no_data_creates_an_alert(tmp_path: Path, alert_server: FakeOpsGenie) -> None:
     with freeze_time(MORNING):
         data, _ = load_cache("sales", "09:00", str(tmp_path), allow_no_data=True)
         with pytest.raises(CacheNotFoundError):
             load_cache("sales", "09:00", str(tmp_path))
     assert data == {}
-    creates = opsgenie.creates()
+    creates = alert_server.creates()
     assert aliases(creates) == ["cache_utils:sales", "cache_utils:sales"]
     body = creates[0].body
     assert "no cache data" in body["message"] and "'sales'" in body["message"]
     assert body["priority"] == "P2"
     assert body["details"]["prefix"] == "sales" and body["details"]["directory"] == str(tmp_path)
     assert creates[0].headers["Authorization"] == f"GenieKey {TEST_API_KEY}"
-    assert opsgenie.open_aliases() == {"cache_utils:sales"}
-    assert opsgenie.alerts["cache_utils:sales"]["count"] == 2  # de-duplicated by alias
+    assert alert_server.open_aliases() == {"cache_utils:sales"}
+    assert alert_server.alerts["cache_utils:sales"]["count"] == 2  # de-duplicated by alias
 
 
-def test_stale_after_cb_time_creates_an_alert(tmp_path: Path, opsgenie: FakeOpsGenie) -> None:
+def test_stale_after_cb_time_creates_an_alert(tmp_path: Path, alert_server: FakeOpsGenie) -> None:
     save_cache({"v": 14}, "sales", "2024-01-14", str(tmp_path))
     with freeze_time(AFTERNOON):
         data, _ = load_cache("sales", "09:00", str(tmp_path))
     assert data == {"v": 14}
-    [create] = opsgenie.creates()
+    [create] = alert_server.creates()
     assert create.body["alias"] == "cache_utils:sales"
     assert create.body["message"].startswith("stale cache data")
     assert "sales_20240114.pkl.gz" in create.body["description"]
@@ -75,72 +81,73 @@ def test_stale_after_cb_time_creates_an_alert(tmp_path: Path, opsgenie: FakeOpsG
 
 
 def test_no_alert_before_cb_time_when_yesterdays_data_is_used(
-    tmp_path: Path, opsgenie: FakeOpsGenie, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, alert_server: FakeOpsGenie, caplog: pytest.LogCaptureFixture
 ) -> None:
     save_cache({"v": 14}, "sales", "2024-01-14", str(tmp_path))
     caplog.set_level(logging.WARNING)
     with freeze_time(MORNING):
         data, _ = load_cache("sales", "09:00", str(tmp_path))
     assert data == {"v": 14}
-    assert opsgenie.creates() == []
+    assert alert_server.creates() == []
     assert "ALERT" not in caplog.text
 
 
 def test_corrupt_file_skipped_creates_an_alert_even_before_cb_time(
-    tmp_path: Path, opsgenie: FakeOpsGenie
+    tmp_path: Path, alert_server: FakeOpsGenie
 ) -> None:
     save_cache({"v": 14}, "sales", "2024-01-14", str(tmp_path))
     (tmp_path / "sales_20240115.pkl.gz").write_bytes(b"\x1f\x8b\x08garbage")
     with freeze_time(MORNING):
         data, _ = load_cache("sales", "09:00", str(tmp_path))
     assert data == {"v": 14}
-    [create] = opsgenie.creates()
+    [create] = alert_server.creates()
     assert create.body["message"].startswith("corrupt cache data")
     assert "sales_20240115.pkl.gz" in create.body["description"]
 
 
-def test_explicit_alias(tmp_path: Path, opsgenie: FakeOpsGenie) -> None:
+def test_explicit_alias(tmp_path: Path, alert_server: FakeOpsGenie) -> None:
     assert default_alias("sales") == "cache_utils:sales"
     with freeze_time(MORNING):
         load_cache("sales", "09:00", str(tmp_path), allow_no_data=True, alias="team-sales-feed")
-    assert aliases(opsgenie.creates()) == ["team-sales-feed"]
+    assert aliases(alert_server.creates()) == ["team-sales-feed"]
 
 
 def test_repeated_problems_leave_one_open_alert_and_todays_file_closes_it(
-    tmp_path: Path, opsgenie: FakeOpsGenie
+    tmp_path: Path, alert_server: FakeOpsGenie
 ) -> None:
     save_cache({"v": 14}, "sales", "2024-01-14", str(tmp_path))
     with freeze_time(AFTERNOON):
         for _ in range(3):
             load_cache("sales", "09:00", str(tmp_path))
-        assert opsgenie.open_aliases() == {"cache_utils:sales"}
-        assert opsgenie.alerts["cache_utils:sales"]["count"] == 3
+        assert alert_server.open_aliases() == {"cache_utils:sales"}
+        assert alert_server.alerts["cache_utils:sales"]["count"] == 3
         save_cache({"v": 15}, "sales", "2024-01-15", str(tmp_path))
         data, _ = load_cache("sales", "09:00", str(tmp_path))
         assert data == {"v": 15}
-        assert opsgenie.open_aliases() == set()
-        [close] = opsgenie.closes()
+        assert alert_server.open_aliases() == set()
+        [close] = alert_server.closes()
         assert close.query == {"identifierType": ["alias"]}
         # Fresh loads once the alert is closed do not call the server again.
         load_cache("sales", "09:00", str(tmp_path))
-    assert len(opsgenie.closes()) == 1
+    assert len(alert_server.closes()) == 1
 
 
 def test_first_fresh_load_in_a_process_closes_an_alert_left_by_another(
-    tmp_path: Path, opsgenie: FakeOpsGenie
+    tmp_path: Path, alert_server: FakeOpsGenie, backend: BackendCase
 ) -> None:
     save_cache({"v": 15}, "sales", "2024-01-15", str(tmp_path))
     with freeze_time(AFTERNOON):
         load_cache("sales", "09:00", str(tmp_path))
-    assert [r.path for r in opsgenie.closes()] == ["/v2/alerts/cache_utils%3Asales/close"]
+    assert [r.path for r in alert_server.closes()] == [backend.path("/v2/alerts/cache_utils%3Asales/close")]
 
 
 def test_without_a_key_only_logs(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
+    backend: BackendCase,
 ) -> None:
     caplog.set_level(logging.WARNING)
-    with FakeOpsGenie() as server:
-        monkeypatch.setenv("OPSGENIE_API_URL", server.url)  # the URL alone is not enough
+    with backend.server() as server:
+        backend.set_env(monkeypatch, server.url, key=None)  # the URL alone is not enough
         assert get_alerter() is None
         with freeze_time(MORNING):
             load_cache("sales", "09:00", str(tmp_path), allow_no_data=True)
@@ -148,10 +155,10 @@ def test_without_a_key_only_logs(
     assert "ALERT [cache_utils:sales] no cache data for 'sales'" in caplog.text
 
 
-def test_configure_alerts_with_a_key(tmp_path: Path) -> None:
-    with FakeOpsGenie() as server:
-        alerter = configure_alerts(api_key=TEST_API_KEY, api_url=server.url, timeout=2)
-        assert isinstance(alerter, OpsGenieAlerter) and get_alerter() is alerter
+def test_configure_alerts_with_a_key(tmp_path: Path, backend: BackendCase) -> None:
+    with backend.server() as server:
+        alerter = backend.configure(server.url, timeout=2)
+        assert type(alerter) is backend.cls and get_alerter() is alerter
         assert TEST_API_KEY not in repr(alerter)
         with freeze_time(MORNING):
             load_cache("sales", "09:00", str(tmp_path), allow_no_data=True)
@@ -160,24 +167,26 @@ def test_configure_alerts_with_a_key(tmp_path: Path) -> None:
         assert get_alerter() is None
 
 
-def test_alerter_keyword_overrides_the_configuration(tmp_path: Path, opsgenie: FakeOpsGenie) -> None:
-    with FakeOpsGenie() as other:
-        alerter = OpsGenieAlerter("other-key", other.url, timeout=2)
+def test_alerter_keyword_overrides_the_configuration(
+    tmp_path: Path, alert_server: FakeOpsGenie, backend: BackendCase
+) -> None:
+    with backend.server() as other:
+        alerter = backend.alerter(other.url, "other-key", timeout=2)
         with freeze_time(MORNING):
             load_cache("sales", "09:00", str(tmp_path), allow_no_data=True, alerter=alerter)
         assert len(other.creates()) == 1
-    assert opsgenie.creates() == []
+    assert alert_server.creates() == []
 
 
 # --- failures never break or stall loading, and never leak the key -------------------------
 
 
 def test_server_that_never_answers_is_bounded_by_the_timeout(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, backend: BackendCase
 ) -> None:
     caplog.set_level(logging.WARNING)
-    with FakeOpsGenie(mode="hang") as server:
-        configure_alerts(api_key=TEST_API_KEY, api_url=server.url, timeout=1)
+    with backend.server("hang") as server:
+        backend.configure(server.url, timeout=1)
         start = time.monotonic()  # real time: this test does not freeze the clock
         data, _ = load_cache("sales", "09:00", str(tmp_path), allow_no_data=True)
         elapsed = time.monotonic() - start
@@ -188,14 +197,14 @@ def test_server_that_never_answers_is_bounded_by_the_timeout(
 
 
 def test_timeout_from_the_environment(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+    backend: BackendCase,
 ) -> None:
     caplog.set_level(logging.WARNING)
-    with FakeOpsGenie(mode="hang") as server:
-        monkeypatch.setenv("OPSGENIE_API_KEY", TEST_API_KEY)
-        monkeypatch.setenv("OPSGENIE_API_URL", server.url)
+    with backend.server("hang") as server:
+        backend.set_env(monkeypatch, server.url)
         monkeypatch.setenv("CACHE_UTILS_ALERT_TIMEOUT", "1")
-        assert get_alerter() is not None and get_alerter().timeout == 1.0
+        assert type(get_alerter()) is backend.cls and get_alerter().timeout == 1.0
         start = time.monotonic()
         data, _ = load_cache("sales", "09:00", str(tmp_path), allow_no_data=True)
         assert time.monotonic() - start < 1 + SLACK
@@ -206,12 +215,12 @@ def test_timeout_from_the_environment(
 
 @pytest.mark.parametrize("mode", ["500", "429", "nonjson", "refused", "hang"])
 def test_failing_server_is_logged_without_the_key(
-    mode: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    mode: str, tmp_path: Path, caplog: pytest.LogCaptureFixture, backend: BackendCase
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    with FakeOpsGenie(mode="ok" if mode == "refused" else mode) as server:
-        url = refused_url() if mode == "refused" else server.url
-        configure_alerts(api_key=TEST_API_KEY, api_url=url, timeout=1)
+    with backend.server("ok" if mode == "refused" else mode) as server:
+        url = refused_url() + backend.prefix if mode == "refused" else server.url
+        backend.configure(url, timeout=1)
         start = time.monotonic()
         with pytest.raises(CacheNotFoundError) as info:
             load_cache("sales", "09:00", str(tmp_path))
@@ -220,7 +229,10 @@ def test_failing_server_is_logged_without_the_key(
             assert len(server.requests) == 1
     assert TEST_API_KEY not in str(info.value)
     assert TEST_API_KEY not in caplog.text
-    assert "via OpsGenieAlerter" in caplog.text  # the failure itself is logged
+    assert f"via {backend.cls.__name__}" in caplog.text  # the failure itself is logged
+    failures = [r for r in caplog.records
+                if r.name == "cache_utils.alerts" and not r.getMessage().startswith("ALERT [")]
+    assert len(failures) == 1, [r.getMessage() for r in failures]  # one warning, not one per retry
     for record in caplog.records:
         assert TEST_API_KEY not in record.getMessage()
 
@@ -258,10 +270,10 @@ def test_alert_validation() -> None:
         WebhookAlerter("ftp://x")
 
 
-def test_long_fields_are_cut_to_opsgenie_limits(opsgenie: FakeOpsGenie) -> None:
+def test_long_fields_are_cut_to_opsgenie_limits(alert_server: FakeOpsGenie) -> None:  # JSM keeps them
     alert = Alert("m" * 500, "a" * 600, tags=tuple(f"t{i}" * 30 for i in range(30)))
     assert send_alert(alert) is True
-    body = opsgenie.creates()[0].body
+    body = alert_server.creates()[0].body
     assert len(body["message"]) == 130 and len(body["alias"]) == 512
     assert len(body["tags"]) == 20 and max(map(len, body["tags"])) <= 50
 
@@ -346,6 +358,6 @@ def test_webhook_failure_is_logged_without_its_secret_header(
 
 
 def test_public_names_exported() -> None:
-    for name in ("Alert", "Alerter", "OpsGenieAlerter", "WebhookAlerter", "configure_alerts",
-                 "get_alerter", "send_alert", "resolve_alert"):
+    for name in ("Alert", "Alerter", "OpsGenieAlerter", "JsmOpsAlerter", "WebhookAlerter",
+                 "configure_alerts", "get_alerter", "send_alert", "resolve_alert", "send_test_alert"):
         assert name in cache_utils.__all__
