@@ -26,7 +26,10 @@ from tests.conftest import TEST_API_KEY  # noqa: E402
 from tests.opsgenie_fake import FakeOpsGenie, refused_url  # noqa: E402
 from tests.workers import (  # noqa: E402
     measure_alert_bound,
+    measure_bad_alert_settings,
+    measure_hangs,
     measure_reader_latency,
+    measure_secret_forms,
     run_bad_inputs,
     run_bit_rot,
     run_concurrency,
@@ -68,6 +71,12 @@ def figures(quick: bool) -> str:
                     alerts.append((mode, measure_alert_bound(d, server.url, TEST_API_KEY, 1.0)))
     with tempfile.TemporaryDirectory() as d:
         bad = run_bad_inputs(d)
+    with tempfile.TemporaryDirectory() as d:
+        hangs = measure_hangs(d)
+    with tempfile.TemporaryDirectory() as d, FakeOpsGenie() as server:
+        settings = measure_bad_alert_settings(d, server.url, TEST_API_KEY)
+    with tempfile.TemporaryDirectory() as d, FakeOpsGenie("500") as server:
+        secrets = measure_secret_forms(d, server.url)
 
     out(f"Measured by `python benchmarks/reliability_figures.py{' --quick' if quick else ''}` "
         f"(Python {platform.python_version()}, {os.cpu_count()} cores, Linux). "
@@ -116,6 +125,30 @@ def figures(quick: bool) -> str:
     worst = max(r["elapsed"] for _m, r in alerts)
     out("")
     out(f"Alert-failure bound measured: **{worst:.2f} s** at worst with a 1 s timeout.")
+    out("")
+    out("Hangs bounded: each of these once blocked forever (issue 9).")
+    out("")
+    out("| scenario | took | outcome |")
+    out("| --- | --- | --- |")
+    for r in hangs:
+        out(f"| {r['scenario']} | {r['seconds']:.2f} s | {'' if r['ok'] else 'FAILED: '}"
+            f"{_md_cell(r['outcome'])} |")
+    out("")
+    survived = sum(r["ok"] for r in settings)
+    out(f"Bad settings survived: `load_cache` of a good today's file with `OPSGENIE_API_KEY` set and "
+        f"`CACHE_UTILS_ALERT_TIMEOUT` malformed: **{survived} of {len(settings)} loaded the data and "
+        "warned once**:")
+    out("")
+    out("| CACHE_UTILS_ALERT_TIMEOUT | `load_cache` took | outcome | warnings |")
+    out("| --- | --- | --- | --- |")
+    for r in settings:
+        out(f"| `{r['value']}` | {r['seconds']:.2f} s | {_md_cell(r['outcome'])} | {r['warnings']} |")
+    out("")
+    out(f"Secrets in every form: an OpsGenie key ending in a newline (as read from a secret file), "
+        f"alerts failing with HTTP 500, every log record of every logger at DEBUG with tracebacks: "
+        f"**{secrets['leaks']} of {secrets['records']} records hold any of {secrets['forms']} forms of "
+        f"the key** (stripped, str repr, bytes repr, the `GenieKey` header); data "
+        f"{'returned' if secrets['data_ok'] else 'NOT returned'}.")
     out("")
     ok = sum(r["ok"] == "True" for r in bad)
     out(f"Bad inputs: **{len(bad)} tried, {ok} gave the expected error naming the bad value** "

@@ -362,3 +362,34 @@ def test_a_signed_file_copied_to_another_directory_under_its_name_is_accepted(tm
     (b / "p_20240102.pkl.gz").write_bytes((a / "p_20240101.pkl.gz").read_bytes())  # another day: refused
     with pytest.raises(CorruptCacheError, match="signature"):
         read_cache("p", "2024-01-02", str(b), signing_key="k")
+
+
+# --- the figures' measurements (benchmarks/reliability_figures.py prints them) ----------------------
+
+
+@pytest.mark.timeout(120)
+def test_measured_hangs_are_bounded(tmp_path: Path) -> None:
+    from .workers import measure_hangs
+
+    rows = measure_hangs(str(tmp_path), with_moto=False)
+    assert len(rows) == 5 and all(r["ok"] for r in rows), rows
+
+
+def test_measured_bad_alert_settings_are_survived(tmp_path: Path) -> None:
+    from .opsgenie_fake import FakeOpsGenie
+    from .workers import BAD_TIMEOUTS, measure_bad_alert_settings
+
+    with FakeOpsGenie() as server:
+        rows = measure_bad_alert_settings(str(tmp_path), server.url, "og-key")
+    assert [r["value"] for r in rows] == BAD_TIMEOUTS
+    assert all(r["ok"] for r in rows), rows
+
+
+def test_measured_secret_forms_never_reach_the_logs(tmp_path: Path) -> None:
+    from .opsgenie_fake import FakeOpsGenie
+    from .workers import measure_secret_forms
+
+    with FakeOpsGenie("500") as server:
+        result = measure_secret_forms(str(tmp_path), server.url)
+    assert result["data_ok"] and result["records"] > 0
+    assert result["leaks"] == 0, result

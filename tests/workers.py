@@ -28,6 +28,7 @@ from cache_utils import (
     get_latest_cache_filename,
     list_caches,
     load_cache,
+    load_latest_cache,
     read_cache,
     save_cache,
 )
@@ -685,3 +686,149 @@ def _main(argv: list[str]) -> None:
 if __name__ == "__main__":
     _main(sys.argv[1:])
 
+
+
+# --- 10. reliability round 2: hangs bounded, bad settings survived, secrets in every form ----------
+
+
+def _timed_call(fn: Callable[[], Any]) -> tuple[float, str]:
+    t0 = clock()
+    try:
+        value = fn()
+    except Exception as e:  # noqa: BLE001 - reported as the outcome
+        return clock() - t0, f"{type(e).__name__}: {str(e)[:90]}"
+    return clock() - t0, f"returned {value!r}"[:100]
+
+
+def measure_hangs(directory: str, with_moto: bool = True) -> list[dict[str, Any]]:
+    """Things that used to hang: a FIFO or a device named like today's file, and an S3 store that
+    accepts connections and never answers, or stops reading mid-upload. Each row: how long, what."""
+    from tests.s3_server import FAKE_ENV, silent_endpoint, stalling_proxy, start_moto
+
+    rows = []
+    fifo_dir = os.path.join(directory, "fifo")
+    save_cache("yesterday", "p", "2024-01-14", fifo_dir)
+    os.mkfifo(os.path.join(fifo_dir, "p_20240115.pkl.gz"))
+    took, what = _timed_call(lambda: load_latest_cache("p", "2024-01-15", fifo_dir)[0].data)
+    rows.append({"scenario": "a FIFO named like today's file, `load_latest_cache`", "seconds": took,
+                 "outcome": what, "ok": what == "returned 'yesterday'"})
+    zero_dir = os.path.join(directory, "zero")
+    save_cache("yesterday", "p", "2024-01-14", zero_dir, signing_key="k")
+    os.symlink("/dev/zero", os.path.join(zero_dir, "p_20240115.pkl.gz"))
+    took, what = _timed_call(lambda: load_latest_cache("p", "2024-01-15", zero_dir, signing_key="k")[0].data)
+    rows.append({"scenario": "today's file a symlink to /dev/zero, signed load", "seconds": took,
+                 "outcome": what, "ok": what == "returned 'yesterday'"})
+    saved = {k: os.environ.get(k) for k in FAKE_ENV}
+    os.environ.update(FAKE_ENV)
+    try:
+        with silent_endpoint() as endpoint:
+            opts = {"endpoint_url": endpoint, "config_kwargs": {
+                "read_timeout": 1, "connect_timeout": 1, "retries": {"max_attempts": 1}}}
+            for label, fn in (
+                ("read", lambda: cache_utils.read_cache("p", "2024-01-01", "s3://b/c", storage_options=opts)),
+                ("save 100 B (one PUT)", lambda: save_cache(b"x" * 100, "p", "2024-01-01", "s3://b/c",
+                                                            storage_options=opts)),
+                ("save 20 MiB (multipart)", lambda: save_cache(os.urandom(20 << 20), "p", "2024-01-01",
+                                                               "s3://b/c", storage_options=opts)),
+            ):
+                took, what = _timed_call(fn)
+                rows.append({"scenario": f"S3 endpoint that accepts and never answers: {label} "
+                             "(read_timeout=1, connect_timeout=1, max_attempts=1)", "seconds": took,
+                             "outcome": what, "ok": what.startswith("TimeoutError") and took < 10})
+        if with_moto:
+            moto = start_moto()
+            try:
+                bucket = moto.new_bucket()
+                url = f"s3://{bucket}/c"
+                with stalling_proxy(moto.endpoint, f"PUT /{bucket}/c/p_20240101".encode()) as endpoint:
+                    opts = {"endpoint_url": endpoint, "config_kwargs": {
+                        "read_timeout": 2, "connect_timeout": 2, "retries": {"max_attempts": 1}}}
+                    took, what = _timed_call(lambda: save_cache(os.urandom(8 << 20), "p", "2024-01-01", url,
+                                                                storage_options=opts))
+                rows.append({"scenario": "S3 through a proxy that stops forwarding mid-upload: save 8 MiB "
+                             "(bound: 2 s + 2 s + 8 MiB at 1 MiB/s)", "seconds": took, "outcome": what,
+                             "ok": what.startswith("TimeoutError") and not moto.keys(bucket)})
+            finally:
+                moto.server.stop()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return rows
+
+
+BAD_TIMEOUTS = ["0", "-1", "nan", "inf", "1e300", "abc"]
+
+
+def measure_bad_alert_settings(directory: str, api_url: str, api_key: str) -> list[dict[str, Any]]:
+    """`load_cache` of a good today's file with each malformed CACHE_UTILS_ALERT_TIMEOUT set (and
+    a key, so alerting is on): the data still loads, and the setting is reported as a warning."""
+    from freezegun import freeze_time
+
+    save_cache("today", "p", "2024-01-15", directory)
+    rows = []
+    for value in BAD_TIMEOUTS:
+        env = {"OPSGENIE_API_KEY": api_key, "OPSGENIE_API_URL": api_url, "CACHE_UTILS_ALERT_TIMEOUT": value}
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        cache_utils.configure_alerts(None)  # back to the environment's configuration
+        counter = _Counter()
+        logging.getLogger("cache_utils").addHandler(counter)
+        try:
+            with freeze_time(FROZEN_NOW, tick=True):
+                took, what = _timed_call(lambda: load_cache("p", CB_TIME, directory, tz=TZ)[0])
+        finally:
+            logging.getLogger("cache_utils").removeHandler(counter)
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+            cache_utils.configure_alerts(None)
+        warned = [r.getMessage() for r in counter.records if "CACHE_UTILS_ALERT_TIMEOUT" in r.getMessage()]
+        rows.append({"value": value, "seconds": took, "outcome": what, "warnings": len(warned),
+                     "ok": what == "returned 'today'" and len(warned) == 1})
+    return rows
+
+
+def measure_secret_forms(directory: str, api_url: str) -> dict[str, Any]:
+    """An alert key read from a secret file (ending in a newline) while alerts fail: in how many
+    log records (all loggers, DEBUG and up, with tracebacks) any form of it appears."""
+    from freezegun import freeze_time
+
+    key = "og-secret-3f9c2a7d\n"
+    forms = {key.strip(), repr(key), repr(key.encode()), "GenieKey " + key.strip()}
+    save_cache("yesterday", "p", "2024-01-14", directory)
+    with open(os.path.join(directory, "p_20240115.pkl.gz"), "wb") as f:
+        f.write(b"\x1f\x8b\x08 not really gzip")  # today's file corrupt: load_cache must alert
+    seen: list[str] = []
+
+    class _All(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(self.format(record))
+
+    handler = _All(logging.DEBUG)
+    handler.setFormatter(logging.Formatter("%(name)s %(message)s"))
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    saved = {k: os.environ.get(k) for k in ("OPSGENIE_API_KEY", "OPSGENIE_API_URL")}
+    os.environ.update({"OPSGENIE_API_KEY": key, "OPSGENIE_API_URL": api_url})
+    cache_utils.configure_alerts(None)
+    try:
+        with freeze_time(FROZEN_NOW, tick=True):
+            data, _ = load_cache("p", CB_TIME, directory, tz=TZ)
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        cache_utils.configure_alerts(None)
+    leaks = [text for text in seen if any(form in text for form in forms)]
+    return {"records": len(seen), "forms": len(forms), "leaks": len(leaks), "data_ok": data == "yesterday"}
