@@ -99,7 +99,11 @@ def _clean_key(api_key: object, service: str) -> str:
 
 
 def _shown_url(text: str) -> str:
-    """`text` for a message, with any user:password@ part hidden."""
+    """`text` for a message, with any user:password@ part, query and fragment hidden (tokens
+    travel there)."""
+    for mark in ("?", "#"):
+        head, sep, _tail = text.partition(mark)
+        text = head + (mark + "***" if sep else "")
     scheme, sep, rest = text.partition("://")
     netloc, slash, path = rest.partition("/")
     if sep and "@" in netloc:

@@ -166,8 +166,8 @@ def prune(
     with `dry_run`).
 
     Never takes from `load_cache` what it would load: files dated after today are neither counted
-    nor deleted, and when none of the kept files verifies (gzip CRC to the end, and the signature
-    when signed), the newest older file that does is kept as well."""
+    nor deleted, and when none of the kept files loads (as `load_cache` loads it: signature, gzip
+    CRC, unpickling), the newest older file that does is kept as well."""
     validate_prefix(prefix)
     if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
         raise ValueError(f"keep must be a whole number >= 1, got {keep!r}")
@@ -175,10 +175,10 @@ def prune(
     serializer = serializer_for(signing_key)
     past = [file_name(prefix, s) for s in store.stamps(prefix, date_stamp(None, resolve_zone(tz)))]
     doomed = past[keep:]
-    if not any(_verifies(store, name, serializer) for name in past[:keep]):
-        good = next((name for name in doomed if _verifies(store, name, serializer)), None)
+    if not any(_loads(store, name, serializer) for name in past[:keep]):
+        good = next((name for name in doomed if _loads(store, name, serializer)), None)
         if good is not None:
-            log.warning("keeping %s: the newer files of %s do not verify", store.path(good), prefix)
+            log.warning("keeping %s: the newer files of %s do not load", store.path(good), prefix)
             doomed.remove(good)
     if dry_run:
         cutoff = time.time() - temp_older_than
@@ -194,11 +194,11 @@ def prune(
     return removed + sweep_temp_files(store, prefix, temp_older_than)
 
 
-def _verifies(store: Store, name: str, serializer: GzipPickleSerializer) -> bool:
-    """Whether a file is whole and, when signed, authentic (not unpickled)."""
+def _loads(store: Store, name: str, serializer: GzipPickleSerializer) -> bool:
+    """Whether a file loads as `load_cache` would load it (a broken pickle in a whole gzip
+    stream, or a class that no longer exists, does not)."""
     try:
-        with store.open_read(name) as f:
-            serializer.verify(f, store.path(name))
-    except (CorruptCacheError, FileNotFoundError, NotARegularFileError):
+        read_file(store, name, serializer)
+    except (CorruptCacheError, FileNotFoundError):
         return False
     return True

@@ -82,12 +82,17 @@ def _copy_pandas(value: Any) -> Any:
                 cells = pd.Series([copy_value(v) for v in column], index=column.index, name=column.name,
                                   dtype=object)
                 if isinstance(out, pd.Series):
-                    return cells
+                    return cells.__finalize__(value)  # attrs and flags, as copy() keeps them
                 out.isetitem(i, cells)
         return out
     if isinstance(value, pd.Index):
-        return value  # immutable
+        # Immutable data, but a settable `name`; an object Index may hold mutable cells.
+        if _has_mutable_cells(pd, value) and not isinstance(value, pd.MultiIndex):
+            return pd.Index([copy_value(v) for v in value], dtype=object, name=value.name)
+        return value.copy()
     if isinstance(value, pd.api.extensions.ExtensionArray):
+        if pd.api.types.is_object_dtype(value.dtype):  # copy() would share the cells
+            return _copy.deepcopy(value)
         return value.copy()  # copy() takes no `deep` here: it copies the data
     return _copy.deepcopy(value)  # DateOffset, Timestamp, Interval, ...
 

@@ -88,6 +88,8 @@ def _parse_date_string(text: str) -> dt.date:
         raise ValueError(
             f"date {text!r} does not name a day (year, month and day): use e.g. '2024-01-15'"
         )
+    if f"{first.year:04d}" not in stripped:  # '15 Jan 60', '240115': the century would be a guess
+        raise ValueError(f"date {text!r} has no four-digit year: use e.g. '2024-01-15' or '20240115'")
     return first
 
 

@@ -36,9 +36,10 @@ S3FS_RETRIES = 1
 # 33 MiB for a 64 MiB file); objects smaller than two parts go up in one put.
 UPLOAD_CHUNKSIZE = 8 * 2**20
 UPLOAD_CONCURRENCY = 2
-# An upload's deadline: the configured request bound plus its size at this rate (1 MiB/s), so a
-# peer that stops reading mid-upload cannot hold it forever, and a slow link still has time.
-UPLOAD_MIN_BYTES_PER_SECOND = 2**20
+# A transfer's deadline: the configured request bound plus its size at this rate (1 MiB/s), so a
+# peer that stops reading mid-upload, or trickles a download, cannot hold it forever, and a slow
+# link still has time.
+MIN_BYTES_PER_SECOND = 2**20
 # Reads fetch blocks of this size (s3fs' default is 50 MiB).
 READ_BLOCKSIZE = 16 * 2**20
 SPOOL_PREFIX = "cache_utils-spool-"
@@ -147,6 +148,9 @@ class FsspecStore:
         self.root = root.rstrip("/") or root
         self._object_store = hasattr(self.fs, "split_path")  # s3fs, gcsfs, adlfs
         self._s3 = protocol in S3_PROTOCOLS
+        # fsspec's sync wrappers take `timeout=`: a whole call (every page of a listing, every
+        # retry) then has a deadline, even against a store that trickles its answer byte by byte.
+        self._deadline: dict[str, float] = {"timeout": self._request_bound()} if self._s3 else {}
         self._in_memory = type(self.fs).__name__ == "MemoryFileSystem"
 
     def __repr__(self) -> str:
@@ -174,7 +178,7 @@ class FsspecStore:
         finder = getattr(self.fs, "_find", None) or self.fs.find
         if not (self._object_store and _accepts(finder, "prefix")):
             return [e for e in self._ls() if e.name.startswith(prefix)]
-        found = self.fs.find(self.root, maxdepth=1, prefix=prefix, detail=True)
+        found = self.fs.find(self.root, maxdepth=1, prefix=prefix, detail=True, **self._deadline)
         return [Entry(name, int(info.get("size") or 0), _mtime(info)) for full, info in found.items()
                 if info.get("type") == "file" and (name := self._base(full)) is not None]
 
@@ -191,7 +195,7 @@ class FsspecStore:
     def _ls(self) -> list[Entry]:
         self.fs.invalidate_cache(self.root)
         try:
-            infos = self.fs.ls(self.root, detail=True)
+            infos = self.fs.ls(self.root, detail=True, **self._deadline)
         except FileNotFoundError:
             if self._object_store:
                 self._check_container()
@@ -207,7 +211,7 @@ class FsspecStore:
         """Raise FileNotFoundError naming the URL when the bucket itself does not exist."""
         bucket = self.root.lstrip("/").split("/", 1)[0]
         try:
-            self.fs.info(bucket)
+            self.fs.info(bucket, **self._deadline)
         except FileNotFoundError as e:
             raise FileNotFoundError(
                 errno.ENOENT, f"no such bucket {bucket!r} for {self.directory} ({e})", self.directory
@@ -226,7 +230,7 @@ class FsspecStore:
     def exists(self, name: str) -> bool:
         with _store_errors(self.path(name), "cannot check"):
             try:
-                return self.fs.info(self._full(name)).get("type") == "file"
+                return self.fs.info(self._full(name), **self._deadline).get("type") == "file"
             except FileNotFoundError:
                 return False
 
@@ -237,6 +241,10 @@ class FsspecStore:
                 return io.BytesIO(self.fs.cat_file(self._full(name)))
             if not self._object_store and self.fs.isdir(self._full(name)):
                 raise IsADirectoryError(errno.EISDIR, "is a directory", url)
+            if self._s3:
+                size = int(self.fs.info(self._full(name), **self._deadline)["size"])
+                return io.BufferedReader(_S3RangeFile(self, self._full(name), url, size),  # type: ignore[return-value]
+                                         buffer_size=1 << 20)
             f = self.fs.open(self._full(name), "rb", block_size=READ_BLOCKSIZE)
             return _ReadFile(f, url)  # type: ignore[return-value]
 
@@ -275,8 +283,8 @@ class FsspecStore:
         _bound_s3_uploads(self.fs)
         # aiohttp has no write timeout: a peer that stops reading mid-body stalls the upload with
         # no request timeout armed. So the whole upload gets a deadline from the configured
-        # timeouts plus the time its bytes take at UPLOAD_MIN_BYTES_PER_SECOND.
-        deadline = self._request_bound() + os.path.getsize(local) / UPLOAD_MIN_BYTES_PER_SECOND
+        # timeouts plus the time its bytes take at MIN_BYTES_PER_SECOND.
+        deadline = self._request_bound() + os.path.getsize(local) / MIN_BYTES_PER_SECOND
         try:
             fsspec.asyn.sync(self.fs.loop, asyncio.wait_for, self.fs._put_file(local, remote, **kwargs),
                              deadline)
@@ -294,16 +302,20 @@ class FsspecStore:
         """Abort the open multipart uploads of `remote`, best effort (each call bounded by the
         timeouts). A writer of the same object at the same moment would see its save fail."""
         bucket, key, _ = self.fs.split_path(remote)
+        bound = self._request_bound()
+
+        def call(method: str, **kwargs: Any) -> Any:  # each call bounded: the store may trickle
+            return fsspec.asyn.sync(self.fs.loop, asyncio.wait_for, self.fs._call_s3(method, **kwargs), bound)
+
         with contextlib.suppress(Exception):
-            listing = self.fs.call_s3("list_multipart_uploads", Bucket=bucket, Prefix=key)
+            listing = call("list_multipart_uploads", Bucket=bucket, Prefix=key)
             for upload in listing.get("Uploads", []):
                 if upload["Key"] == key:
-                    self.fs.call_s3("abort_multipart_upload", Bucket=bucket, Key=key,
-                                    UploadId=upload["UploadId"])
+                    call("abort_multipart_upload", Bucket=bucket, Key=key, UploadId=upload["UploadId"])
 
     def remove(self, name: str) -> None:
         with _store_errors(self.path(name), "cannot delete"):
-            self.fs.rm_file(self._full(name))
+            self.fs.rm_file(self._full(name), **self._deadline)
 
     def temp_entries(self, prefix: str | None = None) -> list[Entry]:
         """Always empty: uploads spool locally, so a store never holds partial files."""
@@ -324,6 +336,50 @@ def _bound_s3_uploads(fs: Any) -> None:
     client = fs.connect()  # s3fs' live client: created once per file system, then reused
     client.meta.events.register_last("before-call.s3", _drop_expect_header,
                                      unique_id="cache_utils-no-expect-100-continue")
+
+
+class _S3RangeFile(io.RawIOBase):
+    """An S3 object read by ranged GETs of READ_BLOCKSIZE, each with a deadline (the request bound
+    plus the block's size at MIN_BYTES_PER_SECOND), so a store that trickles its answer byte by
+    byte cannot hold a read forever; s3fs' own file object has no such bound."""
+
+    def __init__(self, store: FsspecStore, full: str, url: str, size: int) -> None:
+        super().__init__()
+        self._store, self._full, self._url, self._size = store, full, url, size
+        self._pos = 0
+        self._block = b""
+        self._block_start = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._pos >= self._size or not len(buffer):
+            return 0
+        if not self._block_start <= self._pos < self._block_start + len(self._block):
+            end = min(self._size, self._pos + READ_BLOCKSIZE)
+            deadline = self._store._request_bound() + (end - self._pos) / MIN_BYTES_PER_SECOND
+            with _store_errors(self._url, "cannot read"):
+                self._block = self._store.fs.cat_file(self._full, start=self._pos, end=end, timeout=deadline)
+            self._block_start = self._pos
+            if not self._block:
+                raise EOFError(f"{self._url} ended at byte {self._pos} of {self._size}")
+        offset = self._pos - self._block_start
+        chunk = memoryview(self._block)[offset: offset + len(buffer)]
+        buffer[: len(chunk)] = chunk
+        self._pos += len(chunk)
+        return len(chunk)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
 
 
 class _ReadFile(io.RawIOBase):

@@ -48,6 +48,7 @@ _SIGNED_HEADER_LEN = _SIG_OFFSET + _MAC_LEN
 # take 65,537), and the checked copy stays in memory up to _SPOOL_MEMORY, then spills to disk.
 _MAX_HEADER = 10 + 2 + 0xFFFF + 4096
 _SIGN_CHUNK = 1 << 20
+_PROBE_BYTES = 1 << 20
 _SPOOL_MEMORY = 64 << 20
 
 # Raised by unpickling code that refers to modules or classes that moved or vanished.
@@ -176,7 +177,8 @@ class _GzipWriter:
 
 
 def _mac(key: bytes, name: str) -> hmac.HMAC:
-    return hmac.new(key, _MAC_CONTEXT + name.encode() + b"\0", hashlib.sha256)
+    # surrogateescape: a name from undecodable file-system bytes signs as those bytes
+    return hmac.new(key, _MAC_CONTEXT + name.encode("utf-8", "surrogateescape") + b"\0", hashlib.sha256)
 
 
 def _parse_header(buf: bytes) -> tuple[int, bytes | None]:
@@ -307,13 +309,28 @@ class GzipPickleSerializer:
         if signature is None:
             raise CorruptCacheError(path, "file is not signed but a signing key is configured")
         mac = _mac(self._key, name)  # type: ignore[arg-type]
+        # The first MiB of the deflate stream is inflated (output discarded) while hashing, so
+        # garbage, such as a sparse file of zeros behind a copied header, is refused at once
+        # instead of after hashing all of it. Only that much: inflating more before the signature
+        # is checked would open the door to decompression bombs.
+        probe: Any = isal_zlib.decompressobj(-15)
+        probed = 0
         copy = tempfile.SpooledTemporaryFile(max_size=_SPOOL_MEMORY)  # noqa: SIM115 - returned
         try:
-            copy.write(head)
-            mac.update(memoryview(head)[header_len:])
-            while chunk := fileobj.read(_SIGN_CHUNK):
+            copy.write(head[:header_len])
+            chunk = head[header_len:]
+            while chunk:
                 mac.update(chunk)
                 copy.write(chunk)
+                if probe is not None:
+                    try:
+                        probe.decompress(chunk[: _PROBE_BYTES - probed], _SIGN_CHUNK)
+                    except isal_zlib.error as e:
+                        raise CorruptCacheError(path, f"not a deflate stream: {e}") from e
+                    probed += len(chunk)
+                    if probed >= _PROBE_BYTES or probe.eof:
+                        probe = None
+                chunk = fileobj.read(_SIGN_CHUNK)
             if not hmac.compare_digest(mac.digest(), signature):
                 raise CorruptCacheError(path, "signature does not match (tampered, or another key)")
             copy.seek(0)
