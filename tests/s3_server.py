@@ -10,7 +10,7 @@ import socket
 import threading
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,33 +88,62 @@ def refused_endpoint() -> str:
 
 
 @contextmanager
-def silent_endpoint() -> Iterator[str]:
-    """A loopback server that accepts connections and never answers (a hung store)."""
+def loopback_server(
+    handle: Callable[[socket.socket, threading.Event], None],
+) -> Iterator[tuple[str, threading.Event]]:
+    """A TCP server on 127.0.0.1 running `handle(connection, stop)` in a thread per connection;
+    yields (its http:// URL, the stop event). On exit: stop set, every socket closed."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(64)
-    held: list[socket.socket] = []
+    sock.settimeout(0.2)
     stop = threading.Event()
+    conns: list[socket.socket] = []
 
     def accept() -> None:
-        sock.settimeout(0.2)
         while not stop.is_set():
             try:
                 conn, _ = sock.accept()
             except OSError:
                 continue
-            held.append(conn)
+            conns.append(conn)
+            threading.Thread(target=handle, args=(conn, stop), daemon=True).start()
 
     t = threading.Thread(target=accept, daemon=True)
     t.start()
     try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}", stop
     finally:
         stop.set()
         t.join(2)
-        for conn in held:
-            conn.close()
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.close()
         sock.close()
+
+
+@contextmanager
+def silent_endpoint() -> Iterator[str]:
+    """A loopback server that accepts connections and never answers (a hung store)."""
+    with loopback_server(lambda conn, stop: None) as (url, _stop):
+        yield url
+
+
+@contextmanager
+def trickling_endpoint() -> Iterator[tuple[str, threading.Event]]:
+    """A loopback HTTP server that answers every request with a status line, then trickles one
+    header byte every 0.3 s until stopped: a read timeout restarts at every byte, so only an
+    overall deadline bounds the call."""
+
+    def handle(conn: socket.socket, stop: threading.Event) -> None:
+        with contextlib.suppress(OSError):
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nX-Trickle: ")
+            while not stop.wait(0.3):
+                conn.sendall(b"a")
+
+    with loopback_server(handle) as served:
+        yield served
 
 
 @contextmanager
@@ -122,14 +151,9 @@ def stalling_proxy(endpoint: str, stall_on: bytes) -> Iterator[str]:
     """A TCP proxy to `endpoint` that forwards everything until a request containing `stall_on`
     passes, then forwards nothing more on that connection (a store that hangs mid-way)."""
     host, port = endpoint.removeprefix("http://").split(":")
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(64)
-    listener.settimeout(0.2)
-    stop = threading.Event()
-    conns: list[socket.socket] = []
+    upstreams: list[socket.socket] = []
 
-    def pump(src: socket.socket, dst: socket.socket, watch: bool) -> None:
+    def pump(src: socket.socket, dst: socket.socket, watch: bool, stop: threading.Event) -> None:
         with contextlib.suppress(OSError):
             while not stop.is_set():
                 data = src.recv(65536)
@@ -140,25 +164,16 @@ def stalling_proxy(endpoint: str, stall_on: bytes) -> Iterator[str]:
                     break
                 dst.sendall(data)
 
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                continue
-            upstream = socket.create_connection((host, int(port)))
-            conns.extend([client, upstream])
-            threading.Thread(target=pump, args=(client, upstream, True), daemon=True).start()
-            threading.Thread(target=pump, args=(upstream, client, False), daemon=True).start()
+    def handle(client: socket.socket, stop: threading.Event) -> None:
+        upstream = socket.create_connection((host, int(port)))
+        upstreams.append(upstream)
+        threading.Thread(target=pump, args=(upstream, client, False, stop), daemon=True).start()
+        pump(client, upstream, True, stop)
 
-    t = threading.Thread(target=accept, daemon=True)
-    t.start()
     try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+        with loopback_server(handle) as (url, _stop):
+            yield url
     finally:
-        stop.set()
-        t.join(2)
-        for c in conns:
+        for conn in upstreams:
             with contextlib.suppress(OSError):
-                c.close()
-        listener.close()
+                conn.close()

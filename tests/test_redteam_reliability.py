@@ -5,10 +5,8 @@ Each test failed on the code it was written against and names the README promise
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import os
-import socket
 import tempfile
 import threading
 import time
@@ -27,7 +25,7 @@ from cache_utils.errors import CacheNotFoundError, CorruptCacheError
 from cache_utils.files import get_latest_cache_filename
 from cache_utils.naming import to_date
 
-from .s3_server import FAKE_ENV
+from .s3_server import FAKE_ENV, trickling_endpoint
 
 
 class _NoAlerts:
@@ -82,47 +80,6 @@ def test_prune_keeps_a_broken_pickle_in_valid_gzip_and_deletes_the_only_loadable
 # --- 2. hangs: an S3 endpoint that trickles its answer is never timed out ---------------------------
 
 
-@contextlib.contextmanager
-def _trickling_endpoint() -> Iterator[tuple[str, threading.Event]]:
-    """A loopback HTTP server that answers every request with a status line, then trickles one
-    header byte every 0.3 s, forever: aiohttp's read timeout (botocore's read_timeout) restarts at
-    every byte, so nothing bounds the whole response."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    sock.settimeout(0.2)
-    stop = threading.Event()
-    conns: list[socket.socket] = []
-
-    def handle(conn: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            conn.recv(65536)
-            conn.sendall(b"HTTP/1.1 200 OK\r\nX-Trickle: ")
-            while not stop.wait(0.3):
-                conn.sendall(b"a")
-
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = sock.accept()
-            except OSError:
-                continue
-            conns.append(conn)
-            threading.Thread(target=handle, args=(conn,), daemon=True).start()
-
-    t = threading.Thread(target=accept, daemon=True)
-    t.start()
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}", stop
-    finally:
-        stop.set()
-        t.join(2)
-        for c in conns:
-            with contextlib.suppress(OSError):
-                c.close()
-        sock.close()
-
-
 def _finishes_within(call: Callable[[], Any], budget: float) -> tuple[bool, Any, float]:
     """Run `call` in a thread: (finished, its result or exception, seconds taken)."""
     out: dict[str, Any] = {}
@@ -157,7 +114,7 @@ def test_s3_endpoint_that_trickles_its_answer_is_bounded(what: str, monkeypatch:
     per-read, and the upload's deadline is followed by `_abort_uploads`, whose calls trickle too."""
     for k, v in FAKE_ENV.items():
         monkeypatch.setenv(k, v)
-    with _trickling_endpoint() as (endpoint, _stop):
+    with trickling_endpoint() as (endpoint, _stop):
         opts = {"endpoint_url": endpoint,
                 "config_kwargs": {"read_timeout": 1, "connect_timeout": 1, "retries": {"max_attempts": 1}}}
         finished, result, took = _finishes_within(lambda: _TRICKLE_CALLS[what](opts), 8.0)
