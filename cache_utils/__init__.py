@@ -19,11 +19,13 @@ from .errors import CacheError, CacheNotFoundError, CorruptCacheError
 from .files import (
     CacheFile,
     cache_dates,
+    cache_exists,
     get_latest_cache_filename,
     list_caches,
     prune,
     read_cache,
     save_cache,
+    write_cache,
 )
 from .loading import CacheHit, Skipped, default_alias, load_cache, load_latest_cache
 from .memory import InMemoryCache
@@ -51,6 +53,7 @@ __all__ = [
     "WebhookAlerter",
     "at_time",
     "cache_dates",
+    "cache_exists",
     "cache_filename",
     "configure_alerts",
     "default_alias",
@@ -69,4 +72,5 @@ __all__ = [
     "send_alert",
     "send_test_alert",
     "validate_prefix",
+    "write_cache",
 ]

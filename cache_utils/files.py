@@ -41,21 +41,55 @@ def save_cache(
     storage_options: StorageOptions | None = None,
 ) -> str:
     """Atomically write `data` as `<directory>/<prefix>_<YYYYMMDD>.pkl.gz`; return the path."""
+    return write_cache(data, prefix, the_date, directory, signing_key=signing_key, level=level,
+                       file_mode=file_mode, storage_options=storage_options).path
+
+
+def write_cache(
+    data: Any,
+    prefix: str,
+    the_date: DateLike = None,
+    directory: str = "data",
+    *,
+    signing_key: str | bytes | None = None,
+    level: int = DEFAULT_LEVEL,
+    file_mode: int | None = None,
+    storage_options: StorageOptions | None = None,
+) -> CacheFile:
+    """`save_cache`, returning the `CacheFile` written (its path, date and size in bytes)."""
     validate_prefix(prefix)
-    stamp = date_stamp(the_date)
+    day = to_date(the_date)
     serializer = serializer_for(signing_key, level)
     store = get_store(directory, storage_options, file_mode=file_mode)
-    name = file_name(prefix, stamp)
+    name = file_name(prefix, date_stamp(day))
     path = store.path(name)
+    sizes: list[int] = []
+
+    def write(f: Any) -> None:
+        serializer.dump(data, f, name)
+        sizes.append(f.tell())  # dump leaves the position at the end of what it wrote
+
     try:
-        store.write_atomic(name, lambda f: serializer.dump(data, f, name))
+        store.write_atomic(name, write)
     except OSError as e:
         raise type(e)(e.errno, f"could not save cache {path}: {e.strerror or e}") from e
     try:
         sweep_temp_files(store, prefix)
     except OSError as e:  # housekeeping must not fail a save that succeeded
         log.debug("could not sweep temp files in %s: %s", directory, e)
-    return path
+    return CacheFile(prefix, day, path, sizes[0])
+
+
+def cache_exists(
+    prefix: str,
+    the_date: DateLike = None,
+    directory: str = "data",
+    *,
+    storage_options: StorageOptions | None = None,
+) -> bool:
+    """Whether `<directory>/<prefix>_<YYYYMMDD>.pkl.gz` exists as a file (content not checked)."""
+    validate_prefix(prefix)
+    return get_store(directory, storage_options).exists(file_name(prefix, date_stamp(the_date)))
 
 
 def get_latest_cache_filename(

@@ -10,7 +10,7 @@ from typing import Any
 import dagster as dg
 from dagster import InputContext, OutputContext
 
-from cache_utils.naming import validate_prefix
+from cache_utils import validate_prefix
 from cache_utils.timing import resolve_zone
 
 PREFIX_METADATA_KEY = "cache_prefix"

@@ -16,18 +16,16 @@ from pydantic import Field
 
 from cache_utils import (
     Alert,
+    Alerter,
     CacheNotFoundError,
     cache_filename,
     default_alias,
-    list_caches,
     load_latest_cache,
     read_cache,
     resolve_alert,
-    save_cache,
     send_alert,
+    write_cache,
 )
-from cache_utils.alerts import Alerter
-from cache_utils.storage import is_url
 
 from .dates import (
     CachePartitionError,
@@ -178,12 +176,6 @@ class DatedCacheIOManager(ConfigurableIOManager):
             )
         return [(k, *partition_file(pdef, k, base), by_str[str(k)]) for k in keys]
 
-    def _size(self, path: str, prefix: str, day: dt.date) -> int | None:
-        if not is_url(self.directory):
-            return os.path.getsize(path)
-        found = [c.size for c in list_caches(self.directory, prefix, **self._io()) if c.date == day]
-        return found[0] if found else None
-
     def handle_output(self, context: OutputContext, obj: Any) -> None:
         """Write the output (one file per partition) atomically through `cache_utils.save_cache`.
 
@@ -197,15 +189,16 @@ class DatedCacheIOManager(ConfigurableIOManager):
             for _key, _prefix, _day, value in targets:
                 self._picklable(context, value)
         today = dt.datetime.now(self._tz()).date()
-        written: list[tuple[str | None, str, dt.date, str, Any]] = []
+        written: list[tuple[str | None, str, dt.date, str, Any, int]] = []
         for key, prefix, day, value in targets:
             try:
-                path = save_cache(value, prefix, day, self.directory,
-                                  signing_key=self.signing_key or None, **self._io())
+                saved = write_cache(value, prefix, day, self.directory,
+                                    signing_key=self.signing_key or None, **self._io())
             except pickle.PicklingError as e:
                 raise _not_picklable(context, value, e) from e
-            context.log.debug(f"wrote {path}")
-            written.append((key, prefix, day, path, value))
+            path = saved.path
+            context.log.debug(f"wrote {path} ({saved.size:,} bytes)")
+            written.append((key, prefix, day, path, value, saved.size))
             if day >= today:
                 wanted, alerter = self._alerter()
                 if wanted:
@@ -220,10 +213,9 @@ class DatedCacheIOManager(ConfigurableIOManager):
             raise _not_picklable(context, value, e) from e
 
     def _output_metadata(self, context: OutputContext, written: list) -> dict[str, Any]:
-        sizes = [self._size(path, prefix, day) for _k, prefix, day, path, _v in written]
         meta: dict[str, Any] = {"dagster_cache/written": True}
         if len(written) == 1:
-            _key, prefix, day, path, value = written[0]
+            _key, prefix, day, path, value, size = written[0]
             meta.update({
                 "path": MetadataValue.path(path),
                 "dagster_cache/prefix": prefix,
@@ -231,17 +223,16 @@ class DatedCacheIOManager(ConfigurableIOManager):
             })
             if value is None:
                 meta["dagster_cache/note"] = "output was None: written, so consumers receive None"
-            if sizes[0] is not None:
-                meta["dagster_cache/size_bytes"] = MetadataValue.int(sizes[0])
+            meta["dagster_cache/size_bytes"] = MetadataValue.int(size)
             meta.update(frame_metadata(value, self.preview_rows, context.has_asset_partitions))
             return meta
         meta.update({
-            "paths": MetadataValue.json({str(k): p for k, _pr, _d, p, _v in written}),
-            "dagster_cache/dates": MetadataValue.json([d.isoformat() for _k, _p, d, _pa, _v in written]),
+            "paths": MetadataValue.json({str(k): p for k, _pr, _d, p, _v, _s in written}),
+            "dagster_cache/dates": MetadataValue.json([d.isoformat() for _k, _p, d, _pa, _v, _s in written]),
             "dagster_cache/files_written": MetadataValue.int(len(written)),
-            "dagster_cache/size_bytes": MetadataValue.int(sum(s or 0 for s in sizes)),
+            "dagster_cache/size_bytes": MetadataValue.int(sum(s for *_rest, s in written)),
         })
-        rows = [len(v) for *_rest, v in written if hasattr(v, "shape") and hasattr(v, "columns")]
+        rows = [len(v) for *_rest, v, _s in written if hasattr(v, "shape") and hasattr(v, "columns")]
         if len(rows) == len(written):
             meta.update(dict(TableMetadataSet(row_count=sum(rows))))
         return meta

@@ -9,9 +9,8 @@ from typing import Any
 import dagster as dg
 from dagster import DefaultScheduleStatus, RunRequest, ScheduleDefinition, SkipReason
 
-from cache_utils.naming import date_stamp, file_name, validate_prefix
-from cache_utils.storage import get_store
-from cache_utils.timing import TimeType, cron_for, parse_cb_time
+from cache_utils import TimeType, cache_exists, parse_cb_time, validate_prefix
+from cache_utils.timing import cron_for
 
 from .dates import zone
 
@@ -20,8 +19,7 @@ def todays_file_exists(
     prefix: str, day: dt.date, directory: str, storage_options: Mapping[str, Any] | None
 ) -> bool:
     """Whether `<directory>/<prefix>_<day>.pkl.gz` exists."""
-    store = get_store(directory, dict(storage_options or {}) or None)
-    return store.exists(file_name(prefix, date_stamp(day)))
+    return cache_exists(prefix, day, directory, storage_options=dict(storage_options or {}) or None)
 
 
 def job_partitions_def(job: Any, partitions_def: Any) -> dg.TimeWindowPartitionsDefinition | None:

@@ -273,3 +273,16 @@ def test_prune_bad_keep_names_it(keep: object, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=repr(keep)):
         prune("p", keep, str(tmp_path))  # type: ignore[arg-type]
     assert os.listdir(tmp_path) == ["p_20240101.pkl.gz"]
+
+
+@pytest.mark.parametrize("signing_key", [None, "k"])
+def test_write_cache_reports_its_size_and_cache_exists_sees_it(tmp_path: Path, signing_key: str | None) -> None:
+    from cache_utils import CacheFile, cache_exists, write_cache
+
+    written = write_cache({"v": list(range(1000))}, "w", "2024-01-02", str(tmp_path), signing_key=signing_key)
+    path = tmp_path / "w_20240102.pkl.gz"
+    assert written == CacheFile("w", dt.date(2024, 1, 2), str(path), path.stat().st_size)
+    assert cache_exists("w", "2024-01-02", str(tmp_path))
+    assert not cache_exists("w", "2024-01-03", str(tmp_path))
+    os.mkfifo(tmp_path / "w_20240103.pkl.gz")  # only files count
+    assert not cache_exists("w", "2024-01-03", str(tmp_path))

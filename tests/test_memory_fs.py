@@ -103,3 +103,12 @@ def test_signed_and_tampered(url: str) -> None:
     fs.pipe_file(f"{url}/s_20240101.pkl.gz", bytes(blob))
     with pytest.raises(CorruptCacheError):
         read_cache("s", "2024-01-01", url, signing_key="key")
+
+
+def test_write_cache_size_is_the_objects_size(url: str) -> None:
+    from cache_utils import cache_exists, write_cache
+
+    written = write_cache({"v": 1}, "sized", "2024-01-02", url)
+    [listed] = list_caches(url, "sized")
+    assert written.size == listed.size > 0 and written.path == listed.path
+    assert cache_exists("sized", "2024-01-02", url) and not cache_exists("sized", "2024-01-01", url)
