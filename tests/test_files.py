@@ -276,7 +276,8 @@ def test_prune_bad_keep_names_it(keep: object, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("signing_key", [None, "k"])
-def test_write_cache_reports_its_size_and_cache_exists_sees_it(tmp_path: Path, signing_key: str | None) -> None:
+def test_write_cache_reports_its_size_and_cache_exists_sees_it(tmp_path: Path,
+                                                                signing_key: str | None) -> None:
     from cache_utils import CacheFile, cache_exists, write_cache
 
     written = write_cache({"v": list(range(1000))}, "w", "2024-01-02", str(tmp_path), signing_key=signing_key)
