@@ -110,3 +110,26 @@ def test_large_files_of_older_protocols_load(tmp_path, protocol: int) -> None:
         pickle.dump(value, f, protocol=protocol)
     assert path.stat().st_size > 4 * ser._BATCH  # the threaded reader is used
     assert read_cache("old", "2024-01-01", tmp_path) == value
+
+
+class _ExplodesOnLoad:
+    def __reduce__(self):  # unpickling calls _explode: verify must never get there
+        return (_explode, ())
+
+
+def _explode() -> None:
+    raise AssertionError("verify unpickled the file")
+
+
+@pytest.mark.parametrize("key", [None, b"k"])
+def test_verify_checks_signature_and_crc_without_unpickling(key: bytes | None) -> None:
+    ser = GzipPickleSerializer(signing_key=key)
+    buf = io.BytesIO()
+    ser.dump(_ExplodesOnLoad(), buf, "p_20240101.pkl.gz")
+    whole = buf.getvalue()
+    ser.verify(io.BytesIO(whole), "/d/p_20240101.pkl.gz")  # no error, no unpickling
+    with pytest.raises(CorruptCacheError, match="p_20240101"):
+        ser.verify(io.BytesIO(whole[:-6]), "/d/p_20240101.pkl.gz")
+    if key is not None:
+        with pytest.raises(CorruptCacheError, match="signature"):
+            GzipPickleSerializer(signing_key=b"other").verify(io.BytesIO(whole), "/d/p_20240101.pkl.gz")
