@@ -17,6 +17,7 @@ from pydantic import Field
 from cache_utils import (
     Alert,
     Alerter,
+    CacheFile,
     CacheNotFoundError,
     cache_filename,
     default_alias,
@@ -47,6 +48,16 @@ FILL_KEY = "fill_missing_partitions"
 # Output metadata key on a consumer's materialization built from a stale (fallback) input.
 STALE_INPUTS_KEY = "dagster_cache/stale_inputs"
 STALE_RUN_TAG = "dagster_cache/stale_inputs"
+
+
+@dataclass(frozen=True)
+class Target:
+    """One file an output writes: its partition key (None when unpartitioned), prefix, day, value."""
+
+    key: str | None
+    prefix: str
+    day: dt.date
+    value: Any
 
 
 @dataclass(frozen=True)
@@ -136,13 +147,13 @@ class DatedCacheIOManager(ConfigurableIOManager):
 
     # --- output -----------------------------------------------------------------------------
 
-    def _targets(self, context: OutputContext, obj: Any) -> list[tuple[str | None, str, dt.date, Any]]:
-        """(partition key, prefix, date, value) for each file this output writes."""
+    def _targets(self, context: OutputContext, obj: Any) -> list[Target]:
+        """The files this output writes, one per partition."""
         if not context.has_asset_key:
             base = op_output_prefix(context.step_key, context.name, context.mapping_key,
                                     context.definition_metadata, _run_id(context))
             prefix, day, _why = unpartitioned_file(context, base, False, self._tz())
-            return [(None, prefix, day, obj)]
+            return [Target(None, prefix, day, obj)]
         base = prefix_for(context.asset_key, context.definition_metadata)
         if not context.has_asset_partitions:
             prefix, day, why = unpartitioned_file(context, base, True, self._tz())
@@ -153,11 +164,11 @@ class DatedCacheIOManager(ConfigurableIOManager):
                     f"({today.isoformat()}) in timezone {self.timezone!r}: unpartitioned readers look for "
                     f"today's file there and will not see it before then. Set the manager's timezone to "
                     "the partitions' zone.")
-            return [(None, prefix, day, obj)]
+            return [Target(None, prefix, day, obj)]
         pdef = context.asset_partitions_def
         keys = list(context.asset_partition_keys)
         if len(keys) == 1 and not _single_run(context):
-            return [(keys[0], *partition_file(pdef, keys[0], base), obj)]
+            return [Target(keys[0], *partition_file(pdef, keys[0], base), obj)]
         # A single-run backfill policy: one value per partition, one file per partition, whether
         # the run covers a range or (a daily schedule's run) a single day.
         if not isinstance(obj, Mapping):
@@ -174,7 +185,7 @@ class DatedCacheIOManager(ConfigurableIOManager):
                 f"asset {context.asset_key.to_user_string()}: the returned dict's keys must be the "
                 f"run's partition keys; missing {missing[:5]}, unexpected {extra[:5]}"
             )
-        return [(k, *partition_file(pdef, k, base), by_str[str(k)]) for k in keys]
+        return [Target(k, *partition_file(pdef, k, base), by_str[str(k)]) for k in keys]
 
     def handle_output(self, context: OutputContext, obj: Any) -> None:
         """Write the output (one file per partition) atomically through `cache_utils.save_cache`.
@@ -184,25 +195,25 @@ class DatedCacheIOManager(ConfigurableIOManager):
         if _is_nothing(context):
             return
         targets = self._targets(context, obj)
-        _check_clashes(context, [prefix for _k, prefix, _d, _v in targets], self.directory)
+        _check_clashes(context, [t.prefix for t in targets], self.directory)
         if len(targets) > 1:  # a single-run backfill writes all of its days or none of them
-            for _key, _prefix, _day, value in targets:
-                self._picklable(context, value)
+            for target in targets:
+                self._picklable(context, target.value)
         today = dt.datetime.now(self._tz()).date()
-        written: list[tuple[str | None, str, dt.date, str, Any, int]] = []
-        for key, prefix, day, value in targets:
+        written: list[tuple[Target, CacheFile]] = []
+        for target in targets:
             try:
-                saved = write_cache(value, prefix, day, self.directory,
+                saved = write_cache(target.value, target.prefix, target.day, self.directory,
                                     signing_key=self.signing_key or None, **self._io())
             except pickle.PicklingError as e:
-                raise _not_picklable(context, value, e) from e
-            path = saved.path
-            context.log.debug(f"wrote {path} ({saved.size:,} bytes)")
-            written.append((key, prefix, day, path, value, saved.size))
-            if day >= today:
+                raise _not_picklable(context, target.value, e) from e
+            context.log.debug(f"wrote {saved.path} ({saved.size:,} bytes)")
+            written.append((target, saved))
+            if target.day >= today:
                 wanted, alerter = self._alerter()
                 if wanted:
-                    resolve_alert(default_alias(prefix), f"fresh data written to {path}", alerter)
+                    resolve_alert(default_alias(target.prefix), f"fresh data written to {saved.path}",
+                                  alerter)
         context.add_output_metadata(self._output_metadata(context, written))
 
     @staticmethod
@@ -212,27 +223,30 @@ class DatedCacheIOManager(ConfigurableIOManager):
         except (pickle.PicklingError, TypeError, AttributeError, RecursionError) as e:
             raise _not_picklable(context, value, e) from e
 
-    def _output_metadata(self, context: OutputContext, written: list) -> dict[str, Any]:
+    def _output_metadata(
+        self, context: OutputContext, written: list[tuple[Target, CacheFile]]
+    ) -> dict[str, Any]:
         meta: dict[str, Any] = {"dagster_cache/written": True}
         if len(written) == 1:
-            _key, prefix, day, path, value, size = written[0]
+            target, saved = written[0]
             meta.update({
-                "path": MetadataValue.path(path),
-                "dagster_cache/prefix": prefix,
-                "dagster_cache/date": MetadataValue.text(day.isoformat()),
+                "path": MetadataValue.path(saved.path),
+                "dagster_cache/prefix": target.prefix,
+                "dagster_cache/date": MetadataValue.text(target.day.isoformat()),
             })
-            if value is None:
+            if target.value is None:
                 meta["dagster_cache/note"] = "output was None: written, so consumers receive None"
-            meta["dagster_cache/size_bytes"] = MetadataValue.int(size)
-            meta.update(frame_metadata(value, self.preview_rows, context.has_asset_partitions))
+            meta["dagster_cache/size_bytes"] = MetadataValue.int(saved.size)
+            meta.update(frame_metadata(target.value, self.preview_rows, context.has_asset_partitions))
             return meta
         meta.update({
-            "paths": MetadataValue.json({str(k): p for k, _pr, _d, p, _v, _s in written}),
-            "dagster_cache/dates": MetadataValue.json([d.isoformat() for _k, _p, d, _pa, _v, _s in written]),
+            "paths": MetadataValue.json({str(t.key): saved.path for t, saved in written}),
+            "dagster_cache/dates": MetadataValue.json([t.day.isoformat() for t, _saved in written]),
             "dagster_cache/files_written": MetadataValue.int(len(written)),
-            "dagster_cache/size_bytes": MetadataValue.int(sum(s for *_rest, s in written)),
+            "dagster_cache/size_bytes": MetadataValue.int(sum(saved.size for _t, saved in written)),
         })
-        rows = [len(v) for *_rest, v, _s in written if hasattr(v, "shape") and hasattr(v, "columns")]
+        rows = [len(t.value) for t, _saved in written
+                if hasattr(t.value, "shape") and hasattr(t.value, "columns")]
         if len(rows) == len(written):
             meta.update(dict(TableMetadataSet(row_count=sum(rows))))
         return meta
