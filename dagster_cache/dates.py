@@ -52,7 +52,9 @@ def op_output_prefix(
     """The prefix of an op output's file.
 
     By default an op output is its run's own intermediate, as in Dagster's file IO managers:
-    `<node>__<output>@<run id>`, so concurrent runs never read each other's. An output whose
+    `<node>.<output>@<run id>`, so concurrent runs never read each other's. Dagster names hold only
+    `[A-Za-z0-9_]` and node paths join them with ".", so op `a__b`'s `result` and op `a`'s
+    `b__result` stay apart. An output whose
     definition metadata names a `cache_prefix` is a shared daily cache instead, named by that
     prefix alone. A mapped step's key and a DynamicOutput's mapping key follow as `@<key>`, so
     every mapped copy and every dynamic output gets a file of its own."""
@@ -62,7 +64,7 @@ def op_output_prefix(
     if override is not None:
         return validate_prefix(str(getattr(override, "value", override)) + marks)
     scope = MAPPING_KEY_MARK + run_id if run_id else ""
-    return validate_prefix(f"{node}__{output_name}{marks}{scope}")
+    return validate_prefix(f"{node}.{output_name}{marks}{scope}")
 
 
 def _time_dimension(partitions_def: dg.PartitionsDefinition) -> tuple[str | None, Any]:
@@ -125,7 +127,7 @@ def partition_file(
 
 
 def prefix_pattern(
-    base_prefix: str, partitions_def: dg.PartitionsDefinition | None
+    base_prefix: str, partitions_def: dg.PartitionsDefinition | None, dynamic_store: Any = None
 ) -> re.Pattern[str] | None:
     """A regex matching every prefix an asset with these partitions writes (None: it writes none)."""
     if partitions_def is None:
@@ -139,10 +141,10 @@ def prefix_pattern(
         for dim in sorted(partitions_def.partitions_defs, key=lambda d: d.name):  # type: ignore[attr-defined]
             if dim.name == dim_name:
                 continue
-            if isinstance(dim.partitions_def, dg.StaticPartitionsDefinition):
-                keys = dim.partitions_def.get_partition_keys()
-                pattern += "__(?:" + "|".join(re.escape(k) for k in keys) + ")"
-            else:  # dynamic keys are known only to the instance: assume any
+            try:  # dynamic keys come from the instance; without one, assume any key
+                keys = dim.partitions_def.get_partition_keys(dynamic_partitions_store=dynamic_store)
+                pattern += "__(?:" + "|".join(re.escape(k) for k in keys) + ")" if keys else "__(?!)"
+            except Exception:  # noqa: BLE001 - a dynamic dimension with no instance at hand
                 pattern += "__.+"
     if is_sub_daily(time_def):
         pattern += r"__\d{4}(?:[+-]\d{4})?"
@@ -150,13 +152,14 @@ def prefix_pattern(
 
 
 def check_no_clash(
-    prefix: str, owner: dg.AssetKey | str, others: Iterable[tuple[dg.AssetKey, str, Any]]
+    prefix: str, owner: dg.AssetKey | str, others: Iterable[tuple[dg.AssetKey, str, Any]],
+    dynamic_store: Any = None,
 ) -> None:
     """Refuse `prefix` when other assets (key, base prefix, partitions) can write the same files,
     naming every one of them."""
     clashes = []
     for key, base, pdef in others:
-        pattern = None if key == owner else prefix_pattern(base, pdef)
+        pattern = None if key == owner else prefix_pattern(base, pdef, dynamic_store)
         if pattern is not None and pattern.fullmatch(prefix):
             clashes.append(key.to_user_string())
     if clashes:

@@ -29,6 +29,7 @@ from cache_utils import (
 )
 
 from .dates import (
+    PREFIX_METADATA_KEY,
     CachePartitionError,
     check_no_clash,
     op_output_prefix,
@@ -260,18 +261,23 @@ class DatedCacheIOManager(ConfigurableIOManager):
         meta = context.definition_metadata or {}
         allow_missing = bool(meta.get(ALLOW_MISSING_KEY, False))
         fallback = bool(meta.get(FALLBACK_KEY, self.fallback_to_latest))
+        run_scoped = False
         if context.has_asset_key:
             base = prefix_for(context.asset_key, upstream_meta)
         elif upstream is not None:  # the run that wrote it: the parent run's, on re-execution
             base = op_output_prefix(upstream.step_key, upstream.name, upstream.mapping_key, upstream_meta,
                                     _run_id(upstream))
+            run_scoped = PREFIX_METADATA_KEY not in (upstream_meta or {}) and _run_id(upstream) is not None
         else:
             raise CachePartitionError(f"input {context.name!r} has no asset key and no upstream output")
 
         if not (context.has_asset_key and context.has_asset_partitions):
             # In a run for a daily partition this is that day: never a file from after it.
             prefix, day, why = unpartitioned_file(context, base, context.has_asset_key, self._tz())
-            return self._load_one(context, prefix, day, why, fallback, allow_missing)
+            # A run's own output may be dated earlier (a run past midnight, a re-execution days
+            # later): any file of its run-scoped prefix is the one, and not stale.
+            return self._load_one(context, prefix, day, why, fallback or run_scoped, allow_missing,
+                                  run_scoped=run_scoped)
 
         keys = list(context.asset_partition_keys)
         as_dict = _wants_dict(context, keys)
@@ -288,7 +294,7 @@ class DatedCacheIOManager(ConfigurableIOManager):
 
     def _load_one(
         self, context: InputContext, prefix: str, day: dt.date, what: str, fallback: bool,
-        allow_missing: bool,
+        allow_missing: bool, run_scoped: bool = False,
     ) -> Any:
         """One file: the wanted day's, else (with fallback) the newest earlier one, recorded as stale."""
         found = self._read(context, prefix, day, fallback)
@@ -297,7 +303,9 @@ class DatedCacheIOManager(ConfigurableIOManager):
                                  self._missing_message(prefix, day, what, fallback))
         value, used = found
         context.add_input_metadata(_input_metadata(used))
-        if used.stale_days > 0:
+        if used.stale_days > 0 and run_scoped:
+            context.log.info(f"{what}: the run's own output, written on {used.date.isoformat()}")
+        elif used.stale_days > 0:
             message = self._stale_message(prefix, used, what)
             context.log.warning(message)
             details = {"prefix": prefix, "wanted": day.isoformat(), "used": used.path,
@@ -451,16 +459,36 @@ def _output_name(context: OutputContext) -> str:
 
 
 def _keys_writing_to(step: Any, own_key: str, directory: str) -> set[str]:
-    """The IO manager keys bound to a DatedCacheIOManager on `directory` (own_key included)."""
+    """The IO manager keys bound to a DatedCacheIOManager on `directory` (own_key included), by the
+    run's resolved configuration (environment variables and launch-time config applied)."""
     keys = {own_key}
+    resolved = step.resolved_run_config.resources  # only the keys this step needs
     for key, resource_def in step.job_def.resource_defs.items():
         cls = getattr(resource_def, "configurable_resource_cls", None)
-        if isinstance(cls, type) and issubclass(cls, DatedCacheIOManager):
+        if not (isinstance(cls, type) and issubclass(cls, DatedCacheIOManager)):
+            continue
+        launch = ((step.dagster_run.run_config or {}).get("resources") or {}).get(key) or {}
+        if key in resolved:
+            where = (resolved[key].config or {}).get("directory", "data")
+        elif "directory" in (launch.get("config") or {}):  # given in the run's config
+            where = launch["config"]["directory"]
+        else:  # as defined; an EnvVar shows as {"env": NAME}
             field = resource_def.config_field
-            config = field.default_value if field is not None and field.default_provided else {}
-            if config.get("directory", "data") == directory:
-                keys.add(key)
+            if field is None or not field.default_provided:
+                continue
+            where = field.default_value.get("directory", "data")
+            if isinstance(where, dict):
+                where = os.environ.get(str(where.get("env")), "")
+        if where and _same_directory(str(where), directory):
+            keys.add(key)
     return keys
+
+
+def _same_directory(a: str, b: str) -> bool:
+    """Whether two directory settings name one place (`x`, `x/` and `./x`; `s3://b/x/`)."""
+    if "://" in a or "://" in b:
+        return a.rstrip("/") == b.rstrip("/")
+    return os.path.realpath(a) == os.path.realpath(b)
 
 
 def _other_assets(context: OutputContext, directory: str) -> Iterator[tuple[dg.AssetKey, str, Any]]:
@@ -495,8 +523,12 @@ def _check_clashes(context: OutputContext, prefixes: list[str], directory: str) 
     """Refuse, before anything is written, prefixes another asset of this code location writes too."""
     owner: dg.AssetKey | str = context.asset_key if context.has_asset_key else _output_name(context)
     others = list(_other_assets(context, directory))
+    try:
+        instance = context.step_context.instance  # knows the dynamic partitions' keys
+    except Exception:  # noqa: BLE001 - no step context: built with build_output_context
+        instance = None
     for prefix in dict.fromkeys(prefixes):
-        check_no_clash(prefix, owner, others)
+        check_no_clash(prefix, owner, others, instance)
 
 
 def _record_stale(context: InputContext, used: Mapping[str, Loaded]) -> None:

@@ -102,7 +102,7 @@ def test_graph_backed_partitioned_asset_backfills_a_past_day(tmp_path: Path) -> 
                             resources={"io_manager": io(tmp_path)})
     assert result.success
     assert read_cache("graph_backed", "2024-01-03", str(tmp_path)) == "1:2024-01-03"
-    assert f"graph_backed.inner_rows__result@{result.run_id}_20240103.pkl.gz" in files(tmp_path)
+    assert f"graph_backed.inner_rows.result@{result.run_id}_20240103.pkl.gz" in files(tmp_path)
 
 
 @dg.job(partitions_def=dg.MultiPartitionsDefinition(
@@ -116,7 +116,7 @@ def test_op_outputs_of_concurrent_partition_runs_of_one_day_never_share_a_file(t
         key = dg.MultiPartitionKey({"date": "2024-01-03", "region": region})
         result = regional_job.execute_in_process(partition_key=key, resources={"io_manager": io(tmp_path)})
         assert result.output_for_node("inner_count") == f"1:{key}"
-        prefix = f"inner_rows__result@{result.run_id}__{region}"
+        prefix = f"inner_rows.result@{result.run_id}__{region}"
         assert read_cache(prefix, "2024-01-03", str(tmp_path)) == [f"2024-01-03|{region}"]
 
 
@@ -166,17 +166,17 @@ def test_dynamic_outputs_each_get_a_file_and_collect_sees_every_value(tmp_path: 
     assert result.output_for_node("gather") == [0, 10, 20]
     stamps = {name.rsplit("_", 1)[0] for name in files(tmp_path)}
     run = result.run_id
-    assert {f"emit__result@k0@{run}", f"emit__result@k2@{run}", f"multiply_inputs__result@k1@{run}",
-            f"gather__result@{run}"} <= stamps
+    assert {f"emit.result@k0@{run}", f"emit.result@k2@{run}", f"multiply_inputs.result@k1@{run}",
+            f"gather.result@{run}"} <= stamps
     assert len(files(tmp_path)) == 3 + 3 + 1
 
 
 def test_mapping_key_encoding_is_reversible() -> None:
     run = "0b3c2d1e-aaaa-4bbb-8ccc-123456789abc"
     prefix = op_output_prefix("graph.double[a_1]", "out", None, run_id=run)
-    assert prefix == f"graph.double__out@a_1@{run}"
-    assert op_output_prefix("emit", "result", "k_2") == "emit__result@k_2"
-    assert prefix.split("@") == ["graph.double__out", "a_1", run]
+    assert prefix == f"graph.double.out@a_1@{run}"
+    assert op_output_prefix("emit", "result", "k_2") == "emit.result@k_2"
+    assert prefix.split("@") == ["graph.double.out", "a_1", run]
     # A cache_prefix makes it a shared daily cache: no run, the mapping key still kept apart.
     assert op_output_prefix("emit", "result", "k_2", {"cache_prefix": "rates"}, run) == "rates@k_2"
 

@@ -413,8 +413,8 @@ def test_op_outputs_are_the_runs_own_dated_files(tmp_path: Path) -> None:
     result = numbers_job.execute_in_process(resources={"io_manager": manager(tmp_path)}, tags=tags)
     assert result.output_for_node("total") == 6
     run = result.run_id
-    assert files(tmp_path) == [f"make_numbers__result@{run}_20240501.pkl.gz",
-                               f"total__result@{run}_20240501.pkl.gz"]
+    assert files(tmp_path) == [f"make_numbers.result@{run}_20240501.pkl.gz",
+                               f"total.result@{run}_20240501.pkl.gz"]
 
 
 @dg.op(out=dg.Out(metadata={"cache_prefix": "numbers"}))

@@ -511,8 +511,8 @@ def test_upath_io_manager_with_json(tmp_path: Path, json_data: Any) -> None:
     )
     io.handle_output(context, json_data)
 
-    # Dagster reads the file at manager._get_path(context); ours is <step>__<output>_<today>.
-    assert read_cache("123__abc", TODAY, str(tmp_path)) == json_data
+    # Dagster reads the file at manager._get_path(context); ours is <step>.<output>_<today>.
+    assert read_cache("123.abc", TODAY, str(tmp_path)) == json_data
 
     context = dg.build_input_context(
         name="abc",
@@ -533,7 +533,7 @@ def test_upath_io_manager_with_non_any_type_annotation(tmp_path: Path) -> None:
     context = dg.build_output_context(name="abc", step_key="123", dagster_type=list_type)
     io.handle_output(context, data)
 
-    assert data == read_cache("123__abc", TODAY, str(tmp_path))
+    assert data == read_cache("123.abc", TODAY, str(tmp_path))
 
     context = dg.build_input_context(name="abc", upstream_output=context, dagster_type=list_type)
     assert io.load_input(context) == data
@@ -664,12 +664,12 @@ def test_fs_io_manager(tmp_path: Path) -> None:
     handled_output_events = [evt for evt in result.all_events if evt.is_handled_output]
     assert len(handled_output_events) == 2
 
-    # Dagster: <base>/<run_id>/op_a/result; ours: the run's own file, op_a__result@<run_id>_<today>.
-    filepath_a = os.path.join(str(tmp_path), f"op_a__result@{result.run_id}_{TODAY_STAMP}.pkl.gz")
+    # Dagster: <base>/<run_id>/op_a/result; ours: the run's own file, op_a.result@<run_id>_<today>.
+    filepath_a = os.path.join(str(tmp_path), f"op_a.result@{result.run_id}_{TODAY_STAMP}.pkl.gz")
     metadata = handled_output_events[0].event_specific_data.metadata
     assert metadata["path"] == dg.MetadataValue.path(filepath_a)
     assert os.path.isfile(filepath_a)
-    assert read_cache(f"op_a__result@{result.run_id}", TODAY, str(tmp_path)) == [1, 2, 3]
+    assert read_cache(f"op_a.result@{result.run_id}", TODAY, str(tmp_path)) == [1, 2, 3]
 
     loaded_input_events = [evt for evt in result.all_events if evt.is_loaded_input]
     metadata = loaded_input_events[0].event_specific_data.metadata
@@ -677,11 +677,11 @@ def test_fs_io_manager(tmp_path: Path) -> None:
     assert len(loaded_input_events) == 1
     assert loaded_input_events[0].event_specific_data.upstream_step_key == "op_a"
 
-    filepath_b = os.path.join(str(tmp_path), f"op_b__result@{result.run_id}_{TODAY_STAMP}.pkl.gz")
+    filepath_b = os.path.join(str(tmp_path), f"op_b.result@{result.run_id}_{TODAY_STAMP}.pkl.gz")
     metadata = handled_output_events[1].event_specific_data.metadata
     assert metadata["path"] == dg.MetadataValue.path(filepath_b)
     assert os.path.isfile(filepath_b)
-    assert read_cache(f"op_b__result@{result.run_id}", TODAY, str(tmp_path)) == 1
+    assert read_cache(f"op_b.result@{result.run_id}", TODAY, str(tmp_path)) == 1
 
 
 # lambda functions can't be pickled (pickle.PicklingError)

@@ -1,0 +1,280 @@
+"""Red-team round 2 for DatedCacheIOManager: each test is a scenario where a consumer receives wrong
+data with no error (or a file is overwritten silently, or a legitimate definition is refused) while
+Dagster's own FilesystemIOManager, run in the same scenario as a control, is right."""
+
+import os
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd  # noqa: F401 - imported before any freeze_time (pandas#64023)
+import pytest
+from freezegun import freeze_time
+
+from dagster_cache import DatedCacheIOManager
+
+DAILY = dg.DailyPartitionsDefinition(start_date="2024-01-01", end_offset=1)
+
+
+def ours(tmp_path: Path, sub: str = "ours") -> DatedCacheIOManager:
+    return DatedCacheIOManager(directory=str(tmp_path / sub))
+
+
+def dagsters(tmp_path: Path) -> dg.FilesystemIOManager:
+    return dg.FilesystemIOManager(base_dir=str(tmp_path / "fs"))
+
+
+def _failure(result: dg.ExecuteInProcessResult) -> str:
+    return "; ".join(
+        str(e.step_failure_data.error) for e in result.all_events if e.event_type_value == "STEP_FAILURE"
+    )
+
+
+# --- 1. op outputs: node and output names joined by "__" collide ---------------------------------
+
+
+@dg.op(name="a__b")
+def a_b() -> str:
+    return "from op a__b"
+
+
+@dg.op(name="a", out={"b__result": dg.Out(str)})
+def a_op() -> str:
+    return "from op a, output b__result"
+
+
+@dg.op
+def echo(value: str) -> str:
+    return value
+
+
+@dg.op
+def echo_b(value: str) -> str:
+    return value
+
+
+@dg.job
+def underscore_job() -> None:
+    echo(a_b())
+    echo_b(a_op())  # whichever of a and a__b runs second overwrites the other's file
+
+
+@freeze_time("2024-01-15 12:00:00")
+def test_op_outputs_whose_names_join_alike_do_not_share_a_file(tmp_path: Path) -> None:
+    """Op `a__b` output `result` and op `a` output `b__result` both become
+    `a__b__result@<run id>_<day>`: the second write replaces the first, and `echo` receives the
+    other op's value. Dagster names a node's output `<run id>/<node>/<output>`."""
+    for manager in (dagsters(tmp_path), ours(tmp_path)):
+        result = underscore_job.execute_in_process(resources={"io_manager": manager}, raise_on_error=False)
+        assert result.success, _failure(result)
+        got = (result.output_for_node("echo"), result.output_for_node("echo_b"))
+        assert got == ("from op a__b", "from op a, output b__result"), type(manager).__name__
+
+
+# --- 2. one directory spelled two ways: the clash check is bypassed ------------------------------
+
+
+@dg.asset(key="prices")
+def prices() -> str:
+    return "prices"
+
+
+@dg.asset(key="fx", io_manager_key="other_io", metadata={"cache_prefix": "prices"})
+def fx() -> str:
+    return "fx"
+
+
+@dg.asset
+def prices_reader(prices: str) -> str:
+    return prices
+
+
+@freeze_time("2024-01-15 12:00:00")
+def test_one_directory_with_a_trailing_slash_still_refuses_a_clash(tmp_path: Path) -> None:
+    """`directory="x"` and `directory="x/"` are one directory, but the clash check compares the
+    strings: `fx` (cache_prefix "prices") overwrites `prices_20240115` silently and `prices_reader`
+    receives "fx". A clash error would be fine; wrong data is not."""
+    same = str(tmp_path / "ours")
+    managers = [
+        (dagsters(tmp_path), dagsters(tmp_path)),
+        (DatedCacheIOManager(directory=same), DatedCacheIOManager(directory=same + "/")),
+    ]
+    for first, second in managers:
+        defs = dg.Definitions(
+            assets=[prices, fx, prices_reader], resources={"io_manager": first, "other_io": second}
+        )
+        job = defs.resolve_implicit_global_asset_job_def()
+        first = job.execute_in_process(asset_selection=[dg.AssetKey("prices")], raise_on_error=False)
+        if not first.success:  # refused up front: fine when it names the clash
+            assert "would both write" in _failure(first), _failure(first)
+            continue
+        wrote = job.execute_in_process(asset_selection=[dg.AssetKey("fx")], raise_on_error=False)
+        if not wrote.success:  # refused up front: fine when it names the clash
+            assert "would both write" in _failure(wrote), _failure(wrote)
+            continue
+        read = job.execute_in_process(asset_selection=[dg.AssetKey("prices_reader")])
+        assert read.output_for_node("prices_reader") == "prices", type(first).__name__
+
+
+@freeze_time("2024-01-15 12:00:00")
+def test_one_directory_from_one_env_var_under_two_keys_still_refuses_a_clash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both keys take their directory from the same EnvVar (the usual deployment): the check reads
+    the unresolved config ({'env': ...}), sees no other key on the directory, and lets `fx`
+    overwrite `prices`."""
+    monkeypatch.setenv("REDTEAM2_CACHE_DIR", str(tmp_path / "env"))
+    managers = [
+        (dagsters(tmp_path), dagsters(tmp_path)),
+        (
+            DatedCacheIOManager(directory=dg.EnvVar("REDTEAM2_CACHE_DIR")),
+            DatedCacheIOManager(directory=dg.EnvVar("REDTEAM2_CACHE_DIR")),
+        ),
+    ]
+    for first, second in managers:
+        defs = dg.Definitions(
+            assets=[prices, fx, prices_reader], resources={"io_manager": first, "other_io": second}
+        )
+        job = defs.resolve_implicit_global_asset_job_def()
+        first = job.execute_in_process(asset_selection=[dg.AssetKey("prices")], raise_on_error=False)
+        if not first.success:  # refused up front: fine when it names the clash
+            assert "would both write" in _failure(first), _failure(first)
+            continue
+        wrote = job.execute_in_process(asset_selection=[dg.AssetKey("fx")], raise_on_error=False)
+        if not wrote.success:
+            assert "would both write" in _failure(wrote), _failure(wrote)
+            continue
+        read = job.execute_in_process(asset_selection=[dg.AssetKey("prices_reader")])
+        assert read.output_for_node("prices_reader") == "prices", type(first).__name__
+
+
+# --- 3. re-execution on a later day: the run-scoped file is looked up under the wrong day ------
+
+DIR_ENV = "REDTEAM2_REEXEC_DIR"
+FLAKY = {"fail": 0}
+
+
+@dg.op(config_schema={"x": int})
+def load_x(context: dg.OpExecutionContext) -> int:
+    return context.op_config["x"]
+
+
+@dg.op
+def times_ten(load_x: int) -> int:
+    if FLAKY["fail"] > 0:
+        FLAKY["fail"] -= 1
+        raise RuntimeError("transient failure")
+    return load_x * 10
+
+
+@dg.job(executor_def=dg.in_process_executor)
+def flaky_job() -> None:
+    times_ten(load_x())
+
+
+def define_ours() -> dg.JobDefinition:
+    io = DatedCacheIOManager(directory=os.environ[DIR_ENV])
+    return dg.Definitions(jobs=[flaky_job], resources={"io_manager": io}).get_job_def("flaky_job")
+
+
+def define_fs() -> dg.JobDefinition:
+    io = dg.FilesystemIOManager(base_dir=os.environ[DIR_ENV])
+    return dg.Definitions(jobs=[flaky_job], resources={"io_manager": io}).get_job_def("flaky_job")
+
+
+def _cfg(x: int) -> dict:
+    return {"ops": {"load_x": {"config": {"x": x}}}}
+
+
+def define_ours_strict() -> dg.JobDefinition:
+    io = DatedCacheIOManager(directory=os.environ[DIR_ENV], fallback_to_latest=False)
+    return dg.Definitions(jobs=[flaky_job], resources={"io_manager": io}).get_job_def("flaky_job")
+
+
+def test_reexecuting_a_failed_run_the_next_day_loads_the_parent_runs_op_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run 1 fails in times_ten on the 15th; re-executed from failure on the 17th, times_ten must
+    get run 1's load_x. The run-scoped file is `load_x__result@<run 1>_20240115`, but the re-executed
+    step looks for the 17th: with fallback_to_latest=False it fails with CacheNotFoundError; with the
+    default it loads it as a 2-day-stale fallback (stale tag, warning, stale-data alert)."""
+    for define in (define_fs, define_ours, define_ours_strict):
+        monkeypatch.setenv(DIR_ENV, str(tmp_path / define.__name__))
+        job = dg.reconstructable(define)
+        with dg.instance_for_test() as instance:
+            FLAKY["fail"] = 1
+            with freeze_time("2024-01-15 23:00:00"):
+                first = dg.execute_job(job, instance=instance, run_config=_cfg(1))
+                assert not first.success
+            with freeze_time("2024-01-17 09:00:00"):
+                opts = dg.ReexecutionOptions.from_failure(first.run_id, instance)
+                with dg.execute_job(
+                    job, instance=instance, run_config=_cfg(1), reexecution_options=opts
+                ) as again:
+                    assert again.success, define.__name__
+                    assert again.output_for_node("times_ten") == 10, define.__name__
+                    tags = instance.get_run_by_id(again.run_id).tags
+                    assert "dagster_cache/stale_inputs" not in tags, (define.__name__, tags)
+
+
+# --- 4. clash false positives: legitimate definitions refused --------------------------------
+
+CUSTOMERS = dg.DynamicPartitionsDefinition(name="customers")
+BY_CUSTOMER = dg.MultiPartitionsDefinition({"date": DAILY, "customer": CUSTOMERS})
+
+
+@dg.asset(partitions_def=BY_CUSTOMER)
+def orders(context: dg.AssetExecutionContext) -> str:
+    return "orders"
+
+
+@dg.asset(key=["orders", "summary"])
+def orders_summary() -> str:
+    return "summary"
+
+
+@freeze_time("2024-01-15 12:00:00")
+def test_an_asset_named_under_a_dynamically_partitioned_one_is_not_refused(tmp_path: Path) -> None:
+    """`orders` (date x dynamic customer) and `orders/summary` (prefix `orders__summary`): the
+    pattern for a dynamic dimension is `orders__.+`, so `orders/summary` can never be materialized,
+    although no customer named "summary" exists."""
+    for manager in (dagsters(tmp_path), ours(tmp_path)):
+        defs = dg.Definitions(assets=[orders, orders_summary], resources={"io_manager": manager})
+        job = defs.resolve_implicit_global_asset_job_def()
+        ran = job.execute_in_process(
+            asset_selection=[dg.AssetKey(["orders", "summary"])], raise_on_error=False
+        )
+        assert ran.success, (type(manager).__name__, _failure(ran))
+
+
+@dg.asset(key="rates")
+def rates_a() -> str:
+    return "rates"
+
+
+@dg.asset(key="fx_b", io_manager_key="other_io", metadata={"cache_prefix": "rates"})
+def fx_b() -> str:
+    return "fx"
+
+
+@freeze_time("2024-01-15 12:00:00")
+def test_a_key_configured_at_launch_elsewhere_is_not_a_clash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`other_io` is configured at launch to write elsewhere; the check reads its definition-time
+    config ({}), assumes the default "data", and refuses `rates` because `fx_b` (on other_io) has
+    cache_prefix "rates". The two never share a directory."""
+    monkeypatch.chdir(tmp_path)
+    defs = dg.Definitions(
+        assets=[rates_a, fx_b],
+        resources={
+            "io_manager": DatedCacheIOManager(directory="data"),
+            "other_io": DatedCacheIOManager.configure_at_launch(),
+        },
+    )
+    job = defs.resolve_implicit_global_asset_job_def()
+    ran = job.execute_in_process(
+        asset_selection=[dg.AssetKey("rates")],
+        raise_on_error=False,
+        run_config={"resources": {"other_io": {"config": {"directory": str(tmp_path / "elsewhere")}}}},
+    )
+    assert ran.success, _failure(ran)
