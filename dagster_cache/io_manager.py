@@ -529,6 +529,37 @@ def _check_clashes(context: OutputContext, prefixes: list[str], directory: str) 
         instance = None
     for prefix in dict.fromkeys(prefixes):
         check_no_clash(prefix, owner, others, instance)
+    if not context.has_asset_key:
+        _check_op_caches(context)
+
+
+def _check_op_caches(context: OutputContext) -> None:
+    """Refuse an op output whose `cache_prefix` another op output of the same job names too: both
+    would write that shared daily file in turn."""
+    mine = (context.definition_metadata or {}).get(PREFIX_METADATA_KEY)
+    if mine is None:
+        return
+    mine = str(getattr(mine, "value", mine))
+    try:
+        step = context.step_context
+        own = (step.node_handle, context.name)
+        graph = step.job_def.graph
+    except Exception:  # noqa: BLE001 - no step context: built with build_output_context
+        return
+    for handle in graph.iterate_node_handles():
+        definition = graph.get_node(handle).definition
+        if not isinstance(definition, dg.OpDefinition):
+            continue
+        for out in definition.output_defs:
+            theirs = (out.metadata or {}).get(PREFIX_METADATA_KEY)
+            if theirs is None or (handle, out.name) == own:
+                continue
+            if str(getattr(theirs, "value", theirs)) == mine:
+                raise CachePartitionError(
+                    f"{_output_name(context)} and output {out.name!r} of op {handle} both name "
+                    f"cache_prefix {mine!r} and would overwrite each other's daily file: give one "
+                    "of them another cache_prefix"
+                )
 
 
 def _record_stale(context: InputContext, used: Mapping[str, Loaded]) -> None:

@@ -278,3 +278,30 @@ def test_a_key_configured_at_launch_elsewhere_is_not_a_clash(
         run_config={"resources": {"other_io": {"config": {"directory": str(tmp_path / "elsewhere")}}}},
     )
     assert ran.success, _failure(ran)
+
+
+@dg.op(out=dg.Out(str, metadata={"cache_prefix": "shared"}))
+def make_one() -> str:
+    return "one"
+
+
+@dg.op(out=dg.Out(str, metadata={"cache_prefix": "shared"}))
+def make_two() -> str:
+    return "two"
+
+
+@dg.job
+def shared_job() -> None:
+    echo(make_one())
+    echo_b(make_two())
+
+
+@freeze_time("2024-01-15 12:00:00")
+def test_two_op_outputs_with_one_cache_prefix_in_one_job_are_refused_naming_both(tmp_path: Path) -> None:
+    """Two ops of one job whose Outs both name cache_prefix "shared" would write `shared_<day>` in turn
+    and hand `echo` the other op's value; refused before anything is written, as for assets."""
+    result = shared_job.execute_in_process(resources={"io_manager": ours(tmp_path)}, raise_on_error=False)
+    assert not result.success
+    message = _failure(result)
+    assert "both name cache_prefix 'shared'" in message and "make_" in message, message
+    assert not (tmp_path / "ours").exists() or os.listdir(tmp_path / "ours") == []
