@@ -36,13 +36,18 @@ def zone(name: str) -> dt.tzinfo:
     return tz
 
 
+def cache_prefix_of(metadata: Mapping[str, Any] | None) -> str | None:
+    """The `cache_prefix` named in definition metadata, or None."""
+    override = (metadata or {}).get(PREFIX_METADATA_KEY)
+    if override is None:
+        return None
+    return str(getattr(override, "value", override))  # a MetadataValue wraps the text
+
+
 def prefix_for(asset_key: dg.AssetKey, metadata: Mapping[str, Any] | None) -> str:
     """`cache_prefix` from definition metadata, else the asset key path joined with "__"."""
-    override = (metadata or {}).get(PREFIX_METADATA_KEY)
-    if override is not None:
-        value = getattr(override, "value", override)  # a MetadataValue wraps the text
-        return validate_prefix(value)
-    return validate_prefix("__".join(asset_key.path))
+    override = cache_prefix_of(metadata)
+    return validate_prefix(override if override is not None else "__".join(asset_key.path))
 
 
 def op_output_prefix(
@@ -60,9 +65,9 @@ def op_output_prefix(
     every mapped copy and every dynamic output gets a file of its own."""
     node, _, mapped = step_key.partition("[")
     marks = "".join(MAPPING_KEY_MARK + m for m in (mapped.rstrip("]"), mapping_key) if m)
-    override = (metadata or {}).get(PREFIX_METADATA_KEY)
+    override = cache_prefix_of(metadata)
     if override is not None:
-        return validate_prefix(str(getattr(override, "value", override)) + marks)
+        return validate_prefix(override + marks)
     scope = MAPPING_KEY_MARK + run_id if run_id else ""
     return validate_prefix(f"{node}.{output_name}{marks}{scope}")
 

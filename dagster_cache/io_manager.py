@@ -29,8 +29,8 @@ from cache_utils import (
 )
 
 from .dates import (
-    PREFIX_METADATA_KEY,
     CachePartitionError,
+    cache_prefix_of,
     check_no_clash,
     op_output_prefix,
     partition_file,
@@ -265,9 +265,10 @@ class DatedCacheIOManager(ConfigurableIOManager):
         if context.has_asset_key:
             base = prefix_for(context.asset_key, upstream_meta)
         elif upstream is not None:  # the run that wrote it: the parent run's, on re-execution
+            run_id = _run_id(upstream)
             base = op_output_prefix(upstream.step_key, upstream.name, upstream.mapping_key, upstream_meta,
-                                    _run_id(upstream))
-            run_scoped = PREFIX_METADATA_KEY not in (upstream_meta or {}) and _run_id(upstream) is not None
+                                    run_id)
+            run_scoped = cache_prefix_of(upstream_meta) is None and run_id is not None
         else:
             raise CachePartitionError(f"input {context.name!r} has no asset key and no upstream output")
 
@@ -434,13 +435,18 @@ def _run_id(context: InputContext | OutputContext) -> str | None:
     return None if not run_id or run_id.startswith("__") else run_id  # "__EPHEMERAL_RUN_ID": built
 
 
+def _assets_def(context: InputContext | OutputContext) -> Any:
+    """The AssetsDefinition of the step's node, or None (an op, or a context built without a run)."""
+    try:
+        step = context.step_context
+    except Exception:  # noqa: BLE001 - built by build_*_context: nothing to inspect
+        return None
+    return step.job_def.asset_layer.get_assets_def_for_node(step.node_handle)
+
+
 def _single_run(context: OutputContext) -> bool:
     """Whether the output's asset has a single-run backfill policy (it returns {partition: value})."""
-    try:
-        assets_def = context.step_context.job_def.asset_layer.get_assets_def_for_node(
-            context.step_context.node_handle)
-    except Exception:  # noqa: BLE001 - no step context: built with build_output_context
-        return False
+    assets_def = _assets_def(context)
     policy = assets_def.backfill_policy if assets_def is not None else None
     return policy is not None and policy.max_partitions_per_run is None  # BackfillPolicy.single_run()
 
@@ -536,10 +542,9 @@ def _check_clashes(context: OutputContext, prefixes: list[str], directory: str) 
 def _check_op_caches(context: OutputContext) -> None:
     """Refuse an op output whose `cache_prefix` another op output of the same job names too: both
     would write that shared daily file in turn."""
-    mine = (context.definition_metadata or {}).get(PREFIX_METADATA_KEY)
+    mine = cache_prefix_of(context.definition_metadata)
     if mine is None:
         return
-    mine = str(getattr(mine, "value", mine))
     try:
         step = context.step_context
         own = (step.node_handle, context.name)
@@ -551,10 +556,7 @@ def _check_op_caches(context: OutputContext) -> None:
         if not isinstance(definition, dg.OpDefinition):
             continue
         for out in definition.output_defs:
-            theirs = (out.metadata or {}).get(PREFIX_METADATA_KEY)
-            if theirs is None or (handle, out.name) == own:
-                continue
-            if str(getattr(theirs, "value", theirs)) == mine:
+            if (handle, out.name) != own and cache_prefix_of(out.metadata) == mine:
                 raise CachePartitionError(
                     f"{_output_name(context)} and output {out.name!r} of op {handle} both name "
                     f"cache_prefix {mine!r} and would overwrite each other's daily file: give one "
@@ -619,11 +621,7 @@ def _wants_dict(context: InputContext, keys: list[str]) -> bool:
 def _partition_mapping(context: InputContext) -> tuple[Any, bool | None]:
     """(explicit partition mapping of this input or None, whether the consuming asset is
     partitioned); (None, None) outside a run."""
-    try:
-        step = context.step_context
-    except Exception:  # noqa: BLE001 - built by build_input_context: nothing to inspect
-        return None, None
-    assets_def = step.job_def.asset_layer.get_assets_def_for_node(step.node_handle)
+    assets_def = _assets_def(context)
     if assets_def is None:
         return None, None
     return assets_def.get_partition_mapping_for_dep(context.asset_key), assets_def.partitions_def is not None
