@@ -1,5 +1,6 @@
-"""Disk benchmarks of issue 2: save_cache / load_cache against pickle and gzip -9, peak memory,
-and finding the latest file among 100,000. Run: `python benchmarks/bench_io.py [--quick]`."""
+"""Disk benchmarks: save_cache / load_cache against pickle and gzip -9, peak memory,
+and finding the latest file among 100,000.
+Run from the repository root: `python -m benchmarks.bench_io [--quick]`."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from common import (
+from benchmarks.common import (
     Row,
     RssPeak,
     best,

@@ -1,6 +1,6 @@
-"""InMemoryCache benchmarks of issue 2: get of a 1 GB DataFrame, 4-thread mixed get/put against a
+"""InMemoryCache benchmarks: get of a 1 GB DataFrame, 4-thread mixed get/put against a
 bare locked dict, and a reader's latency while another thread copies a large value.
-Run: `python benchmarks/bench_memory_cache.py [--quick]`."""
+Run from the repository root: `python -m benchmarks.bench_memory_cache [--quick]`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Hashable
 from typing import Any
 
-from common import Row, parse_args, report, secs, timings
+from benchmarks.common import Row, parse_args, report, secs, timings
 
 THREADS = 4
 

@@ -1,7 +1,7 @@
-"""S3 benchmarks of issue 4, against moto's server in its own process on 127.0.0.1:
+"""S3 benchmarks, against moto's server in its own process on 127.0.0.1:
 save/load of the 2,000,000-row frame to S3 versus a local directory, and get_latest_cache_filename
 with 10,000 objects under the prefix, with and without 100,000 objects of other prefixes beside them.
-Run: `python benchmarks/bench_s3.py [--quick]`."""
+Run from the repository root: `python -m benchmarks.bench_s3 [--quick]`."""
 
 from __future__ import annotations
 
@@ -12,12 +12,11 @@ import tempfile
 import time
 from typing import Any
 
-from bench_io import interleaved, make_frame
-from common import Row, RssPeak, mb, median, parse_args, report, rss_available, secs, timings
-
 import cache_utils
-from cache_utils.remote import UPLOAD_CHUNKSIZE, UPLOAD_CONCURRENCY
-from cache_utils.storage import get_store
+from benchmarks.bench_io import interleaved, make_frame
+from benchmarks.common import Row, RssPeak, mb, median, parse_args, report, rss_available, secs, timings
+from cache_utils.stores import get_store
+from cache_utils.stores.fsspec import UPLOAD_CHUNKSIZE, UPLOAD_CONCURRENCY
 
 PREFIX = "bench"
 FAKE_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
@@ -49,8 +48,10 @@ class MotoProcess:
     """moto's server in a child process, so it does not share this process's GIL."""
 
     def __init__(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, __file__, "--serve"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True, stderr=subprocess.DEVNULL)
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # where `benchmarks` imports
+        self.proc = subprocess.Popen([sys.executable, "-m", "benchmarks.bench_s3", "--serve"], cwd=root,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                     stderr=subprocess.DEVNULL)
         assert self.proc.stdout is not None
         self.endpoint = f"http://127.0.0.1:{int(self.proc.stdout.readline())}"
 

@@ -1,12 +1,15 @@
 """Run the reliability measurements and print them as markdown (for the README's reliability section).
 
-    python benchmarks/reliability_figures.py            # full run, about two minutes
-    python benchmarks/reliability_figures.py --quick    # smaller counts
-    python benchmarks/reliability_figures.py --update-readme
+    python -m benchmarks.reliability_figures            # full run, about two minutes
+    python -m benchmarks.reliability_figures --quick    # smaller counts
+    python -m benchmarks.reliability_figures --update-readme
+
+Run it from the repository root: it imports the `benchmarks` and `tests` packages (the fake OpsGenie
+and S3 servers the scenarios talk to live in `tests/`).
 
 The measurements are the same functions the tests in tests/test_crash.py, test_concurrency.py,
 test_corruption.py, test_memory_stress.py, test_alert_failures.py and test_bad_inputs.py assert on
-(tests/workers.py). `--update-readme` replaces the text between the `reliability-figures` markers.
+(benchmarks/scenarios.py). `--update-readme` replaces the text between the `reliability-figures` markers.
 """
 
 from __future__ import annotations
@@ -14,17 +17,10 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run as `python benchmarks/reliability_figures.py` from anywhere
-    sys.path.insert(0, str(ROOT))
-
-from tests.conftest import TEST_API_KEY  # noqa: E402
-from tests.opsgenie_fake import FakeOpsGenie, refused_url  # noqa: E402
-from tests.workers import (  # noqa: E402
+from benchmarks.scenarios import (
     measure_alert_bound,
     measure_bad_alert_settings,
     measure_hangs,
@@ -36,6 +32,10 @@ from tests.workers import (  # noqa: E402
     run_kill_points,
     run_memory_stress,
 )
+from tests.conftest import TEST_API_KEY
+from tests.opsgenie_fake import FakeOpsGenie, refused_url
+
+ROOT = Path(__file__).resolve().parent.parent
 
 BEGIN, END = "<!-- reliability-figures:begin -->", "<!-- reliability-figures:end -->"
 ALERT_MODES = ["refused", "500", "429", "nonjson", "hang"]
@@ -78,7 +78,7 @@ def figures(quick: bool) -> str:
     with tempfile.TemporaryDirectory() as d, FakeOpsGenie("500") as server:
         secrets = measure_secret_forms(d, server.url)
 
-    out(f"Measured by `python benchmarks/reliability_figures.py{' --quick' if quick else ''}` "
+    out(f"Measured by `python -m benchmarks.reliability_figures{' --quick' if quick else ''}` "
         f"(Python {platform.python_version()}, {os.cpu_count()} cores, Linux). "
         "Every number below was produced by running the scenario, not typed by hand.")
     out("")
@@ -126,7 +126,7 @@ def figures(quick: bool) -> str:
     out("")
     out(f"Alert-failure bound measured: **{worst:.2f} s** at worst with a 1 s timeout.")
     out("")
-    out("Hangs bounded: each of these once blocked forever (issue 9).")
+    out("Hangs bounded: each of these once blocked forever.")
     out("")
     out("| scenario | took | outcome |")
     out("| --- | --- | --- |")

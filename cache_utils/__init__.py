@@ -3,18 +3,28 @@
 `import cache_utils` stays light: pandas, fsspec and opsgenie-sdk load only when needed.
 """
 
+from .alerts import DEFAULT_TIMEOUT as DEFAULT_ALERT_TIMEOUT
+from .alerts import MAX_TIMEOUT as MAX_ALERT_TIMEOUT
 from .alerts import (
     Alert,
     Alerter,
+    EnvAlertSettings,
     JsmOpsAlerter,
     OpsGenieAlerter,
     WebhookAlerter,
+    cache_alert,
     configure_alerts,
+    default_alias,
+    env_alert_settings,
     get_alerter,
+    make_alerter,
     resolve_alert,
     send_alert,
     send_test_alert,
+    service_name,
 )
+from .alerts import Backend as AlertBackend
+from .alerts import Priority as AlertPriority
 from .errors import CacheError, CacheNotFoundError, CorruptCacheError
 from .files import (
     CacheFile,
@@ -27,50 +37,76 @@ from .files import (
     save_cache,
     write_cache,
 )
-from .loading import CacheHit, Skipped, default_alias, load_cache, load_latest_cache
-from .memory import InMemoryCache
+from .loading import CacheHit, RefreshCheck, Skipped, check_refresh, load_cache, load_latest_cache
+from .memory import InMemoryCache, MemoryKey, MemoryKeyPart, normalize_key
 from .naming import cache_filename, parse_file_name, validate_prefix
 from .serialization import GzipPickleSerializer
-from .timing import DEFAULT_RETRY_INTERVAL, TimeType, at_time, next_callback, parse_cb_time
+from .timing import (
+    DEFAULT_RETRY_INTERVAL,
+    TimeType,
+    ZoneLike,
+    at_time,
+    next_callback,
+    parse_cb_time,
+    parse_retry_interval,
+    resolve_zone,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_ALERT_TIMEOUT",
     "DEFAULT_RETRY_INTERVAL",
+    "MAX_ALERT_TIMEOUT",
     "Alert",
+    "AlertBackend",
+    "AlertPriority",
     "Alerter",
     "CacheError",
     "CacheFile",
     "CacheHit",
     "CacheNotFoundError",
     "CorruptCacheError",
+    "EnvAlertSettings",
     "GzipPickleSerializer",
     "InMemoryCache",
     "JsmOpsAlerter",
+    "MemoryKey",
+    "MemoryKeyPart",
     "OpsGenieAlerter",
+    "RefreshCheck",
     "Skipped",
     "TimeType",
     "WebhookAlerter",
+    "ZoneLike",
     "at_time",
+    "cache_alert",
     "cache_dates",
     "cache_exists",
     "cache_filename",
+    "check_refresh",
     "configure_alerts",
     "default_alias",
+    "env_alert_settings",
     "get_alerter",
     "get_latest_cache_filename",
     "list_caches",
     "load_cache",
     "load_latest_cache",
+    "make_alerter",
     "next_callback",
+    "normalize_key",
     "parse_cb_time",
     "parse_file_name",
+    "parse_retry_interval",
     "prune",
     "read_cache",
     "resolve_alert",
+    "resolve_zone",
     "save_cache",
     "send_alert",
     "send_test_alert",
+    "service_name",
     "validate_prefix",
     "write_cache",
 ]

@@ -18,16 +18,17 @@ import urllib.parse
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 log = logging.getLogger("cache_utils.alerts")
 
 Priority = Literal["P1", "P2", "P3", "P4", "P5"]
-PRIORITIES: tuple[str, ...] = ("P1", "P2", "P3", "P4", "P5")
+PRIORITIES: tuple[str, ...] = get_args(Priority)
+DEFAULT_PRIORITY: Priority = "P3"
+MISSING_DATA_PRIORITY: Priority = "P2"  # no data at all pages harder than stale or corrupt data
 Backend = Literal["opsgenie", "jsm"]
-BACKENDS: tuple[str, ...] = ("opsgenie", "jsm")
+BACKENDS: tuple[str, ...] = get_args(Backend)
 OPSGENIE_US = "https://api.opsgenie.com"
-OPSGENIE_EU = "https://api.eu.opsgenie.com"
 # JSM Operations' integration API: the OpsGenie alert API (same paths, bodies and GenieKey
 # header) under this prefix. opsgenie-sdk builds URLs as host + path, so the prefix is kept.
 JSM_OPS_URL = "https://api.atlassian.com/jsm/ops/integration"
@@ -47,21 +48,52 @@ MAX_MESSAGE, MAX_ALIAS, MAX_TAGS, MAX_TAG = 130, 512, 20, 50
 
 @dataclass(frozen=True)
 class Alert:
-    """One alert: `alias` de-duplicates it (one open alert per alias)."""
+    """One alert: `alias` de-duplicates it (one open alert per alias); `message` is cut to 130 characters."""
 
     message: str
     alias: str
     description: str = ""
-    priority: Priority = "P3"
+    priority: Priority = DEFAULT_PRIORITY
     tags: Sequence[str] = ()
     details: Mapping[str, str] = field(default_factory=dict)
     source: str = "cache_utils"
 
     def __post_init__(self) -> None:
+        # OpsGenie and JSM Operations cut titles at 130 characters: cut them here, for every backend.
+        object.__setattr__(self, "message", str(self.message)[:MAX_MESSAGE])
         if self.priority not in PRIORITIES:
             raise ValueError(f"invalid alert priority {self.priority!r}: use one of {PRIORITIES}")
         if not self.alias:
             raise ValueError("alert alias must not be empty")
+
+
+def default_alias(prefix: str) -> str:
+    """The alert alias used for a prefix when none is given."""
+    return f"cache_utils:{prefix}"
+
+
+def cache_alert(
+    kind: Literal["missing", "stale", "corrupt"],
+    prefix: str,
+    description: str = "",
+    *,
+    title: str | None = None,
+    alias: str | None = None,
+    priority: Priority | None = None,
+    details: Mapping[str, str] | None = None,
+    source: str = "cache_utils",
+) -> Alert:
+    """The alert for missing, stale or corrupt data of `prefix`: titled "<kind> cache data for
+    '<prefix>'" unless `title` is given, under `default_alias(prefix)`, at P2 for missing data
+    and P3 otherwise."""
+    return Alert(
+        title or f"{kind} cache data for {prefix!r}",
+        alias or default_alias(prefix),
+        description,
+        priority or (MISSING_DATA_PRIORITY if kind == "missing" else DEFAULT_PRIORITY),
+        details=dict(details or {}),
+        source=source,
+    )
 
 
 class Alerter(ABC):
@@ -89,7 +121,9 @@ class Alerter(ABC):
 def _clean_key(api_key: object, service: str) -> str:
     """The key without surrounding whitespace (secret files often end in a newline). The value
     is never echoed, even when it is refused."""
-    if not isinstance(api_key, str) or not api_key.strip():
+    if not isinstance(api_key, str):
+        raise TypeError(f"{service} api_key must be a string, got {type(api_key).__name__}")
+    if not api_key.strip():
         raise ValueError(f"{service} api_key must be a non-empty string")
     key = api_key.strip()
     if not all("!" <= c <= "~" for c in key):
@@ -115,7 +149,7 @@ def _check_url(url: object, service: str) -> str:
     """An http(s) base URL with a host, without query, fragment, credentials or spaces."""
     text = url.strip() if isinstance(url, str) else url
     if not isinstance(text, str):
-        raise ValueError(f"{service} api_url must be a string, got {type(url).__name__}")
+        raise TypeError(f"{service} api_url must be a string, got {type(url).__name__}")
     shown = _shown_url(text)[:200]
     try:
         parts = urllib.parse.urlsplit(text)
@@ -135,15 +169,20 @@ def _check_url(url: object, service: str) -> str:
 
 
 def _check_timeout(timeout: object) -> float:
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        raise TypeError(f"alert timeout must be a number of seconds, got {type(timeout).__name__}: "
+                        f"{timeout!r}")
     # NaN fails both comparisons; infinity and 1e300 exceed the cap (Thread.join overflows on them).
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= MAX_TIMEOUT:
+    if not 0 < timeout <= MAX_TIMEOUT:
         raise ValueError(f"alert timeout must be a number of seconds above 0 and at most "
                          f"{MAX_TIMEOUT:g}, got {timeout!r}")
     return float(timeout)
 
 
 def _check_retries(retries: object) -> int:
-    if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= MAX_RETRIES:
+    if isinstance(retries, bool) or not isinstance(retries, int):
+        raise TypeError(f"alert retries must be a whole number, got {type(retries).__name__}: {retries!r}")
+    if not 0 <= retries <= MAX_RETRIES:
         raise ValueError(f"alert retries must be a whole number from 0 to {MAX_RETRIES}, got {retries!r}")
     return retries
 
@@ -172,7 +211,7 @@ class OpsGenieAlerter(Alerter):
         retries: int = 0,
         team: str | None = None,
         tags: Sequence[str] = (),
-        priority: Priority = "P3",
+        priority: Priority = DEFAULT_PRIORITY,
     ) -> None:
         self._api_key = _clean_key(api_key, self.service)
         self._secrets = (api_key, self._api_key)  # as given (maybe "key\n") and as sent
@@ -220,7 +259,7 @@ class OpsGenieAlerter(Alerter):
         responders = [{"name": self.team, "type": "team"}] if self.team else None
         tags = [t[:MAX_TAG] for t in (*self.tags, *alert.tags)][:MAX_TAGS]
         payload = opsgenie_sdk.CreateAlertPayload(
-            message=alert.message[:MAX_MESSAGE],
+            message=alert.message,
             alias=alert.alias[:MAX_ALIAS],
             description=alert.description,
             priority=alert.priority or self.priority,
@@ -267,13 +306,22 @@ def make_alerter(
     retries: int = 0,
     team: str | None = None,
     tags: Sequence[str] = (),
-    priority: Priority = "P3",
+    priority: Priority = DEFAULT_PRIORITY,
 ) -> OpsGenieAlerter:
     """`OpsGenieAlerter` ("opsgenie") or `JsmOpsAlerter` ("jsm"); an empty `api_url` means the
-    backend's default host. Raises ValueError on a bad setting (never echoing the key)."""
+    backend's default host. Raises TypeError or ValueError on a bad setting, never echoing the key."""
     cls = ALERTER_CLASSES[_check_backend(backend)]
-    return cls(api_key, api_url or None, timeout=timeout, retries=retries, team=team, tags=tags,
-               priority=priority)
+    try:
+        return cls(api_key, api_url or None, timeout=timeout, retries=retries, team=team, tags=tags,
+                   priority=priority)
+    except (TypeError, ValueError) as e:
+        shown = redact(str(e), (api_key,) if isinstance(api_key, str) else ())
+        raise type(e)(shown) from None  # the original message could hold the key
+
+
+def service_name(backend: Backend) -> str:
+    """How messages name a backend: "OpsGenie" or "JSM Operations"."""
+    return ALERTER_CLASSES[_check_backend(backend)].service
 
 
 class WebhookAlerter(Alerter):
@@ -283,8 +331,10 @@ class WebhookAlerter(Alerter):
     def __init__(
         self, url: str, *, timeout: float = DEFAULT_TIMEOUT, headers: Mapping[str, str] | None = None
     ) -> None:
-        if not isinstance(url, str) or not url.strip().startswith(("http://", "https://")):
-            raise ValueError(f"webhook url must be http(s), got {_shown_url(str(url))!r}")
+        if not isinstance(url, str):
+            raise TypeError(f"webhook url must be a string, got {type(url).__name__}")
+        if not url.strip().startswith(("http://", "https://")):
+            raise ValueError(f"webhook url must be http(s), got {_shown_url(url)!r}")
         self.url = url.strip()
         self.timeout = _check_timeout(timeout)
         raw = dict(headers or {})
@@ -436,39 +486,54 @@ def timeout_setting(text: str) -> float:
         return DEFAULT_TIMEOUT
 
 
-def alerter_from_env(environ: Mapping[str, str] | None = None) -> Alerter | None:
-    """The backend the environment selects, or None (alerts are only logged). Never raises.
+@dataclass(frozen=True)
+class EnvAlertSettings:
+    """The alert backend the environment selects: which variable holds the key (its value is
+    never kept here), the API URL ("" for the backend's default) and the timeout."""
 
-    `JSM_OPS_API_KEY` set: JSM Operations (`JsmOpsAlerter`) at `JSM_OPS_API_URL`, default
-    https://api.atlassian.com/jsm/ops/integration; it wins over `OPSGENIE_API_KEY`. Else
-    `OPSGENIE_API_KEY`: OpsGenie at `OPSGENIE_API_URL` (default https://api.opsgenie.com).
-    `CACHE_UTILS_ALERT_TIMEOUT` sets the wait. Keys are stripped. A malformed timeout is logged
-    as a warning and the default (5 s) is used; a malformed key or URL is logged as a warning
-    (the key never shown) and alerts are only logged, since a guessed host could receive the key.
-    """
+    backend: Backend
+    api_key_env: str
+    api_url: str
+    timeout: float
+
+
+def env_alert_settings(environ: Mapping[str, str] | None = None) -> EnvAlertSettings | None:
+    """The backend the environment selects, or None when no key is set. Never raises.
+
+    `JSM_OPS_API_KEY` set: JSM Operations at `JSM_OPS_API_URL`; it wins over `OPSGENIE_API_KEY`
+    (OpsGenie at `OPSGENIE_API_URL`). `CACHE_UTILS_ALERT_TIMEOUT` sets the wait; a malformed one
+    is logged as a warning and the default (5 s) is used."""
     env = os.environ if environ is None else environ
-    jsm_key, og_key = env.get(JSM_API_KEY_ENV, ""), env.get(API_KEY_ENV, "")
-    if jsm_key:
-        backend, key, key_env, url_env = "jsm", jsm_key, JSM_API_KEY_ENV, JSM_API_URL_ENV
-        if og_key:
+    if env.get(JSM_API_KEY_ENV, ""):
+        backend, key_env, url_env = "jsm", JSM_API_KEY_ENV, JSM_API_URL_ENV
+        if env.get(API_KEY_ENV, ""):
             log.info("%s is set: alerts go to JSM Operations and %s is not used", key_env, API_KEY_ENV)
-    elif og_key:
-        backend, key, key_env, url_env = "opsgenie", og_key, API_KEY_ENV, API_URL_ENV
+    elif env.get(API_KEY_ENV, ""):
+        backend, key_env, url_env = "opsgenie", API_KEY_ENV, API_URL_ENV
     else:
         return None
-    timeout = timeout_setting(env.get(TIMEOUT_ENV, ""))
-    cls = ALERTER_CLASSES[backend]
-    try:
-        key = _clean_key(key, cls.service)
-    except ValueError as e:
-        log.warning("ignoring %s: %s; alerts are only logged", key_env, e)
+    return EnvAlertSettings(backend, key_env, env.get(url_env, "").strip(),
+                            timeout_setting(env.get(TIMEOUT_ENV, "")))
+
+
+def alerter_from_env(environ: Mapping[str, str] | None = None) -> Alerter | None:
+    """The backend `env_alert_settings` selects, or None (alerts are only logged). Never raises.
+
+    Keys are stripped. A malformed key or URL is logged as a warning (the key never shown) and
+    alerts are only logged, since a guessed host could receive the key.
+    """
+    env = os.environ if environ is None else environ
+    settings = env_alert_settings(env)
+    if settings is None:
         return None
-    url_text = env.get(url_env, "")
+    url_env = JSM_API_URL_ENV if settings.backend == "jsm" else API_URL_ENV
     try:
-        return cls(key, _check_url(url_text, cls.service) if url_text.strip() else None, timeout=timeout)
+        return make_alerter(settings.backend, env[settings.api_key_env], settings.api_url or None,
+                            timeout=settings.timeout)
     except ValueError as e:
-        detail = redact(str(e), (key, jsm_key, og_key))
-        log.warning("ignoring %s and %s: %s; alerts are only logged", key_env, url_env, detail)
+        where = settings.api_key_env if "api_key" in str(e) else f"{settings.api_key_env} and {url_env}"
+        detail = redact(str(e), (env.get(JSM_API_KEY_ENV, ""), env.get(API_KEY_ENV, "")))
+        log.warning("ignoring %s: %s; alerts are only logged", where, detail)
         return None
 
 
@@ -494,7 +559,7 @@ def _wait_for(alerter: Alerter) -> float:
     timeout = getattr(alerter, "timeout", DEFAULT_TIMEOUT)
     try:
         return _check_timeout(timeout)
-    except ValueError:
+    except (TypeError, ValueError):
         _warn_once(("timeout", type(alerter).__name__, repr(timeout)),
                    "%s.timeout=%r is not a number of seconds above 0 and at most %g; waiting %g s",
                    type(alerter).__name__, timeout, MAX_TIMEOUT, DEFAULT_TIMEOUT)

@@ -15,17 +15,19 @@ from .errors import CacheError
 from .files import CacheFile, list_caches, prune, read_cache
 from .loading import load_latest_cache
 from .naming import to_date
-from .storage import is_url
+from .stores import is_url
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NOT_FOUND = 0, 1, 2, 3
 
 
 def _human(size: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+    if size < 1024:
+        return f"{size:.0f} B"
+    for unit in ("KB", "MB", "GB"):
         size /= 1024
-    return f"{size:.1f} TB"  # pragma: no cover
+        if size < 1024 or unit == "GB":
+            break
+    return f"{size:.1f} {unit}"
 
 
 def printable(text: object) -> str:

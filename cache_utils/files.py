@@ -13,7 +13,7 @@ from typing import Any
 from .errors import CorruptCacheError
 from .naming import DateLike, date_stamp, file_name, parse_file_name, to_date, validate_prefix
 from .serialization import DEFAULT_LEVEL, GzipPickleSerializer, coerce_key, signing_key_from_env
-from .storage import STALE_TEMP_SECONDS, NotARegularFileError, Store, get_store, sweep_temp_files
+from .stores import STALE_TEMP_SECONDS, NotARegularFileError, Store, get_store, sweep_temp_files
 from .timing import ZoneLike, resolve_zone
 
 log = logging.getLogger("cache_utils")
@@ -72,7 +72,7 @@ def write_cache(
     try:
         store.write_atomic(name, write)
     except OSError as e:
-        raise type(e)(e.errno, f"could not save cache {path}: {e.strerror or e}") from e
+        raise type(e)(e.errno, f"could not save cache {path}: {e.strerror or e}", e.filename or path) from e
     try:
         sweep_temp_files(store, prefix)
     except OSError as e:  # housekeeping must not fail a save that succeeded
@@ -203,7 +203,9 @@ def prune(
     nor deleted, and when none of the kept files loads (as `load_cache` loads it: signature, gzip
     CRC, unpickling), the newest older file that does is kept as well."""
     validate_prefix(prefix)
-    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+    if isinstance(keep, bool) or not isinstance(keep, int):
+        raise TypeError(f"keep must be a whole number >= 1, got {type(keep).__name__}: {keep!r}")
+    if keep < 1:
         raise ValueError(f"keep must be a whole number >= 1, got {keep!r}")
     store = get_store(directory, storage_options)
     serializer = serializer_for(signing_key)

@@ -7,21 +7,21 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from .alerts import Alert, Alerter, resolve_alert, send_alert
+from .alerts import Alerter, cache_alert, default_alias, resolve_alert, send_alert
 from .errors import CacheNotFoundError, CorruptCacheError
-from .files import StorageOptions, read_file, serializer_for
+from .files import StorageOptions, cache_exists, read_file, serializer_for
 from .naming import DateLike, date_stamp, file_name, to_date, validate_prefix
 from .serialization import GzipPickleSerializer
-from .storage import Store, get_store
+from .stores import Store, get_store
 from .timing import (
     DEFAULT_RETRY_INTERVAL,
     TimeType,
     ZoneLike,
     at_time,
-    coerce_interval,
     next_callback,
     now_in,
     parse_cb_time,
+    parse_retry_interval,
     reached,
     zone_of,
 )
@@ -49,11 +49,6 @@ class CacheHit:
     def age_days(self, today: DateLike) -> int:
         """Days between this file's date and `today` (0 when fresh)."""
         return (to_date(today) - self.date).days
-
-
-def default_alias(prefix: str) -> str:
-    """The alert alias used for a prefix when none is given."""
-    return f"cache_utils:{prefix}"
 
 
 def load_latest_cache(
@@ -124,7 +119,7 @@ def load_cache(
     validate_prefix(prefix)
     cb = parse_cb_time(cb_time)
     zone = zone_of(cb, tz)
-    interval = coerce_interval(retry_interval)
+    interval = parse_retry_interval(retry_interval)
     store = get_store(directory, storage_options)
     serializer = serializer_for(signing_key)
     alias = alias or default_alias(prefix)
@@ -139,7 +134,8 @@ def load_cache(
     if hit is None:
         message = f"no cache data for {prefix!r} in {store.directory!r}"
         details = _details(prefix, store, today)
-        send_alert(Alert(message, alias, "\n".join(problems), "P2", details=details), alerter)
+        send_alert(cache_alert("missing", prefix, "\n".join(problems), title=message, alias=alias,
+                               details=details), alerter)
         if allow_no_data:
             return {}, when
         raise CacheNotFoundError(
@@ -158,10 +154,59 @@ def load_cache(
         details = {**_details(prefix, store, today), "used": hit.path,
                    "age_days": str(hit.age_days(today))}
         kind = "stale" if stale else "corrupt"
-        send_alert(Alert(f"{kind} cache data for {prefix!r}", alias, "\n".join(problems),
-                         details=details), alerter)
+        send_alert(cache_alert(kind, prefix, "\n".join(problems), alias=alias, details=details),
+                   alerter)
     return hit.data, when
 
 
 def _details(prefix: str, store: Store, today: dt.date) -> dict[str, str]:
     return {"prefix": prefix, "directory": store.directory, "today": today.isoformat()}
+
+
+@dataclass(frozen=True)
+class RefreshCheck:
+    """One look at a daily cache by a refresh job: whether to refresh now and when to look next.
+
+    `next_check` is None when the earlier plan stands (a retry is not yet due)."""
+
+    now: dt.datetime
+    day: dt.date
+    due: bool
+    next_check: dt.datetime | None
+    reason: str
+
+
+def check_refresh(
+    prefix: str,
+    cb_time: TimeType,
+    directory: str = "data",
+    *,
+    tz: ZoneLike = None,
+    not_before: dt.datetime | None = None,
+    retry_interval: dt.timedelta | float = DEFAULT_RETRY_INTERVAL,
+    storage_options: StorageOptions | None = None,
+    now: dt.datetime | None = None,
+) -> RefreshCheck:
+    """The refresh decision `load_cache`'s next callback implies, for a sensor polling `prefix`.
+
+    Once today's file exists nothing is due until tomorrow's cb_time. Before today's cb_time
+    nothing is due. After it, a refresh is due at most every `retry_interval`: pass the previous
+    `next_check` back as `not_before`. Days and times are in `tz` (cb_time's own zone when None).
+    """
+    validate_prefix(prefix)
+    cb = parse_cb_time(cb_time)
+    zone = zone_of(cb, tz)
+    interval = parse_retry_interval(retry_interval)
+    now = now or now_in(zone)  # fold set right in a repeated hour, as load_cache has it
+    day = now.date()
+    if cache_exists(prefix, day, directory, storage_options=storage_options):
+        tomorrow = next_callback(cb, zone, True, now=now, retry_interval=interval)
+        return RefreshCheck(now, day, False, tomorrow, f"{prefix} cache for {day.isoformat()} exists")
+    # Instants, not wall times: in a repeated DST hour 01:45 EDT comes before 01:30 EST.
+    if not_before is not None and not reached(now, not_before):
+        return RefreshCheck(now, day, False, None, f"{prefix}: next check at {not_before.isoformat()}")
+    # Before cb_time this is today's cb_time; after it, now + retry_interval.
+    when = next_callback(cb, zone, False, now=now, retry_interval=interval)
+    if not reached(now, at_time(day, cb, zone)):
+        return RefreshCheck(now, day, False, when, f"{prefix}: not due before {when.isoformat()}")
+    return RefreshCheck(now, day, True, when, f"{prefix} cache for {day.isoformat()} is missing")

@@ -14,8 +14,8 @@ import threading
 from collections.abc import Hashable, Iterable, Mapping
 from typing import Any, ClassVar
 
-Key = tuple[Hashable, ...]
-KeyPart = Hashable | list[Hashable] | tuple[Hashable, ...]
+MemoryKey = tuple[Hashable, ...]
+MemoryKeyPart = Hashable | list[Hashable] | tuple[Hashable, ...]
 
 _IMMUTABLE: frozenset[type] = frozenset(
     {int, float, complex, bool, str, bytes, type(None), frozenset, range,
@@ -97,11 +97,11 @@ def _copy_pandas(value: Any) -> Any:
     return _copy.deepcopy(value)  # DateOffset, Timestamp, Interval, ...
 
 
-def normalize_key(prefix_keys: KeyPart, keys: Iterable[Hashable] = ()) -> Key:
+def normalize_key(prefix_keys: MemoryKeyPart, keys: Iterable[Hashable] = ()) -> MemoryKey:
     """`("users", "john")`, `(["users"], "john")` and `(("users", "john"),)` all give
     `("users", "john")`: the prefix is flattened one level, the other keys are kept whole."""
     if type(prefix_keys) is str:
-        head: Key = (prefix_keys,)
+        head: MemoryKey = (prefix_keys,)
     elif isinstance(prefix_keys, list | tuple):
         head = tuple(prefix_keys)
     else:
@@ -120,13 +120,13 @@ class InMemoryCache:
     """Thread-safe process-wide cache; every method is a classmethod (one shared store)."""
 
     _lock: ClassVar[threading.Lock] = threading.Lock()
-    _cache_data: ClassVar[dict[Key, Any]] = {}
+    _cache_data: ClassVar[dict[MemoryKey, Any]] = {}
     _stash_id: ClassVar[int] = 0
 
     # --- the original API -------------------------------------------------------------
 
     @classmethod
-    def get(cls, prefix_keys: KeyPart, *keys: Hashable, default_copy: bool = True) -> Any:
+    def get(cls, prefix_keys: MemoryKeyPart, *keys: Hashable, default_copy: bool = True) -> Any:
         """The value stored under the key, a copy by default; None when missing."""
         # The hot path: a str prefix needs no normalizing; a bad key is explained on failure.
         key = (prefix_keys,) + keys if type(prefix_keys) is str else normalize_key(prefix_keys, keys)
@@ -143,7 +143,7 @@ class InMemoryCache:
     @classmethod
     def get_many(
         cls,
-        prefix_keys: KeyPart,
+        prefix_keys: MemoryKeyPart,
         list_or_dict: Iterable[Hashable] | dict[Hashable, Any],
         default_copy: bool = True,
     ) -> dict[Hashable, Any]:
@@ -161,12 +161,12 @@ class InMemoryCache:
         return result
 
     @classmethod
-    def get_state(cls, prefix_keys: KeyPart, autogen_key: Hashable) -> Any:
+    def get_state(cls, prefix_keys: MemoryKeyPart, autogen_key: Hashable) -> Any:
         """The state stored by `put_state`, itself (not a copy): callers share it."""
         return cls.get(prefix_keys, autogen_key, default_copy=False)
 
     @classmethod
-    def put(cls, data: Any, prefix_keys: KeyPart, *keys: Hashable) -> None:
+    def put(cls, data: Any, prefix_keys: MemoryKeyPart, *keys: Hashable) -> None:
         """Store a copy of `data` under the key."""
         key = (prefix_keys,) + keys if type(prefix_keys) is str else normalize_key(prefix_keys, keys)
         value = data if type(data) in _IMMUTABLE else copy_value(data)
@@ -178,7 +178,7 @@ class InMemoryCache:
             raise
 
     @classmethod
-    def put_many(cls, data_dict: Mapping[Hashable, Any], prefix_keys: KeyPart) -> None:
+    def put_many(cls, data_dict: Mapping[Hashable, Any], prefix_keys: MemoryKeyPart) -> None:
         """Store each item of `data_dict` under `prefix_keys + (key,)`, all at once."""
         head = normalize_key(prefix_keys)
         items = {head + (k,): copy_value(v) for k, v in data_dict.items()}
@@ -187,7 +187,7 @@ class InMemoryCache:
 
     @classmethod
     def put_state(
-        cls, state: Any, prefix_keys: KeyPart, autogen_key: Hashable | None = None
+        cls, state: Any, prefix_keys: MemoryKeyPart, autogen_key: Hashable | None = None
     ) -> Hashable:
         """Store `state` itself (no copy) and return its key, `agk_<timestamp>_<id>` if not given."""
         head = normalize_key(prefix_keys)
@@ -202,14 +202,14 @@ class InMemoryCache:
     # --- additions ----------------------------------------------------------------------
 
     @classmethod
-    def delete(cls, prefix_keys: KeyPart, *keys: Hashable) -> bool:
+    def delete(cls, prefix_keys: MemoryKeyPart, *keys: Hashable) -> bool:
         """Remove one entry; True if it existed."""
         key = normalize_key(prefix_keys, keys)
         with cls._lock:
             return cls._cache_data.pop(key, _ABSENT) is not _ABSENT
 
     @classmethod
-    def clear(cls, prefix_keys: KeyPart | None = None, *keys: Hashable) -> int:
+    def clear(cls, prefix_keys: MemoryKeyPart | None = None, *keys: Hashable) -> int:
         """Remove every entry under a key prefix (everything when none); return how many."""
         if prefix_keys is None:
             with cls._lock:
@@ -225,7 +225,7 @@ class InMemoryCache:
         return len(doomed)
 
     @classmethod
-    def keys(cls, prefix_keys: KeyPart | None = None, *keys: Hashable) -> list[Key]:
+    def keys(cls, prefix_keys: MemoryKeyPart | None = None, *keys: Hashable) -> list[MemoryKey]:
         """Every full key under a key prefix (all keys when none), sorted by repr."""
         with cls._lock:
             snapshot = list(cls._cache_data)
@@ -235,7 +235,7 @@ class InMemoryCache:
         return sorted(snapshot, key=repr)
 
     @classmethod
-    def contains(cls, prefix_keys: KeyPart, *keys: Hashable) -> bool:
+    def contains(cls, prefix_keys: MemoryKeyPart, *keys: Hashable) -> bool:
         """Whether a value is stored under exactly this key."""
         key = normalize_key(prefix_keys, keys)
         with cls._lock:
@@ -256,8 +256,8 @@ class InMemoryCache:
 
     @classmethod
     def _combine_prefix_with_keys(
-        cls, prefix_keys: KeyPart, keys: Iterable[Hashable], prepare_prefix_keys: bool = False
-    ) -> Key:
+        cls, prefix_keys: MemoryKeyPart, keys: Iterable[Hashable], prepare_prefix_keys: bool = False
+    ) -> MemoryKey:
         """The full tuple key for a prefix and further key parts."""
         return normalize_key(prefix_keys, keys)
 

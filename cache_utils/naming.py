@@ -1,11 +1,15 @@
-"""Cache file names: `<prefix>_<YYYYMMDD>.pkl.gz`, prefix validation and date parsing."""
+"""Cache file names: `<prefix>_<YYYYMMDD>.pkl.gz`, prefix validation, date parsing, and picking
+cache and temp file names out of a directory listing."""
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+import re
+from collections.abc import Iterable
 
 SUFFIX = ".pkl.gz"
+TEMP_SUFFIX = ".tmp"  # a writer's temp file: `.<file name>.<8 random>.tmp`
 DATE_FORMAT = "%Y%m%d"
 _DATE_DIGITS = 8
 _FORBIDDEN = frozenset("/\\*?[]\0")
@@ -159,3 +163,41 @@ def stamp_to_date(stamp: str) -> dt.date | None:
     except ValueError:
         return None
 
+
+def matching_stamps(names: Iterable[str], prefix: str, on_or_before: str | None = None) -> list[str]:
+    """Stamps of the names that are exactly `<prefix>_<YYYYMMDD>.pkl.gz` for a real date, newest first."""
+    names = list(names)
+    joined = "\0".join(names)
+    if joined.count("\0") > max(len(names) - 1, 0):  # a name holding a NUL is no cache name: drop it
+        joined = "\0".join(n for n in names if "\0" not in n)
+    # One regex pass in C instead of a Python loop per name (bench_io times listing a large directory).
+    pattern = "\0" + re.escape(prefix) + "_" + _STAMP_RE + re.escape(SUFFIX) + "(?=\0)"
+    found = re.findall(pattern, "\0" + joined + "\0")
+    if on_or_before is not None:
+        found = [s for s in found if s <= on_or_before]
+    found.sort(reverse=True)
+    return found
+
+
+# A real calendar date as YYYYMMDD: any day but 29 February in years 0001-9999, or 29 February
+# in a leap year (divisible by 4, and not by 100 unless by 400).
+_STAMP_RE = (
+    "((?!0000)(?:[0-9]{4}(?:(?:0[1-9]|1[0-2])(?:0[1-9]|1[0-9]|2[0-8])|(?:0[13-9]|1[0-2])(?:29|30)"
+    "|(?:0[13578]|1[02])31)|(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[13579][26])00)"
+    "0229))"
+)
+
+
+def is_temp_name(name: str, prefix: str | None = None) -> bool:
+    """Whether `name` is a temp file left by a store's `write_atomic` (for `prefix`, when given)."""
+    if not (name.startswith(".") and name.endswith(TEMP_SUFFIX)):
+        return False
+    if prefix is None:
+        return SUFFIX + "." in name
+    head = "." + prefix + "_"
+    stamp = name[len(head) : len(head) + 8]
+    return (
+        name.startswith(head)
+        and stamp.isdigit()
+        and name[len(head) + 8 :].startswith(SUFFIX + ".")
+    )

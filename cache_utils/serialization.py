@@ -26,7 +26,7 @@ from isal import igzip, igzip_threaded, isal_zlib
 from .errors import CorruptCacheError
 
 PROTOCOL = 5
-DEFAULT_LEVEL = 2  # ISA-L levels 0-3; 2 is igzip's default: ~300x faster than gzip -9, ~12% larger
+DEFAULT_LEVEL = 2  # ISA-L levels 0-3; 2 is igzip's default (speed and size: README, Benchmarks)
 SIGNING_KEY_ENV = "CACHE_UTILS_SIGNING_KEY"
 
 _MAGIC = b"\x1f\x8b\x08"
@@ -43,7 +43,6 @@ _SIGNED_PREFIX = (
     + struct.pack("<H", 4 + _SUBFIELD_LEN) + _SUBFIELD_ID + struct.pack("<H", _SUBFIELD_LEN)
 )
 _SIG_OFFSET = len(_SIGNED_PREFIX) + 1  # after the version byte
-_SIGNED_HEADER_LEN = _SIG_OFFSET + _MAC_LEN
 # Reading a signed file: a gzip header is parsed from at most this many bytes (FEXTRA alone may
 # take 65,537), and the checked copy stays in memory up to _SPOOL_MEMORY, then spills to disk.
 _MAX_HEADER = 10 + 2 + 0xFFFF + 4096
@@ -77,8 +76,11 @@ def coerce_key(key: str | bytes | None) -> bytes | None:
 # needs the GIL between two ISA-L calls, and the C pickler holds it for a millisecond or more at a
 # time on string columns, so every hand-over costs a wait: larger batches mean fewer waits and
 # more overlap. Extra memory stays bounded: `_IN_FLIGHT` batches, whatever the object's size.
-_BATCH = 1 << 20  # a file smaller than 4 of these is read without a helper thread
-_WRITE_BATCH = 8 << 20
+# WRITE_BATCH: bytes of pickle gathered per hand-over to the deflate helper thread (the helper starts
+# with the first full batch; a single buffer at least this large, e.g. a numpy column, goes as is).
+WRITE_BATCH = 8 << 20
+# THREADED_READ_MIN: a file with fewer compressed bytes than this is read without a helper thread.
+THREADED_READ_MIN = 4 << 20
 _IN_FLIGHT = 2
 _READ_BLOCK = 4 << 20  # inflated bytes per hand-over from ISA-L's threaded reader (2 in flight)
 
@@ -104,14 +106,14 @@ class _GzipWriter:
     def write(self, data: Any) -> int:
         view = data.raw() if type(data) is pickle.PickleBuffer else memoryview(data)
         n = view.nbytes
-        if n >= _WRITE_BATCH:  # a large buffer (a numpy column): pass it on without copying
+        if n >= WRITE_BATCH:  # a large buffer (a numpy column): pass it on without copying
             if self._pending:
                 self._submit(self._pending)
                 self._pending = bytearray()
             self._submit(view)
         else:  # pickle frames are small: gather them (copied, so the caller may reuse its buffer)
             self._pending += view
-            if len(self._pending) >= _WRITE_BATCH:
+            if len(self._pending) >= WRITE_BATCH:
                 self._submit(self._pending)
                 self._pending = bytearray()
         if self._thread is not None:
@@ -236,7 +238,10 @@ class GzipPickleSerializer:
     """Writes and reads one object as a standard gzip'd pickle, optionally HMAC-signed."""
 
     def __init__(self, level: int = DEFAULT_LEVEL, signing_key: str | bytes | None = None) -> None:
-        if not isinstance(level, int) or not 0 <= level <= 3:
+        if isinstance(level, bool) or not isinstance(level, int):
+            raise TypeError(f"compression level must be an int from 0 to 3 (ISA-L), got "
+                            f"{type(level).__name__}: {level!r}")
+        if not 0 <= level <= 3:
             raise ValueError(f"compression level must be an int from 0 to 3 (ISA-L), got {level!r}")
         self.level = level
         self._key = coerce_key(signing_key)
@@ -384,7 +389,7 @@ def _open_gzip(fileobj: IO[bytes]) -> IO[bytes]:
         fileobj.seek(here)
     except (AttributeError, OSError, ValueError):
         remaining = 0
-    if remaining < 4 * _BATCH:
+    if remaining < THREADED_READ_MIN:
         return igzip.IGzipFile(fileobj=fileobj, mode="rb")
     return igzip_threaded.open(fileobj, "rb", threads=1, block_size=_READ_BLOCK)
 

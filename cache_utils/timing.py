@@ -25,9 +25,10 @@ def parse_cb_time(cb_time: object) -> dt.time:
                 return dt.time(hour, minute, second)
             except ValueError as e:
                 raise ValueError(f"invalid cb_time {cb_time!r}: {e}") from e
-    raise ValueError(
-        f"invalid cb_time {cb_time!r}: expected a datetime.time or a string 'HH:MM' or 'HH:MM:SS'"
-    )
+    expected = f"invalid cb_time {cb_time!r}: expected a datetime.time or a string 'HH:MM' or 'HH:MM:SS'"
+    if isinstance(cb_time, str):
+        raise ValueError(expected)
+    raise TypeError(f"{expected}, got {type(cb_time).__name__}")
 
 
 def resolve_zone(tz: ZoneLike) -> dt.tzinfo | None:
@@ -130,13 +131,8 @@ def reached(now: dt.datetime, when: dt.datetime) -> bool:
     return now.astimezone(_UTC) >= when.astimezone(_UTC)
 
 
-def cron_for(cb_time: dt.time) -> str:
-    """The daily cron expression for cb_time (minute precision, as cron has)."""
-    return f"{cb_time.minute} {cb_time.hour} * * *"
-
-
-def coerce_interval(value: object) -> dt.timedelta:
-    """A positive timedelta from a timedelta or a number of seconds."""
+def parse_retry_interval(value: object) -> dt.timedelta:
+    """A positive timedelta from a timedelta or a number of seconds (TypeError, ValueError)."""
     if isinstance(value, dt.timedelta):
         interval = value
     elif isinstance(value, int | float) and not isinstance(value, bool):

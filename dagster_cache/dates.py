@@ -1,32 +1,24 @@
-"""Which cache file a Dagster output or input maps to: its prefix and its calendar day."""
+"""Which calendar day (and partition slot) a Dagster output or input maps to."""
 
 from __future__ import annotations
 
 import datetime as dt
-import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
 from dagster import InputContext, OutputContext
 
-from cache_utils import validate_prefix
-from cache_utils.timing import resolve_zone
+from cache_utils import resolve_zone, validate_prefix
 
-PREFIX_METADATA_KEY = "cache_prefix"
+from .errors import CachePartitionError
+
 # The scheduler stores the tick time in a hidden run tag; the public name is kept as a fallback.
 try:
     from dagster._core.storage.tags import SCHEDULED_EXECUTION_TIME_TAG
 except ImportError:  # pragma: no cover - only if dagster moves the constant
     SCHEDULED_EXECUTION_TIME_TAG = ".dagster/scheduled_execution_time"
 SCHEDULED_TAGS = (SCHEDULED_EXECUTION_TIME_TAG, "dagster/scheduled_execution_time")
-# Dagster names (ops, outputs, mapping keys) match [A-Za-z0-9_]+ and node paths join them with
-# ".", so "@" marks a mapping key unambiguously.
-MAPPING_KEY_MARK = "@"
-
-
-class CachePartitionError(ValueError):
-    """A partition that cannot be mapped to a cache file (static partitions, bad keys, clashes)."""
 
 
 def zone(name: str) -> dt.tzinfo:
@@ -36,43 +28,7 @@ def zone(name: str) -> dt.tzinfo:
     return tz
 
 
-def cache_prefix_of(metadata: Mapping[str, Any] | None) -> str | None:
-    """The `cache_prefix` named in definition metadata, or None."""
-    override = (metadata or {}).get(PREFIX_METADATA_KEY)
-    if override is None:
-        return None
-    return str(getattr(override, "value", override))  # a MetadataValue wraps the text
-
-
-def prefix_for(asset_key: dg.AssetKey, metadata: Mapping[str, Any] | None) -> str:
-    """`cache_prefix` from definition metadata, else the asset key path joined with "__"."""
-    override = cache_prefix_of(metadata)
-    return validate_prefix(override if override is not None else "__".join(asset_key.path))
-
-
-def op_output_prefix(
-    step_key: str, output_name: str, mapping_key: str | None, metadata: Mapping[str, Any] | None = None,
-    run_id: str | None = None,
-) -> str:
-    """The prefix of an op output's file.
-
-    By default an op output is its run's own intermediate, as in Dagster's file IO managers:
-    `<node>.<output>@<run id>`, so concurrent runs never read each other's. Dagster names hold only
-    `[A-Za-z0-9_]` and node paths join them with ".", so op `a__b`'s `result` and op `a`'s
-    `b__result` stay apart. An output whose
-    definition metadata names a `cache_prefix` is a shared daily cache instead, named by that
-    prefix alone. A mapped step's key and a DynamicOutput's mapping key follow as `@<key>`, so
-    every mapped copy and every dynamic output gets a file of its own."""
-    node, _, mapped = step_key.partition("[")
-    marks = "".join(MAPPING_KEY_MARK + m for m in (mapped.rstrip("]"), mapping_key) if m)
-    override = cache_prefix_of(metadata)
-    if override is not None:
-        return validate_prefix(override + marks)
-    scope = MAPPING_KEY_MARK + run_id if run_id else ""
-    return validate_prefix(f"{node}.{output_name}{marks}{scope}")
-
-
-def _time_dimension(partitions_def: dg.PartitionsDefinition) -> tuple[str | None, Any]:
+def time_dimension(partitions_def: dg.PartitionsDefinition) -> tuple[str | None, Any]:
     """(dimension name or None, time-window partitions definition) for a time-based definition."""
     if isinstance(partitions_def, dg.TimeWindowPartitionsDefinition):
         return None, partitions_def
@@ -110,7 +66,7 @@ def partition_file(
 
     The other dimension of a multi-partition joins the prefix as `<prefix>__<key>`, and a sub-daily
     window its start time as `<prefix>__<HHMM>`, so no two partitions ever share a file."""
-    dim_name, time_def = _time_dimension(partitions_def)
+    dim_name, time_def = time_dimension(partitions_def)
     parts = [base_prefix]
     time_key = str(key)
     if dim_name is not None:
@@ -129,52 +85,6 @@ def partition_file(
         return validate_prefix("__".join(parts)), start.date()
     except ValueError as e:
         raise CachePartitionError(f"partition {str(key)!r} cannot name a cache file: {e}") from e
-
-
-def prefix_pattern(
-    base_prefix: str, partitions_def: dg.PartitionsDefinition | None, dynamic_store: Any = None
-) -> re.Pattern[str] | None:
-    """A regex matching every prefix an asset with these partitions writes (None: it writes none)."""
-    if partitions_def is None:
-        return re.compile(re.escape(base_prefix))
-    try:
-        dim_name, time_def = _time_dimension(partitions_def)
-    except CachePartitionError:
-        return None
-    pattern = re.escape(base_prefix)
-    if dim_name is not None:
-        for dim in sorted(partitions_def.partitions_defs, key=lambda d: d.name):  # type: ignore[attr-defined]
-            if dim.name == dim_name:
-                continue
-            try:  # dynamic keys come from the instance; without one, assume any key
-                keys = dim.partitions_def.get_partition_keys(dynamic_partitions_store=dynamic_store)
-                pattern += "__(?:" + "|".join(re.escape(k) for k in keys) + ")" if keys else "__(?!)"
-            except Exception:  # noqa: BLE001 - a dynamic dimension with no instance at hand
-                pattern += "__.+"
-    if is_sub_daily(time_def):
-        pattern += r"__\d{4}(?:[+-]\d{4})?"
-    return re.compile(pattern)
-
-
-def check_no_clash(
-    prefix: str, owner: dg.AssetKey | str, others: Iterable[tuple[dg.AssetKey, str, Any]],
-    dynamic_store: Any = None,
-) -> None:
-    """Refuse `prefix` when other assets (key, base prefix, partitions) can write the same files,
-    naming every one of them."""
-    clashes = []
-    for key, base, pdef in others:
-        pattern = None if key == owner else prefix_pattern(base, pdef, dynamic_store)
-        if pattern is not None and pattern.fullmatch(prefix):
-            clashes.append(key.to_user_string())
-    if clashes:
-        mine = f"asset {owner.to_user_string()}" if isinstance(owner, dg.AssetKey) else owner
-        theirs = ", ".join(f"asset {c}" for c in clashes)
-        raise CachePartitionError(
-            f"{mine} and {theirs} would {'both' if len(clashes) == 1 else 'all'} write cache files named "
-            f"'{prefix}_<YYYYMMDD>.pkl.gz' and overwrite each other: give all but one of them "
-            f"metadata={{'{PREFIX_METADATA_KEY}': '<another prefix>'}}"
-        )
 
 
 def run_tags(context: InputContext | OutputContext) -> Mapping[str, str]:
@@ -210,7 +120,7 @@ def run_partition(context: InputContext | OutputContext) -> tuple[Any, str] | No
     if not has:
         return None
     try:
-        _time_dimension(pdef)
+        time_dimension(pdef)
     except CachePartitionError:
         return None
     return pdef, step.partition_key_range.end

@@ -11,14 +11,15 @@ from typing import Any
 
 import dagster as dg
 from dagster import ConfigurableIOManager, InputContext, MetadataValue, OutputContext
-from dagster._core.definitions.metadata import TableMetadataSet  # not re-exported by dagster 1.13
 from pydantic import Field
 
 from cache_utils import (
     Alert,
     Alerter,
+    AlertPriority,
     CacheFile,
     CacheNotFoundError,
+    cache_alert,
     cache_filename,
     default_alias,
     load_latest_cache,
@@ -28,17 +29,10 @@ from cache_utils import (
     write_cache,
 )
 
-from .dates import (
-    CachePartitionError,
-    cache_prefix_of,
-    check_no_clash,
-    op_output_prefix,
-    partition_file,
-    prefix_for,
-    unpartitioned_file,
-    zone,
-)
-from .metadata import frame_metadata
+from .dates import partition_file, unpartitioned_file, zone
+from .errors import CachePartitionError
+from .metadata import frame_metadata, row_count_metadata
+from .prefixes import cache_prefix_of, check_no_clash, op_output_prefix, prefix_for
 from .resources import OpsGenieResource
 
 # Input metadata keys. The first is UPathIOManager's own; the others override the manager's fields.
@@ -138,13 +132,13 @@ class DatedCacheIOManager(ConfigurableIOManager):
         alerter = self.opsgenie.alerter()
         return alerter is not None, alerter
 
-    def _alert(self, context: Any, alert: Alert) -> None:
+    def _alert(self, alert: Alert) -> None:
         wanted, alerter = self._alerter()
         if wanted:
             send_alert(alert, alerter)
 
-    def _priority(self) -> Any:
-        return self.opsgenie.priority if self.opsgenie is not None else "P3"
+    def _priority(self) -> AlertPriority | None:
+        return self.opsgenie.priority if self.opsgenie is not None else None
 
     # --- output -----------------------------------------------------------------------------
 
@@ -246,10 +240,7 @@ class DatedCacheIOManager(ConfigurableIOManager):
             "dagster_cache/files_written": MetadataValue.int(len(written)),
             "dagster_cache/size_bytes": MetadataValue.int(sum(saved.size for _t, saved in written)),
         })
-        rows = [len(t.value) for t, _saved in written
-                if hasattr(t.value, "shape") and hasattr(t.value, "columns")]
-        if len(rows) == len(written):
-            meta.update(dict(TableMetadataSet(row_count=sum(rows))))
+        meta.update(row_count_metadata([t.value for t, _saved in written]))
         return meta
 
     # --- input ------------------------------------------------------------------------------
@@ -311,8 +302,8 @@ class DatedCacheIOManager(ConfigurableIOManager):
             context.log.warning(message)
             details = {"prefix": prefix, "wanted": day.isoformat(), "used": used.path,
                        "age_days": str(used.stale_days)}
-            self._alert(context, Alert(f"stale cache data for {prefix!r}"[:130], default_alias(prefix),
-                                       message, self._priority(), details=details, source="dagster_cache"))
+            self._alert(cache_alert("stale", prefix, message, priority=self._priority(), details=details,
+                                    source="dagster_cache"))
             _record_stale(context, {prefix: used})
         return value
 
@@ -343,19 +334,18 @@ class DatedCacheIOManager(ConfigurableIOManager):
                 hint = f"set input metadata {{'{ALLOW_MISSING_KEY}': True}} to skip missing days"
                 if not fill:
                     hint += f", or {{'{FILL_KEY}': True}} to fill each from the newest earlier file"
-                self._alert(context, Alert(f"missing cache data for {base!r}"[:130], default_alias(base),
-                                           message, "P2", details={"prefix": base, "missing": shown},
-                                           source="dagster_cache"))
+                self._alert(cache_alert("missing", base, message, details={"prefix": base, "missing": shown},
+                                        source="dagster_cache"))
                 raise CacheNotFoundError(f"{message}; {hint}", prefix=base, directory=self.directory)
             context.log.warning(f"{message}; skipped because input metadata has {ALLOW_MISSING_KEY}=True")
         if stale:  # one alert for the range, not one per day
             filled = {k: u.date.isoformat() for k, u in stale.items()}
             context.log.warning(f"{len(stale)} of {len(keys)} partitions of {asset} filled from earlier "
                                 f"files ({FILL_KEY}): {filled}")
-            self._alert(context, Alert(
-                f"stale cache data for {base!r}: {len(stale)} of {len(keys)} days"[:130],
-                default_alias(base), f"partitions filled from earlier files: {filled}",
-                self._priority(), details={"prefix": base, "stale_partitions": str(len(stale))},
+            self._alert(cache_alert(
+                "stale", base, f"partitions filled from earlier files: {filled}",
+                title=f"stale cache data for {base!r}: {len(stale)} of {len(keys)} days",
+                priority=self._priority(), details={"prefix": base, "stale_partitions": str(len(stale))},
                 source="dagster_cache",
             ))
             _record_stale(context, {f"{base}[{k}]": u for k, u in stale.items()})
@@ -403,8 +393,8 @@ class DatedCacheIOManager(ConfigurableIOManager):
             context.log.warning(f"{message}; loading None because input metadata has "
                                 f"{ALLOW_MISSING_KEY}=True")
             return None
-        self._alert(context, Alert(
-            f"missing cache data for {prefix!r}"[:130], default_alias(prefix), message, "P2",
+        self._alert(cache_alert(
+            "missing", prefix, message,
             details={"prefix": prefix, "wanted": day.isoformat(), "directory": self.directory},
             source="dagster_cache",
         ))

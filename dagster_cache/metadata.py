@@ -9,13 +9,14 @@ from dagster import MetadataValue
 from dagster._core.definitions.metadata import TableMetadataSet  # not re-exported by dagster 1.13
 
 
-def _is_frame(value: Any) -> bool:
+def is_frame(value: Any) -> bool:
+    """Whether `value` is a pandas DataFrame (checked without importing pandas)."""
     return type(value).__module__.startswith("pandas") and hasattr(value, "columns")
 
 
 def frame_metadata(value: Any, preview_rows: int, partitioned: bool) -> dict[str, Any]:
     """Row count, column schema and a markdown preview of a DataFrame; {} for anything else."""
-    if not _is_frame(value):
+    if not is_frame(value):
         return {}
     columns = [dg.TableColumn(str(name), str(dtype)) for name, dtype in value.dtypes.items()]
     table = TableMetadataSet(
@@ -34,3 +35,10 @@ def _markdown(frame: Any) -> str:
         return frame.to_markdown()
     except ImportError:  # to_markdown needs the optional `tabulate` package
         return "```\n" + frame.to_string() + "\n```"
+
+
+def row_count_metadata(values: list[Any]) -> dict[str, Any]:
+    """`dagster/row_count` summed over the DataFrames written; {} unless every value is one."""
+    if not values or not all(is_frame(v) for v in values):
+        return {}
+    return dict(TableMetadataSet(row_count=sum(len(v) for v in values)))

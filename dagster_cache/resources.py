@@ -3,34 +3,31 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Hashable, Iterable, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any
 
 from dagster import ConfigurableResource, EnvVar
 from pydantic import Field
 
-from cache_utils import Alert, InMemoryCache, OpsGenieAlerter, resolve_alert, send_alert
-from cache_utils.alerts import (
-    ALERTER_CLASSES,
-    API_KEY_ENV,
-    API_URL_ENV,
-    DEFAULT_TIMEOUT,
-    JSM_API_KEY_ENV,
-    JSM_API_URL_ENV,
-    MAX_TIMEOUT,
-    TIMEOUT_ENV,
-    Backend,
+from cache_utils import (
+    DEFAULT_ALERT_TIMEOUT,
+    MAX_ALERT_TIMEOUT,
+    Alert,
+    AlertBackend,
+    AlertPriority,
+    InMemoryCache,
+    MemoryKey,
+    MemoryKeyPart,
+    OpsGenieAlerter,
+    env_alert_settings,
     make_alerter,
-    redact,
-    timeout_setting,
+    normalize_key,
+    resolve_alert,
+    send_alert,
+    service_name,
 )
-from cache_utils.memory import Key, KeyPart, normalize_key
 
 log = logging.getLogger("dagster_cache")
-
-PriorityName = Literal["P1", "P2", "P3", "P4", "P5"]
-
 
 class InMemoryCacheResource(ConfigurableResource):
     """`cache_utils.InMemoryCache` for ops, assets, sensors and schedules.
@@ -47,51 +44,51 @@ class InMemoryCacheResource(ConfigurableResource):
         "process-wide cache cannot collide. None or empty: keys are used as given.",
     )
 
-    def _key(self, prefix_keys: KeyPart, *keys: Hashable) -> Key:
+    def _key(self, prefix_keys: MemoryKeyPart, *keys: Hashable) -> MemoryKey:
         key = normalize_key(prefix_keys, keys)
         return (self.namespace, *key) if self.namespace else key
 
-    def get(self, prefix_keys: KeyPart, *keys: Hashable, default_copy: bool = True) -> Any:
+    def get(self, prefix_keys: MemoryKeyPart, *keys: Hashable, default_copy: bool = True) -> Any:
         """The value under the key (a copy by default), or None."""
         return InMemoryCache.get(self._key(prefix_keys, *keys), default_copy=default_copy)
 
     def get_many(
-        self, prefix_keys: KeyPart, list_or_dict: Iterable[Hashable] | dict[Hashable, Any],
+        self, prefix_keys: MemoryKeyPart, list_or_dict: Iterable[Hashable] | dict[Hashable, Any],
         default_copy: bool = True,
     ) -> dict[Hashable, Any]:
         """Several values under one prefix, as `InMemoryCache.get_many`."""
         return InMemoryCache.get_many(self._key(prefix_keys), list_or_dict, default_copy)
 
-    def get_state(self, prefix_keys: KeyPart, autogen_key: Hashable) -> Any:
+    def get_state(self, prefix_keys: MemoryKeyPart, autogen_key: Hashable) -> Any:
         """The object stored by `put_state` itself (shared, not copied)."""
         return InMemoryCache.get_state(self._key(prefix_keys), autogen_key)
 
-    def put(self, data: Any, prefix_keys: KeyPart, *keys: Hashable) -> None:
+    def put(self, data: Any, prefix_keys: MemoryKeyPart, *keys: Hashable) -> None:
         """Store a copy of `data` under the key."""
         InMemoryCache.put(data, self._key(prefix_keys, *keys))
 
-    def put_many(self, data_dict: Mapping[Hashable, Any], prefix_keys: KeyPart) -> None:
+    def put_many(self, data_dict: Mapping[Hashable, Any], prefix_keys: MemoryKeyPart) -> None:
         """Store each item under `prefix_keys + (key,)`."""
         InMemoryCache.put_many(data_dict, self._key(prefix_keys))
 
     def put_state(
-        self, state: Any, prefix_keys: KeyPart, autogen_key: Hashable | None = None
+        self, state: Any, prefix_keys: MemoryKeyPart, autogen_key: Hashable | None = None
     ) -> Hashable:
         """Store `state` itself and return its key."""
         return InMemoryCache.put_state(state, self._key(prefix_keys), autogen_key)
 
-    def delete(self, prefix_keys: KeyPart, *keys: Hashable) -> bool:
+    def delete(self, prefix_keys: MemoryKeyPart, *keys: Hashable) -> bool:
         """Remove one entry; True if it existed."""
         return InMemoryCache.delete(self._key(prefix_keys, *keys))
 
-    def clear(self, prefix_keys: KeyPart | None = None, *keys: Hashable) -> int:
+    def clear(self, prefix_keys: MemoryKeyPart | None = None, *keys: Hashable) -> int:
         """Remove everything under a key prefix (the whole namespace, or everything, when none)."""
         if prefix_keys is None:
             return InMemoryCache.clear(self.namespace) if self.namespace else InMemoryCache.clear()
         return InMemoryCache.clear(self._key(prefix_keys, *keys))
 
     # Not named `keys`: Dagster calls dict(resource), which would treat a `keys` method as a mapping.
-    def list_keys(self, prefix_keys: KeyPart | None = None, *keys: Hashable) -> list[Key]:
+    def list_keys(self, prefix_keys: MemoryKeyPart | None = None, *keys: Hashable) -> list[MemoryKey]:
         """`InMemoryCache.keys`: every full key (namespace included) under a key prefix."""
         if prefix_keys is None:
             return InMemoryCache.keys(self.namespace) if self.namespace else InMemoryCache.keys()
@@ -108,7 +105,7 @@ class OpsGenieResource(ConfigurableResource):
     never its value. `from_env()` builds one from the same variables as the library.
     """
 
-    backend: Backend = Field(
+    backend: AlertBackend = Field(
         default="opsgenie",
         description="Where alerts go: 'opsgenie' (Opsgenie, whose API ends on 5 April 2027) or 'jsm' "
         "(Jira Service Management Operations, key of a JSM API integration). The alert bodies, "
@@ -127,16 +124,16 @@ class OpsGenieResource(ConfigurableResource):
         "https://api.atlassian.com/jsm/ops/integration (jsm). Opsgenie EU: "
         "https://api.eu.opsgenie.com; or a proxy URL.",
     )
-    priority: PriorityName = Field(
+    priority: AlertPriority = Field(
         default="P3", description="Default alert priority, P1 (critical) to P5 (informational)."
     )
     tags: list[str] = Field(default_factory=list, description="Tags added to every alert.")
     team: str | None = Field(default=None, description="Responder team name, if any.")
     timeout: float = Field(
-        default=DEFAULT_TIMEOUT,
+        default=DEFAULT_ALERT_TIMEOUT,
         gt=0,
-        le=MAX_TIMEOUT,
-        description=f"Seconds to wait for the alert API per call (above 0, at most {MAX_TIMEOUT:g}); "
+        le=MAX_ALERT_TIMEOUT,
+        description=f"Seconds to wait for the alert API per call (above 0, at most {MAX_ALERT_TIMEOUT:g}); "
         "a slow or down service never blocks or fails the run for longer than this.",
     )
 
@@ -147,20 +144,13 @@ class OpsGenieResource(ConfigurableResource):
         from `OPSGENIE_API_URL`), else alerting off. The key is an `EnvVar`, so the UI shows only
         the variable's name; a malformed `CACHE_UTILS_ALERT_TIMEOUT` is logged and the default
         used. Other fields (priority, tags, team, ...) are passed through."""
-        if os.environ.get(JSM_API_KEY_ENV):  # set (even if unusable): as `alerter_from_env` decides
-            backend, key_env, url_env = "jsm", JSM_API_KEY_ENV, JSM_API_URL_ENV
-        elif os.environ.get(API_KEY_ENV):
-            backend, key_env, url_env = "opsgenie", API_KEY_ENV, API_URL_ENV
-        else:
+        settings = env_alert_settings()
+        if settings is None:
             return cls(**{"api_key": "", **fields})
-        settings: dict[str, Any] = {
-            "backend": backend,
-            "api_key": EnvVar(key_env),
-            "api_url": os.environ.get(url_env, "").strip(),
-        }
-        if os.environ.get(TIMEOUT_ENV, "").strip():
-            settings["timeout"] = timeout_setting(os.environ[TIMEOUT_ENV])
-        return cls(**{**settings, **fields})
+        return cls(**{
+            "backend": settings.backend, "api_key": EnvVar(settings.api_key_env),
+            "api_url": settings.api_url, "timeout": settings.timeout, **fields,
+        })
 
     @property
     def enabled(self) -> bool:
@@ -170,7 +160,7 @@ class OpsGenieResource(ConfigurableResource):
     @property
     def service(self) -> str:
         """'OpsGenie' or 'JSM Operations', for messages."""
-        return ALERTER_CLASSES[self.backend].service
+        return service_name(self.backend)
 
     def alerter(self) -> OpsGenieAlerter | None:
         """The library alerter for this configuration, or None when alerting is off. Never raises:
@@ -182,8 +172,8 @@ class OpsGenieResource(ConfigurableResource):
                 self.backend, self.api_key, self.api_url or None, timeout=self.timeout,
                 team=self.team, tags=tuple(self.tags), priority=self.priority,
             )
-        except ValueError as e:
-            log.warning("%s alerts off: %s", self.service, redact(str(e), (self.api_key,)))
+        except (TypeError, ValueError) as e:  # make_alerter's message never holds the key
+            log.warning("%s alerts off: %s", self.service, e)
             return None
 
     def create_alert(
@@ -192,7 +182,7 @@ class OpsGenieResource(ConfigurableResource):
         alias: str,
         *,
         description: str = "",
-        priority: PriorityName | None = None,
+        priority: AlertPriority | None = None,
         tags: Sequence[str] = (),
         details: Mapping[str, str] | None = None,
         source: str = "dagster_cache",

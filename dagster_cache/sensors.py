@@ -1,25 +1,25 @@
-"""`build_cache_refresh_sensor`: retry the refresh every retry interval until today's file exists."""
+"""Dagster sensors: the cache refresh sensor, and the run-failure sensor that pages OpsGenie /
+JSM Operations (like dagster-slack's)."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import dagster as dg
-from dagster import DefaultSensorStatus, RunRequest, SensorDefinition, SkipReason
-
-from cache_utils.timing import (
-    DEFAULT_RETRY_INTERVAL,
-    TimeType,
-    at_time,
-    coerce_interval,
-    next_callback,
-    now_in,
-    reached,
+from dagster import (
+    DefaultSensorStatus,
+    RunFailureSensorContext,
+    RunRequest,
+    SensorDefinition,
+    SkipReason,
 )
 
-from .schedules import partitions_at_tick, refresh_arguments, refresh_request, todays_file_exists
+from cache_utils import DEFAULT_RETRY_INTERVAL, AlertPriority, TimeType, check_refresh, parse_retry_interval
+
+from .refresh import partitions_at_tick, refresh_arguments, refresh_request, storage_options_arg
+from .resources import OpsGenieResource
 
 
 def build_cache_refresh_sensor(
@@ -40,31 +40,30 @@ def build_cache_refresh_sensor(
 ) -> SensorDefinition:
     """After cb_time, while today's file is missing, request the refresh every `retry_interval`.
 
-    The cursor is `cache_utils.next_callback` (what `load_cache` returns as its next callback):
-    the sensor does nothing before it, and stops for the day once today's file exists.
+    The cursor is `cache_utils.next_callback` (what `load_cache` returns as its next callback),
+    as `cache_utils.check_refresh` decides: the sensor does nothing before it, and stops for the
+    day once today's file exists.
     """
     cb, tz, pdef = refresh_arguments(
         "build_cache_refresh_sensor", prefix, cb_time, timezone, job, target, partitions_def
     )
-    interval = coerce_interval(retry_interval)
+    try:
+        interval = parse_retry_interval(retry_interval)
+    except (TypeError, ValueError) as e:
+        raise dg.DagsterInvalidDefinitionError(f"build_cache_refresh_sensor: {e}") from e
+    options = storage_options_arg(storage_options)
 
     def evaluate(context: dg.SensorEvaluationContext) -> RunRequest | SkipReason:
-        now = now_in(tz)  # fold set right in a repeated hour, as load_cache has it
-        day = now.date()
-        if todays_file_exists(prefix, day, directory, storage_options):
-            context.update_cursor(next_callback(cb, tz, True, now=now, retry_interval=interval).isoformat())
-            return SkipReason(f"{prefix} cache for {day.isoformat()} exists")
-        due = dt.datetime.fromisoformat(context.cursor) if context.cursor else None
-        # Instants, not wall times: in a repeated DST hour 01:45 EDT comes before 01:30 EST.
-        if due is not None and not reached(now, due):
-            return SkipReason(f"{prefix}: next check at {due.isoformat()}")
-        # Before cb_time this is today's cb_time; after it, now + retry_interval.
-        when = next_callback(cb, tz, False, now=now, retry_interval=interval)
-        context.update_cursor(when.isoformat())
-        if not reached(now, at_time(day, cb, tz)):
-            return SkipReason(f"{prefix}: not due before {when.isoformat()}")
+        check = check_refresh(
+            prefix, cb, directory, tz=tz, retry_interval=interval, storage_options=options,
+            not_before=dt.datetime.fromisoformat(context.cursor) if context.cursor else None,
+        )
+        if check.next_check is not None:
+            context.update_cursor(check.next_check.isoformat())
+        if not check.due:
+            return SkipReason(check.reason)
         request_pdef = partitions_at_tick(context, pdef, sensor.job_name if sensor.has_jobs else None)
-        return refresh_request(prefix, day, request_pdef, suffix=f":{now:%H%M%S}", tags=tags)
+        return refresh_request(prefix, check.day, request_pdef, suffix=f":{check.now:%H%M%S}", tags=tags)
 
     sensor = SensorDefinition(
         name=name or f"refresh_{prefix}_sensor",
@@ -77,3 +76,80 @@ def build_cache_refresh_sensor(
         "until today's file exists.",
     )
     return sensor
+
+
+def default_message(context: RunFailureSensorContext) -> str:
+    """`Dagster run failed: <job>`, the default alert message."""
+    return f'Dagster job "{context.dagster_run.job_name}" failed'
+
+
+def default_alias(context: RunFailureSensorContext) -> str:
+    """One open alert per failing job: repeated failures bump its count instead of paging again."""
+    return f"dagster_cache:run_failure:{context.dagster_run.job_name}"
+
+
+def _description(context: RunFailureSensorContext, base_url: str | None) -> str:
+    run = context.dagster_run
+    lines = [f"Run {run.run_id} of job {run.job_name} failed."]
+    if context.failure_event.message:
+        lines.append(f"Error: {context.failure_event.message}")
+    if base_url:
+        lines.append(f"Run: {base_url.rstrip('/')}/runs/{run.run_id}")
+    return "\n".join(lines)
+
+
+def make_opsgenie_on_run_failure_sensor(
+    *,
+    opsgenie: OpsGenieResource | None = None,
+    name: str | None = None,
+    monitored_jobs: Sequence[Any] | None = None,
+    monitor_all_code_locations: bool = False,
+    default_status: DefaultSensorStatus = DefaultSensorStatus.STOPPED,
+    message_fn: Callable[[RunFailureSensorContext], str] = default_message,
+    alias_fn: Callable[[RunFailureSensorContext], str] = default_alias,
+    priority: AlertPriority | None = None,
+    tags: Sequence[str] = (),
+    webserver_base_url: str | None = None,
+    minimum_interval_seconds: int | None = None,
+) -> SensorDefinition:
+    """A run failure sensor that opens an alert per failing job, in OpsGenie or, with
+    `OpsGenieResource(backend="jsm")`, in Jira Service Management Operations.
+
+    Pass `opsgenie=` (an OpsGenieResource), or leave it out and bind one in Definitions under
+    the resource key "opsgenie".
+    """
+    decorate = dg.run_failure_sensor(
+        name=name or "opsgenie_on_run_failure",
+        monitored_jobs=monitored_jobs,
+        monitor_all_code_locations=monitor_all_code_locations,
+        default_status=default_status,
+        minimum_interval_seconds=minimum_interval_seconds,
+        description="Opens an OpsGenie / JSM Operations alert when a monitored run fails.",
+    )
+
+    def alert(context: RunFailureSensorContext, resource: OpsGenieResource) -> None:
+        run = context.dagster_run
+        sent = resource.create_alert(
+            message_fn(context),
+            alias_fn(context),
+            description=_description(context, webserver_base_url),
+            priority=priority,
+            tags=("dagster", *tags),
+            details={"run_id": run.run_id, "job_name": run.job_name},
+            source="dagster",
+        )
+        context.log.info(f"{resource.service} alert for failed run {run.run_id}: "
+                         f"{'sent' if sent else 'not sent'}")
+
+    if opsgenie is not None:
+        configured = opsgenie
+
+        def with_given(context: RunFailureSensorContext) -> None:
+            alert(context, configured)
+
+        return decorate(with_given)
+
+    def with_bound(context: RunFailureSensorContext, opsgenie: OpsGenieResource) -> None:
+        alert(context, opsgenie)
+
+    return decorate(with_bound)

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cache_utils.timing import resolve_zone
+from cache_utils import resolve_zone
 
 
 def _tool(name: str) -> str:

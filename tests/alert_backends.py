@@ -1,4 +1,4 @@
-"""The alert backends the alert test suites run against (issue 14): OpsGenie, and Jira Service
+"""The alert backends the alert test suites run against: OpsGenie, and Jira Service
 Management Operations served under its path prefix. Import the fixtures into a test module:
 
     from .alert_backends import BackendCase, alert_server, backend, clean_alert_env
@@ -73,7 +73,7 @@ class BackendCase:
 
     def patch_configure(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """Make `cache_utils.configure_alerts(api_key=...)` build this backend, for shared helpers
-        such as `workers.measure_alert_bound` that configure OpsGenie by key and URL."""
+        such as `benchmarks.scenarios.measure_alert_bound` that configure OpsGenie by key and URL."""
         real = cache_utils.configure_alerts
 
         def configure(alerter: Alerter | None = None, **kw: Any) -> Alerter | None:

@@ -1,6 +1,6 @@
-"""Alerts from load_cache through the real opsgenie-sdk (against FakeOpsGenie) and a webhook (issue 2, 5).
+"""Alerts from load_cache through the real opsgenie-sdk (against FakeOpsGenie) and a webhook.
 
-The OpsGenie tests run for both backends (issue 14): OpsGenie, and Jira Service Management
+The OpsGenie tests run for both backends: OpsGenie, and Jira Service Management
 Operations served under /jsm/ops/integration, each configured through its own variables."""
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from .conftest import TEST_API_KEY
 from .opsgenie_fake import FakeOpsGenie, refused_url
 
 USED_FIXTURES = (alert_server, backend, clean_alert_env)  # pytest finds fixtures by module name
+pytestmark = pytest.mark.integration  # the real opsgenie-sdk and webhooks over HTTP to local servers
 
 MORNING = "2024-01-15 08:00:00"  # before the 09:00 cb_time
 AFTERNOON = "2024-01-15 14:00:00"  # after it

@@ -1,4 +1,4 @@
-"""The command line tool: `python -m cache_utils` and the `cache-utils` console script (issue 2, 8)."""
+"""The command line tool: `python -m cache_utils` and the `cache-utils` console script."""
 
 from __future__ import annotations
 

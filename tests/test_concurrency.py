@@ -1,10 +1,12 @@
-"""Guarantee 2: concurrent writers of one prefix and date never show a reader a partial value."""
+"""Concurrent writers of one prefix and date never show a reader a partial value."""
 
 from __future__ import annotations
 
 import pytest
 
-from .workers import run_concurrency
+from benchmarks.scenarios import run_concurrency
+
+pytestmark = pytest.mark.integration  # 12 writer and reader processes for seconds
 
 
 def _check(result: dict, writers: int) -> None:

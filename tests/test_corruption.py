@@ -1,4 +1,4 @@
-"""Guarantee 3: damaged cache files are skipped (with an alert) for the newest good one; bit rot
+"""Damaged cache files are skipped (with an alert) for the newest good one; bit rot
 never yields different data."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from collections.abc import Callable
 import pytest
 from freezegun import freeze_time
 
+from benchmarks.scenarios import WORKERS, run_bit_rot
 from cache_utils import (
     CacheNotFoundError,
     CorruptCacheError,
@@ -22,10 +23,9 @@ from cache_utils import (
     read_cache,
     save_cache,
 )
-from cache_utils.storage import LocalStore
+from cache_utils.stores import LocalStore
 
 from .conftest import TEST_API_KEY
-from .workers import WORKERS, run_bit_rot
 
 GOOD = {"rows": list(range(50)), "name": "yesterday"}
 NOW = "2024-01-15 12:00:00"

@@ -1,4 +1,4 @@
-"""Guarantee 1: SIGKILL during `save_cache` never leaves a partial file under the final name."""
+"""SIGKILL during `save_cache` never leaves a partial file under the final name."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ import os
 
 import pytest
 
+from benchmarks.scenarios import DAY, age_temp_files, make_blob, make_value, run_kill_points, value_ok
 from cache_utils import get_latest_cache_filename, list_caches, prune, read_cache, save_cache
-from cache_utils.storage import get_store
+from cache_utils.stores import get_store
 
-from .workers import DAY, age_temp_files, make_blob, make_value, run_kill_points, value_ok
+pytestmark = pytest.mark.integration  # child processes SIGKILLed mid-write
 
 
 def _temps(directory: str, prefix: str) -> list[str]:

@@ -11,8 +11,8 @@ import pandas as pd  # noqa: F401 - imported before any freeze_time (pandas#6402
 import pytest
 
 from cache_utils import CacheNotFoundError, read_cache, save_cache
-from dagster_cache import DatedCacheIOManager
-from dagster_cache.dates import CachePartitionError, op_output_prefix
+from dagster_cache import CachePartitionError, DatedCacheIOManager
+from dagster_cache.prefixes import op_output_prefix
 
 DAILY = dg.DailyPartitionsDefinition(start_date="2024-01-01", end_offset=1)
 HOURLY = dg.HourlyPartitionsDefinition(start_date="2024-01-01-00:00")
@@ -26,7 +26,7 @@ def files(tmp_path: Path) -> list[str]:
     return sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("."))
 
 
-# --- 1. sub-daily partitions: one file per window ----------------------------------------------
+# --- sub-daily partitions: one file per window ----------------------------------------------
 
 
 @dg.asset(partitions_def=HOURLY)
@@ -40,6 +40,7 @@ def daily_readings(hourly_reading: dict[str, int]) -> list[int]:
     return [hourly_reading[k] for k in sorted(hourly_reading)]
 
 
+@pytest.mark.integration  # a multi-second Dagster scenario (several runs on one instance)
 def test_hourly_partitions_get_a_file_each_and_a_daily_downstream_sees_every_hour(tmp_path: Path) -> None:
     for hour in range(24):
         assert dg.materialize([hourly_reading], partition_key=f"2024-01-15-{hour:02d}:00",
@@ -78,7 +79,7 @@ def test_weekly_and_monthly_partitions_keep_one_file_per_window_dated_by_its_sta
     assert files(tmp_path) == ["m_20240201.pkl.gz", "w_20240114.pkl.gz"]
 
 
-# --- 2. unpartitioned outputs inside a partitioned run -----------------------------------------
+# --- unpartitioned outputs inside a partitioned run -----------------------------------------
 
 
 @dg.op
@@ -137,7 +138,7 @@ def test_unpartitioned_asset_in_a_daily_run_is_written_and_read_under_its_day(tm
     assert files(tmp_path) == ["enriched_20240103.pkl.gz", "lookup_20240103.pkl.gz"]
 
 
-# --- 3. dynamic outputs ------------------------------------------------------------------------
+# --- dynamic outputs ------------------------------------------------------------------------
 
 
 @dg.op(out=dg.DynamicOut())
@@ -181,7 +182,7 @@ def test_mapping_key_encoding_is_reversible() -> None:
     assert op_output_prefix("emit", "result", "k_2", {"cache_prefix": "rates"}, run) == "rates@k_2"
 
 
-# --- 4. None outputs ---------------------------------------------------------------------------
+# --- None outputs ---------------------------------------------------------------------------
 
 
 @dg.asset(partitions_def=DAILY)
@@ -211,7 +212,7 @@ def test_nothing_typed_output_writes_no_file(tmp_path: Path) -> None:
     assert files(tmp_path) == []
 
 
-# --- 5. an input mapped to no upstream partition -----------------------------------------------
+# --- an input mapped to no upstream partition -----------------------------------------------
 
 
 @dg.asset(partitions_def=DAILY, ins={"running": dg.AssetIn(
@@ -231,7 +232,7 @@ def test_first_partition_of_a_self_dependent_asset_gets_none_like_dagster(tmp_pa
         "running") == 2
 
 
-# --- 6. range loads ----------------------------------------------------------------------------
+# --- range loads ----------------------------------------------------------------------------
 
 
 @dg.asset(partitions_def=DAILY)
@@ -256,7 +257,7 @@ def test_a_weekly_sum_never_double_counts_a_missing_day(tmp_path: Path) -> None:
     assert result.output_for_node("weekly_total") == 700  # opted in: the 10th counts the 9th's data
 
 
-# --- 7. two assets never share a file ----------------------------------------------------------
+# --- two assets never share a file ----------------------------------------------------------
 
 
 REGIONS = dg.StaticPartitionsDefinition(["eu", "us"])
@@ -300,7 +301,7 @@ def test_an_asset_bound_to_another_io_manager_does_not_clash(tmp_path: Path) -> 
     assert job.execute_in_process(asset_selection=[dg.AssetKey("sales")], partition_key=key).success
 
 
-# --- 8. unpicklable outputs --------------------------------------------------------------------
+# --- unpicklable outputs --------------------------------------------------------------------
 
 
 @dg.asset
@@ -315,7 +316,7 @@ def test_unpicklable_output_names_the_asset_and_type_and_leaves_no_file(tmp_path
     assert list(tmp_path.iterdir()) == []  # no temp file either
 
 
-# --- 10. staleness on the consumer's own materialization ----------------------------------------
+# --- staleness on the consumer's own materialization ----------------------------------------
 
 
 @dg.asset(partitions_def=DAILY)

@@ -13,6 +13,9 @@ import pytest
 
 from cache_utils import read_cache
 
+# The dagster CLI, `dagster dev`'s webserver and `make demo` run as subprocesses.
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 

@@ -12,8 +12,8 @@ from freezegun import freeze_time
 
 import cache_utils
 from cache_utils import CacheNotFoundError, load_cache, read_cache, save_cache
-from dagster_cache import DatedCacheIOManager, OpsGenieResource
-from dagster_cache.dates import SCHEDULED_EXECUTION_TIME_TAG, CachePartitionError
+from dagster_cache import CachePartitionError, DatedCacheIOManager, OpsGenieResource
+from dagster_cache.dates import SCHEDULED_EXECUTION_TIME_TAG
 
 from .conftest import TEST_API_KEY
 from .opsgenie_fake import FakeOpsGenie
@@ -369,7 +369,7 @@ def test_io_manager_files_are_what_load_cache_reads(tmp_path: Path) -> None:
 
 
 def test_url_directory_goes_through_cache_utils_storage() -> None:
-    pytest.importorskip("cache_utils.remote")
+    pytest.importorskip("cache_utils.stores.fsspec")
     io = DatedCacheIOManager(directory="memory://dagster-cache-test", storage_options={})
     ctx = dg.build_output_context(asset_key="remote", partition_key="2024-01-15", asset_partitions_def=DAILY)
     io.handle_output(ctx, frame())

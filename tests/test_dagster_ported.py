@@ -23,9 +23,9 @@ follows each of them where the scenario matters for a dated cache.
 Time never comes from the machine clock: partition keys are in the past and every run that writes
 an unpartitioned output (an op, an unpartitioned asset) runs under `freeze_time(FROZEN)`.
 
-23 of these failed before issue 8's fixes (hourly partitions sharing one daily file, unpartitioned
-outputs in partitioned runs, dynamic outputs, None outputs, range loads filling missing days, inputs
-mapped to no partition, prefix collisions).
+23 of these failed before the IO manager's correctness fixes (hourly partitions sharing one daily
+file, unpartitioned outputs in partitioned runs, dynamic outputs, None outputs, range loads filling
+missing days, inputs mapped to no partition, prefix collisions).
 """
 
 import datetime as dt
@@ -2322,6 +2322,7 @@ def define_dynamic_job_for_reexecution() -> dg.JobDefinition:
     )
 
 
+@pytest.mark.integration  # a multi-second Dagster scenario (several runs on one instance)
 @freeze_time(FROZEN)
 def test_partial_reexecute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Ports test_dynamic_execution.py::test_partial_reexecute (in-process run config): re-executed

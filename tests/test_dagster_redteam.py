@@ -164,6 +164,7 @@ def _run_config(x: int) -> dict:
     return {"ops": {"load_x": {"config": {"x": x}}}, "execution": {"config": {"in_process": {}}}}
 
 
+@pytest.mark.integration  # a multi-second Dagster scenario (several runs on one instance)
 @freeze_time("2024-01-15 12:00:00")
 def test_reexecution_from_failure_loads_the_parent_runs_op_output(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -216,6 +217,7 @@ def op_job() -> None:
     show(load_op())
 
 
+@pytest.mark.integration  # a multi-second Dagster scenario (several runs on one instance)
 @freeze_time("2024-01-15 12:00:00")
 def test_an_op_output_never_overwrites_an_assets_file(tmp_path: Path) -> None:
     """Op `load`'s output `result` and asset ["load", "result"] of the same code location, bound to

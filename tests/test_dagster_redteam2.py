@@ -190,6 +190,7 @@ def define_ours_strict() -> dg.JobDefinition:
     return dg.Definitions(jobs=[flaky_job], resources={"io_manager": io}).get_job_def("flaky_job")
 
 
+@pytest.mark.integration  # a multi-second Dagster scenario (several runs on one instance)
 def test_reexecuting_a_failed_run_the_next_day_loads_the_parent_runs_op_output(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

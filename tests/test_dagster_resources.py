@@ -82,6 +82,7 @@ def test_in_process_executor_shares_between_steps() -> None:
     assert result.output_for_node("get_value") == "from step one"
 
 
+@pytest.mark.integration
 def test_multiprocess_executor_does_not_share(tmp_path: Path) -> None:
     # Each step runs in its own process, so step two sees an empty cache.
     job = dg.reconstructable(multiprocess_sharing_job)
@@ -126,6 +127,7 @@ def test_priority_is_a_literal() -> None:
         OpsGenieResource(api_key="k", priority="P9")
 
 
+@pytest.mark.integration
 def test_create_and_close_through_the_real_sdk(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     with FakeOpsGenie() as og:
@@ -142,6 +144,7 @@ def test_create_and_close_through_the_real_sdk(caplog: pytest.LogCaptureFixture)
     assert TEST_API_KEY not in caplog.text
 
 
+@pytest.mark.integration
 def test_down_opsgenie_never_raises_and_redacts_the_key(caplog: pytest.LogCaptureFixture) -> None:
     with FakeOpsGenie(mode="500") as og:
         res = OpsGenieResource(api_key=TEST_API_KEY, api_url=og.url, timeout=2)
@@ -181,6 +184,7 @@ def failure_context(instance: dg.DagsterInstance, sensor: dg.SensorDefinition,
     ).for_run_failure()
 
 
+@pytest.mark.integration
 def test_failure_sensor_alerts_with_a_per_job_alias() -> None:
     with FakeOpsGenie() as og, dg.instance_for_test() as instance:
         res = OpsGenieResource(api_key=TEST_API_KEY, api_url=og.url, timeout=3)
@@ -199,6 +203,7 @@ def test_failure_sensor_alerts_with_a_per_job_alias() -> None:
         assert body["details"]["run_id"] == ctx.dagster_run.run_id
 
 
+@pytest.mark.integration
 def test_failure_sensor_uses_the_bound_resource() -> None:
     with FakeOpsGenie() as og, dg.instance_for_test() as instance:
         running = dg.DefaultSensorStatus.RUNNING

@@ -86,7 +86,8 @@ def test_schedule_refuses_partitions_without_todays_partition(tmp_path: Path) ->
 @pytest.mark.parametrize("bad", [{"cb_time": "25:00"}, {"timezone": "Nowhere/City"}, {"prefix": "a/b"}])
 def test_bad_arguments_are_named(bad: dict) -> None:
     kwargs = {"prefix": "sales_data", "cb_time": "06:30", "job": refresh_job, "timezone": "UTC", **bad}
-    with pytest.raises(ValueError, match=str(next(iter(bad.values()))).replace("/", ".")):
+    shown = str(next(iter(bad.values()))).replace("/", ".")
+    with pytest.raises(dg.DagsterInvalidDefinitionError, match=shown):
         build_cache_refresh_schedule(**kwargs)
 
 
@@ -200,5 +201,5 @@ def test_schedule_and_sensor_accept_an_asset_selection_target(tmp_path: Path) ->
     with freeze_time(tick + dt.timedelta(minutes=1)):
         data = sensor.evaluate_tick(dg.build_sensor_context(repository_def=repository))
     assert [r.partition_key for r in data.run_requests] == ["2024-05-02"]
-    with pytest.raises(ValueError, match="exactly one of job= or target="):
+    with pytest.raises(dg.DagsterInvalidDefinitionError, match="exactly one of job= or target="):
         build_cache_refresh_schedule(prefix="p", cb_time="06:30")

@@ -1,4 +1,4 @@
-"""Guarantee 4: a full disk or a read-only directory gives a clear OSError naming the path, the
+"""A full disk or a read-only directory gives a clear OSError naming the path, the
 previous file stays intact and no temp file is left behind."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-import cache_utils.storage as storage
+import cache_utils.stores.local as local_store
 from cache_utils import read_cache, save_cache
 
 PREVIOUS = {"previous": list(range(100))}
@@ -59,7 +59,7 @@ def test_enospc_partway_through_the_write(tmp_path, monkeypatch):
     d = str(tmp_path)
     path = _setup(d)
     real_fdopen = os.fdopen
-    monkeypatch.setattr(storage.os, "fdopen", lambda fd, mode: _FillsUp(real_fdopen(fd, mode), 50_000))
+    monkeypatch.setattr(local_store.os, "fdopen", lambda fd, mode: _FillsUp(real_fdopen(fd, mode), 50_000))
     with pytest.raises(OSError) as error:
         save_cache({"big": os.urandom(1 << 20)}, "p", "2024-01-15", d)
     _check_after_failure(d, path, error, errno.ENOSPC)
@@ -72,7 +72,7 @@ def test_enospc_reported_at_fsync(tmp_path, monkeypatch):
     def full(fd: int) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(storage.os, "fsync", full)
+    monkeypatch.setattr(local_store.os, "fsync", full)
     with pytest.raises(OSError) as error:
         save_cache({"new": 1}, "p", "2024-01-15", d)
     _check_after_failure(d, path, error, errno.ENOSPC)
@@ -87,9 +87,9 @@ def test_eacces(tmp_path, monkeypatch, where):
         raise PermissionError(errno.EACCES, "Permission denied")
 
     if where == "mkstemp":
-        monkeypatch.setattr(storage.tempfile, "mkstemp", denied)
+        monkeypatch.setattr(local_store.tempfile, "mkstemp", denied)
     else:
-        monkeypatch.setattr(storage.os, "replace", denied)
+        monkeypatch.setattr(local_store.os, "replace", denied)
     with pytest.raises(PermissionError) as error:
         save_cache({"new": 1}, "p", "2024-01-15", d)
     _check_after_failure(d, path, error, errno.EACCES)

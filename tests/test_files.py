@@ -1,4 +1,4 @@
-"""get_latest_cache_filename, save_cache, read_cache, list_caches, cache_dates and prune (issue 2, 2-3)."""
+"""get_latest_cache_filename, save_cache, read_cache, list_caches, cache_dates and prune."""
 
 from __future__ import annotations
 
@@ -267,10 +267,13 @@ def test_prune_keeps_the_newest(tmp_path: Path) -> None:
     assert prune("p", 2, d) == []
 
 
-@pytest.mark.parametrize("keep", [-1, 1.5, "2", True, None])
-def test_prune_bad_keep_names_it(keep: object, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("keep", "error"), [
+    (-1, ValueError), (0, ValueError), (1.5, TypeError), ("2", TypeError), (True, TypeError),
+    (None, TypeError),
+])
+def test_prune_bad_keep_names_it(keep: object, error: type[Exception], tmp_path: Path) -> None:
     save_cache({}, "p", "2024-01-01", str(tmp_path))
-    with pytest.raises(ValueError, match=repr(keep)):
+    with pytest.raises(error, match=repr(keep)):
         prune("p", keep, str(tmp_path))  # type: ignore[arg-type]
     assert os.listdir(tmp_path) == ["p_20240101.pkl.gz"]
 

@@ -1,4 +1,4 @@
-"""`import cache_utils` stays light: no dagster, pandas, opsgenie_sdk or fsspec until needed (issue 2)."""
+"""`import cache_utils` stays light: no dagster, pandas, opsgenie_sdk or fsspec until needed."""
 
 from __future__ import annotations
 

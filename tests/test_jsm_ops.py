@@ -1,4 +1,4 @@
-"""Jira Service Management Operations next to OpsGenie (issue 14): the real opsgenie-sdk under the
+"""Jira Service Management Operations next to OpsGenie: the real opsgenie-sdk under the
 JSM path prefix, selection by configuration, Dagster, and `cache-utils alert-test`."""
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from .conftest import TEST_API_KEY
 from .opsgenie_fake import FakeOpsGenie
 
 USED_FIXTURES = (alert_server, backend, clean_alert_env)  # pytest finds fixtures by module name
+pytestmark = pytest.mark.integration  # the real opsgenie-sdk over HTTP to the fake OpsGenie / JSM server
 DAILY = dg.DailyPartitionsDefinition(start_date="2024-01-01", end_offset=1)
 
 

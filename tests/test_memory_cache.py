@@ -1,4 +1,4 @@
-"""InMemoryCache: the seed's classmethod API and semantics, plus delete/clear/keys/contains (issue 2, 6)."""
+"""InMemoryCache: the seed's classmethod API and semantics, plus delete/clear/keys/contains."""
 
 from __future__ import annotations
 

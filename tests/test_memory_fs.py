@@ -21,8 +21,7 @@ from cache_utils import (
     read_cache,
     save_cache,
 )
-from cache_utils.remote import FsspecStore
-from cache_utils.storage import get_store
+from cache_utils.stores import FsspecStore, get_store
 
 
 @pytest.fixture
@@ -44,7 +43,7 @@ def test_save_list_latest_read_prune(url: str) -> None:
         fs.pipe_file(f"{url}/{junk}", b"junk")
 
     store = get_store(url)
-    assert isinstance(store, FsspecStore) and not store._object_store  # the generic listing path
+    assert isinstance(store, FsspecStore) and not store.object_store  # the generic listing path
     assert get_latest_cache_filename("foo", url) == f"{url}/foo_20240109.pkl.gz"
     assert get_latest_cache_filename("foo", url, dt.date(2024, 1, 8)) == f"{url}/foo_20240105.pkl.gz"
     assert get_latest_cache_filename("foo", url, "2024-01-01") is None

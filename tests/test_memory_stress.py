@@ -1,4 +1,4 @@
-"""Guarantee 5: InMemoryCache agrees with a model dict under any operation sequence, and under
+"""InMemoryCache agrees with a model dict under any operation sequence, and under
 8 threads of random operations; a large copy never blocks other readers."""
 
 from __future__ import annotations
@@ -14,9 +14,8 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from benchmarks.scenarios import measure_reader_latency, run_memory_stress
 from cache_utils import InMemoryCache
-
-from .workers import measure_reader_latency, run_memory_stress
 
 HEADS = st.sampled_from([("a",), ("b",), ("a", "x")])
 LEAVES = st.sampled_from(["k1", "k2", "k3", 7])
@@ -107,12 +106,14 @@ TestCacheModel = CacheModel.TestCase
 TestCacheModel.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
 
 
+@pytest.mark.integration
 def test_eight_threads_random_operations():
     result = run_memory_stress(threads=8, seconds=2.5)
     assert result["violations"] == []
     assert result["ops"] > 1000 and result["state_keys"] > 50, result
 
 
+@pytest.mark.integration
 def test_reader_not_blocked_while_a_huge_value_is_copied():
     # On a loaded machine the OS may deschedule the copier while it holds the GIL, which stalls
     # the reader whatever the locking; so up to 3 attempts. Copying under the lock (the control

@@ -1,4 +1,4 @@
-"""cache_filename, parse_file_name and prefix/date validation (issue 2, points 1 and 7)."""
+"""cache_filename, parse_file_name and prefix/date validation."""
 
 from __future__ import annotations
 

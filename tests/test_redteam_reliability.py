@@ -1,4 +1,4 @@
-"""Red-team round for issue 9: the rest of each class the fixes missed.
+"""Red-team round on the reliability fixes: the rest of each class of failure the fixes missed.
 
 Each test failed on the code it was written against and names the README promise it broke; all hold now.
 """
@@ -56,8 +56,8 @@ def _clean_memory_cache() -> Iterator[None]:
 def test_prune_keeps_a_broken_pickle_in_valid_gzip_and_deletes_the_only_loadable_file(tmp_path: Path) -> None:
     """README's own corrupt-file list includes "a broken pickle in valid gzip": its CRC verifies, so
     prune(keep=1) keeps it as the newest file that verifies and deletes yesterday's good file;
-    load_cache, which returned yesterday's data before the prune, then has nothing (issue 9 item 7:
-    "Prune must never leave load_cache without the data it would have loaded before the prune")."""
+    load_cache, which returned yesterday's data before the prune, then has nothing. Prune
+    must never leave load_cache without the data it would have loaded before the prune."""
     d = str(tmp_path)
     with freeze_time("2024-01-15 12:00:00"):
         save_cache({"rows": 3}, "p", "2024-01-14", d)
@@ -105,11 +105,12 @@ _TRICKLE_CALLS: dict[str, Callable[[dict[str, Any]], Any]] = {
 }
 
 
+@pytest.mark.integration
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("what", sorted(_TRICKLE_CALLS))
 def test_s3_endpoint_that_trickles_its_answer_is_bounded(what: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """README "Hangs bounded" / issue 9 item 1: "every store call ... must be bounded by the configured
-    timeouts". With read_timeout=1, connect_timeout=1, max_attempts=1 (a 2 s bound), a store (or proxy)
+    """README "Hangs bounded": every store call must be bounded by the configured
+    timeouts. With read_timeout=1, connect_timeout=1, max_attempts=1 (a 2 s bound), a store (or proxy)
     that sends one byte every 0.3 s holds reads, listings and uploads forever: the read timeout is
     per-read, and the upload's deadline is followed by `_abort_uploads`, whose calls trickle too."""
     for k, v in FAKE_ENV.items():
@@ -238,7 +239,7 @@ def _parsed_in(year: int, text: str, monkeypatch: pytest.MonkeyPatch) -> Any:
 def test_two_digit_year_does_not_take_its_century_from_the_clock(
     text: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Issue 9 item 9: "A date that does not name a day is a ValueError that names the value", never
+    """A date that does not name a day is a ValueError that names the value; no part of it is ever
     filled in from today. dateutil fills a two-digit year's century from the current year (a 100-year
     window around it), so the same string names 1960 in a process started in 2010 and 2060 in 2024:
     save_cache writes, and load_cache later misses, a file 100 years away."""
@@ -273,7 +274,7 @@ def test_signed_save_of_a_surrogate_prefix_is_a_clear_error_or_works(tmp_path: P
     """validate_prefix measures prefixes with surrogateescape, so a prefix read from a non-UTF-8 file
     name ('a\\udcff') is accepted and saves fine unsigned; signed, `_mac` encodes the name strictly and
     the save dies with a UnicodeEncodeError that names neither the prefix nor the path (the same
-    class as issue 9's non-UTF-8 signing key)."""
+    class of failure as a signing key that is not valid UTF-8)."""
     prefix = "a\udcff"
     try:
         path = save_cache(1, prefix, "2024-01-15", str(tmp_path), signing_key="k")

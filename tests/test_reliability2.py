@@ -1,4 +1,4 @@
-"""Reliability round 2 (issue 9): hangs, crashes, collisions and leaks found by trying to break it.
+"""Reliability, second round: hangs, crashes, collisions and leaks found by trying to break it.
 Each test failed before its fix."""
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "cache_utils"]
 
 
-# --- 2. only regular files are read: a FIFO or a device named like today's file never hangs ---------
+# --- only regular files are read: a FIFO or a device named like today's file never hangs ---------
 
 
 @pytest.fixture
@@ -67,7 +67,7 @@ def test_a_symlink_to_a_device_is_refused(tmp_path: Path) -> None:
         assert hit is None if key else hit.data == "yesterday"  # unsigned yesterday is refused when keyed
 
 
-# --- 4. entries whose is_file() raises (a symlink loop) are skipped like other unusable entries -----
+# --- entries whose is_file() raises (a symlink loop) are skipped like other unusable entries -----
 
 
 @pytest.fixture
@@ -91,7 +91,7 @@ def test_a_symlink_loop_named_like_a_cache_file_is_skipped(loop_today: Path) -> 
     assert hit.data == "yesterday" and [s.reason for s in skipped] == ["is a symlink loop"]
 
 
-# --- 5. signed mode: malformed headers are corrupt files; verification streams in bounded memory ----
+# --- signed mode: malformed headers are corrupt files; verification streams in bounded memory ----
 
 
 def crafted_header() -> bytes:
@@ -127,6 +127,7 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
 """
 
 
+@pytest.mark.integration
 @pytest.mark.timeout(120)
 def test_signed_verification_streams_a_huge_file_in_bounded_memory(tmp_path: Path) -> None:
     save_cache("x", "big", "2024-01-15", str(tmp_path), signing_key="k")
@@ -242,7 +243,7 @@ def test_string_object_columns_keep_the_cheap_copy() -> None:
     assert InMemoryCache.get("rel2-cheap", "f").loc[0, "s"] == "a"
 
 
-# --- 7. prune never takes from load_cache what it would have loaded ----------------------------------
+# --- prune never takes from load_cache what it would have loaded ----------------------------------
 
 
 def test_prune_neither_counts_nor_deletes_future_files(tmp_path: Path) -> None:
@@ -287,7 +288,7 @@ def test_prune_keep_must_leave_at_least_one(tmp_path: Path) -> None:
     assert os.listdir(tmp_path) == ["p_20240101.pkl.gz"]
 
 
-# --- 9. a date must name a day: no part is taken from today --------------------------------------
+# --- a date must name a day: no part is taken from today --------------------------------------
 
 
 @pytest.mark.parametrize("text", ["2024-01", "2024", "15", "Jan", "09:00", "15 Jan", "January 2024"])
@@ -367,17 +368,20 @@ def test_a_signed_file_copied_to_another_directory_under_its_name_is_accepted(tm
 # --- the figures' measurements (benchmarks/reliability_figures.py prints them) ----------------------
 
 
+@pytest.mark.integration
 @pytest.mark.timeout(120)
 def test_measured_hangs_are_bounded(tmp_path: Path) -> None:
-    from .workers import measure_hangs
+    from benchmarks.scenarios import measure_hangs
 
     rows = measure_hangs(str(tmp_path), with_moto=False)
     assert len(rows) == 5 and all(r["ok"] for r in rows), rows
 
 
+@pytest.mark.integration
 def test_measured_bad_alert_settings_are_survived(tmp_path: Path) -> None:
+    from benchmarks.scenarios import BAD_TIMEOUTS, measure_bad_alert_settings
+
     from .opsgenie_fake import FakeOpsGenie
-    from .workers import BAD_TIMEOUTS, measure_bad_alert_settings
 
     with FakeOpsGenie() as server:
         rows = measure_bad_alert_settings(str(tmp_path), server.url, "og-key")
@@ -385,9 +389,11 @@ def test_measured_bad_alert_settings_are_survived(tmp_path: Path) -> None:
     assert all(r["ok"] for r in rows), rows
 
 
+@pytest.mark.integration
 def test_measured_secret_forms_never_reach_the_logs(tmp_path: Path) -> None:
+    from benchmarks.scenarios import measure_secret_forms
+
     from .opsgenie_fake import FakeOpsGenie
-    from .workers import measure_secret_forms
 
     with FakeOpsGenie("500") as server:
         result = measure_secret_forms(str(tmp_path), server.url)

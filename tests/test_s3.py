@@ -1,4 +1,4 @@
-"""Caches on S3 through fsspec/s3fs, against a real S3 API server (moto on 127.0.0.1) (issue 4)."""
+"""Caches on S3 through fsspec/s3fs, against a real S3 API server (moto on 127.0.0.1)."""
 
 from __future__ import annotations
 
@@ -32,12 +32,13 @@ from cache_utils import (
     read_cache,
     save_cache,
 )
-from cache_utils.remote import DEFAULT_S3_CONFIG, FsspecStore, effective_options
-from cache_utils.storage import LocalStore, get_store
+from cache_utils.stores import FsspecStore, LocalStore, get_store
+from cache_utils.stores.fsspec import DEFAULT_S3_CONFIG, effective_options
 
 from .s3_server import MotoS3, refused_endpoint, silent_endpoint, stalling_proxy
 
 pytest_plugins = ["tests.s3_fixtures"]  # the moto_s3 / s3 / bucket fixtures
+pytestmark = pytest.mark.integration  # a moto S3 server, stalling and silent endpoints
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -484,7 +485,7 @@ def test_store_hanging_mid_read_is_an_error_not_corruption(
         assert isinstance(error, TimeoutError), repr(error)
 
 
-# --- uploads are bounded too (issue 9, item 1) -----------------------------------------------------
+# --- uploads are bounded too: a stalled upload ends within the configured timeouts ------------------
 
 
 @pytest.mark.parametrize("size", [100, 20 * 2**20], ids=["single-put", "multipart"])

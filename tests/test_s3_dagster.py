@@ -1,5 +1,5 @@
 """Dagster's multiprocess executor (each step its own process) writing caches to a local directory and
-to S3 (moto on 127.0.0.1): the downstream step reads what the upstream step wrote (issue 4)."""
+to S3 (moto on 127.0.0.1): the downstream step reads what the upstream step wrote."""
 
 import json
 import os
@@ -15,6 +15,7 @@ from dagster_cache import DatedCacheIOManager, InMemoryCacheResource
 from .s3_server import MotoS3
 
 pytest_plugins = ["tests.s3_fixtures"]  # the moto_s3 / s3 / bucket fixtures
+pytestmark = pytest.mark.integration  # moto S3 and a step subprocess per op
 
 LOCAL_ENV = "CACHE_UTILS_TEST_LOCAL_DIRECTORY"
 S3_ENV = "CACHE_UTILS_TEST_S3_DIRECTORY"

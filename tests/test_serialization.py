@@ -11,16 +11,16 @@ import threading
 import pytest
 
 from cache_utils import CorruptCacheError, GzipPickleSerializer, read_cache, save_cache
-from cache_utils import serialization as ser
+from cache_utils.serialization import THREADED_READ_MIN, WRITE_BATCH
 
 
 def big_value() -> dict:
     """Several write batches of both kinds: big zero-copy buffers and many small pickle frames."""
     rng = bytes(range(256))
     return {
-        "noise": os.urandom(3 * ser._WRITE_BATCH),  # incompressible: the file stays large
+        "noise": os.urandom(3 * WRITE_BATCH),  # incompressible: the file stays large
         "words": [f"w{i}-{rng[i % 256]}" for i in range(400_000)],  # many small frames
-        "tail": os.urandom(ser._WRITE_BATCH // 3),
+        "tail": os.urandom(WRITE_BATCH // 3),
     }
 
 
@@ -41,7 +41,7 @@ def load(data: bytes, key: bytes | None = None) -> object:
 
 def test_large_round_trip_is_standard_gzip(value: dict) -> None:
     data = dump(value)
-    assert len(data) > 4 * ser._BATCH  # large enough for the inflating helper thread
+    assert len(data) > THREADED_READ_MIN  # large enough for the inflating helper thread
     assert load(data) == value
     assert pickle.loads(gzip.decompress(data)) == value  # any gzip reader agrees
 
@@ -103,12 +103,13 @@ def test_large_files_of_older_protocols_load(tmp_path, protocol: int) -> None:
     """Protocols 0-3 read opcodes line by line (readline), newer ones in frames (read/readinto)."""
     import datetime as dt
 
-    value = {"blob": os.urandom(5 * ser._BATCH), "when": [dt.date(2024, 1, d) for d in range(1, 29)],
+    value = {"blob": os.urandom(THREADED_READ_MIN + (1 << 20)),
+             "when": [dt.date(2024, 1, d) for d in range(1, 29)],
              "text": "line\nbreaks\n" * 1000}
     path = tmp_path / "old_20240101.pkl.gz"
     with gzip.open(path, "wb", compresslevel=1) as f:
         pickle.dump(value, f, protocol=protocol)
-    assert path.stat().st_size > 4 * ser._BATCH  # the threaded reader is used
+    assert path.stat().st_size > THREADED_READ_MIN  # the threaded reader is used
     assert read_cache("old", "2024-01-01", tmp_path) == value
 
 

@@ -1,4 +1,4 @@
-"""Guarantee 7: signed caches are verified before unpickling; unsigned, tampered or renamed files
+"""Signed caches are verified before unpickling; unsigned, tampered or renamed files
 are refused; files are owner-only; prefixes and dates never escape the cache directory."""
 
 from __future__ import annotations
@@ -25,11 +25,17 @@ from cache_utils import (
     save_cache,
 )
 from cache_utils.cli import main as cli_main
-from cache_utils.serialization import _SIGNED_HEADER_LEN
 
 KEY = "signing-key-for-tests-7f3a"
 GOOD = {"good": [1, 2, 3]}
 TODAY = "prices_20240115.pkl.gz"
+
+
+def _signed_header_length(data: bytes) -> int:
+    """Length of a signed file's gzip header (RFC 1952): 10 fixed bytes, then the FEXTRA field
+    (2-byte little-endian XLEN and XLEN bytes) that holds the signature, and no other field."""
+    assert data[:3] == b"\x1f\x8b\x08" and data[3] == 4  # gzip, deflate, FLG = FEXTRA only
+    return 12 + int.from_bytes(data[10:12], "little")
 
 
 class Planted:
@@ -93,7 +99,8 @@ def test_body_altered_after_signing_refused(tmp_path, marker, opsgenie, monkeypa
     save_cache(GOOD, "prices", "2024-01-14", d)
     path = save_cache({"harmless": True}, "prices", "2024-01-15", d)
     with open(path, "rb") as f:
-        signed_header = f.read()[:_SIGNED_HEADER_LEN]
+        signed = f.read()
+    signed_header = signed[:_signed_header_length(signed)]
     evil_body = _unsigned_payload(marker)[10:]  # deflate stream + trailer after a plain header
     _plant(d, TODAY, signed_header + evil_body)
     with gzip.open(path, "rb") as f:  # the tampered file is still valid gzip holding the payload

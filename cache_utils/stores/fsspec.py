@@ -14,14 +14,19 @@ import tempfile
 from collections.abc import Callable, Iterator
 from typing import IO, Any, NoReturn
 
-import fsspec
+import fsspec  # the package: absolute imports never resolve to this module
 import fsspec.asyn
 import fsspec.core
+from fsspec.implementations.cached import CachingFileSystem
+from fsspec.implementations.memory import MemoryFileSystem
 
-from .naming import join
-from .storage import Entry, _candidate_stamps
+from ..naming import join, matching_stamps
+from .base import Entry
 
 S3_PROTOCOLS = frozenset({"s3", "s3a"})
+# Flat object stores (s3fs, gcsfs, adlfs' blob store): no directories, a missing "directory" is
+# just an empty listing, and listings take a key prefix.
+OBJECT_STORE_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "abfs", "abfss", "az"})
 # botocore settings: every request fails within about
 # max_attempts * (connect_timeout or read_timeout) + backoff, instead of hanging.
 DEFAULT_S3_CONFIG: dict[str, Any] = {
@@ -122,6 +127,19 @@ def _mtime(info: dict[str, Any]) -> float:
     return 0.0
 
 
+def _protocols(fs: fsspec.AbstractFileSystem) -> frozenset[str]:
+    """The protocols a file system answers to (`fs.protocol` is a str or a tuple of them)."""
+    protocol = fs.protocol
+    return frozenset([protocol] if isinstance(protocol, str) else protocol)
+
+
+def _is_object_store(fs: fsspec.AbstractFileSystem) -> bool:
+    """Whether `fs` (or the file system a caching layer such as simplecache:: wraps) is an object store."""
+    if isinstance(fs, CachingFileSystem):  # hands listings, info and writes to the wrapped one
+        fs = fs.fs
+    return not _protocols(fs).isdisjoint(OBJECT_STORE_PROTOCOLS)
+
+
 def _accepts(method: Callable[..., Any], name: str) -> bool:
     try:
         return name in inspect.signature(method).parameters
@@ -143,18 +161,29 @@ class FsspecStore:
         self.options = effective_options(protocol, storage_options)
         with _store_errors(url, "cannot open the store"):
             self.fs, root = fsspec.core.url_to_fs(url, **self.options)
-        if hasattr(self.fs, "retries") and protocol in S3_PROTOCOLS:
-            self.fs.retries = S3FS_RETRIES
         self.root = root.rstrip("/") or root
-        self._object_store = hasattr(self.fs, "split_path")  # s3fs, gcsfs, adlfs
+        # The S3 pieces below (deadlines, ranged reads, upload options) go with the options that
+        # effective_options filled in for s3:// and s3a:// URLs only.
         self._s3 = protocol in S3_PROTOCOLS
+        if self._s3:
+            from s3fs import S3FileSystem  # already imported by url_to_fs for an s3:// URL
+
+            if isinstance(self.fs, S3FileSystem):
+                self.fs.retries = S3FS_RETRIES
+        self._object_store = _is_object_store(self.fs)
+        self._prefix_listing = self._object_store and _accepts(self.fs.find, "prefix")
         # fsspec's sync wrappers take `timeout=`: a whole call (every page of a listing, every
         # retry) then has a deadline, even against a store that trickles its answer byte by byte.
         self._deadline: dict[str, float] = {"timeout": self._request_bound()} if self._s3 else {}
-        self._in_memory = type(self.fs).__name__ == "MemoryFileSystem"
+        self._in_memory = isinstance(self.fs, MemoryFileSystem)
 
     def __repr__(self) -> str:
         return f"FsspecStore({self.directory!r})"
+
+    @property
+    def object_store(self) -> bool:
+        """Whether the file system is a flat object store (S3, GCS, Azure Blob), not a directory tree."""
+        return self._object_store
 
     def path(self, name: str) -> str:
         return join(self.directory, name)
@@ -175,8 +204,7 @@ class FsspecStore:
         """Files directly in the directory whose names start with `prefix`, by a server-side prefix
         listing where the file system has one (s3fs, gcsfs), else by listing the directory."""
         self.fs.invalidate_cache(self.root)
-        finder = getattr(self.fs, "_find", None) or self.fs.find
-        if not (self._object_store and _accepts(finder, "prefix")):
+        if not self._prefix_listing:
             return [e for e in self._ls() if e.name.startswith(prefix)]
         found = self.fs.find(self.root, maxdepth=1, prefix=prefix, detail=True, **self._deadline)
         return [Entry(name, int(info.get("size") or 0), _mtime(info)) for full, info in found.items()
@@ -220,7 +248,7 @@ class FsspecStore:
     def stamps(self, prefix: str, on_or_before: str | None = None) -> list[str]:
         """Stamps of objects named exactly `<prefix>_<YYYYMMDD>.pkl.gz`, newest first."""
         names = (e.name for e in self.prefix_entries(prefix + "_"))
-        return _candidate_stamps(names, prefix, on_or_before)
+        return matching_stamps(names, prefix, on_or_before)
 
     def entries(self) -> Iterator[Entry]:
         with _store_errors(self.directory, "cannot list caches"):
@@ -269,17 +297,16 @@ class FsspecStore:
                 os.unlink(spool)
 
     def _upload(self, local: str, remote: str) -> None:
-        kwargs: dict[str, Any] = {}
-        put = getattr(self.fs, "_put_file", None) or self.fs.put_file
-        if _accepts(put, "chunksize"):
-            kwargs["chunksize"] = UPLOAD_CHUNKSIZE
-        if _accepts(put, "max_concurrency"):
-            kwargs["max_concurrency"] = UPLOAD_CONCURRENCY
         if not self._object_store:
             self.fs.makedirs(posixpath.dirname(remote) or "/", exist_ok=True)
         if not self._s3:
-            self.fs.put_file(local, remote, **kwargs)
+            self.fs.put_file(local, remote)
             return
+        kwargs: dict[str, Any] = {}
+        if _accepts(self.fs.put_file, "chunksize"):  # unknown keywords would reach botocore
+            kwargs["chunksize"] = UPLOAD_CHUNKSIZE
+        if _accepts(self.fs.put_file, "max_concurrency"):
+            kwargs["max_concurrency"] = UPLOAD_CONCURRENCY
         _bound_s3_uploads(self.fs)
         # aiohttp has no write timeout: a peer that stops reading mid-body stalls the upload with
         # no request timeout armed. So the whole upload gets a deadline from the configured
@@ -290,7 +317,9 @@ class FsspecStore:
                              deadline)
         except TimeoutError as e:
             self._abort_uploads(remote)  # s3fs aborts on errors, not on cancellation
-            raise TimeoutError(errno.ETIMEDOUT, f"the upload did not finish within {deadline:.0f} s") from e
+            raise TimeoutError(
+                errno.ETIMEDOUT, f"the upload did not finish within {deadline:.0f} s", remote
+            ) from e
 
     def _request_bound(self) -> float:
         """Seconds one request may take at most, all attempts included (botocore's settings)."""

@@ -3,7 +3,7 @@
 The reliability tests call `run_kill_points`, `run_concurrency`, `run_memory_stress` and
 `measure_alert_bound` with short settings and assert on what they return;
 `benchmarks/reliability_figures.py` calls the same functions with longer settings and prints
-the figures. Children run this file as a script: `python tests/workers.py MODE ...`.
+the figures. Children run this file as a script: `python benchmarks/scenarios.py MODE ...`.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from cache_utils import (
     read_cache,
     save_cache,
 )
-from cache_utils.storage import get_store
+from cache_utils.stores import get_store
 
 WORKERS = os.path.abspath(__file__)
 DAY = "2024-01-15"
@@ -83,7 +83,7 @@ def _env() -> dict[str, str]:
 
 
 def spawn(*args: str) -> subprocess.Popen[str]:
-    """Start `python tests/workers.py *args` with piped stdout."""
+    """Start `python benchmarks/scenarios.py *args` with piped stdout."""
     return subprocess.Popen(
         [sys.executable, WORKERS, *args], stdout=subprocess.PIPE, text=True, env=_env()
     )
@@ -150,7 +150,7 @@ def child_pickle_vanishing_class(directory: str, prefix: str, module_dir: str) -
     print("saved", flush=True)
 
 
-# --- 1. kill points ---------------------------------------------------------------------------
+# --- kill points ------------------------------------------------------------------------------
 
 
 def run_kill_points(
@@ -253,7 +253,7 @@ def age_temp_files(directory: str, prefix: str | None = None, seconds: float = 7
     return len(entries)
 
 
-# --- 3. bit rot --------------------------------------------------------------------------------
+# --- bit rot -----------------------------------------------------------------------------------
 
 
 def run_bit_rot(
@@ -298,7 +298,7 @@ def run_bit_rot(
     return counts
 
 
-# --- 2. concurrent writers and readers -------------------------------------------------------
+# --- concurrent writers and readers ----------------------------------------------------------
 
 
 def run_concurrency(
@@ -332,7 +332,7 @@ def run_concurrency(
     }
 
 
-# --- 5. InMemoryCache threaded stress --------------------------------------------------------
+# --- InMemoryCache threaded stress -----------------------------------------------------------
 
 
 def run_memory_stress(threads: int = 8, seconds: float = 2.5, seed: int = 7) -> dict[str, Any]:
@@ -508,7 +508,7 @@ def measure_reader_latency(items: int = 200_000, hold_lock: bool = False) -> dic
     return {"copy_seconds": copy_time[0], "reader_max_seconds": worst, "reader_gets": gets}
 
 
-# --- 6. alert failures -----------------------------------------------------------------------
+# --- alert failures --------------------------------------------------------------------------
 
 
 class _Counter(logging.Handler):
@@ -549,7 +549,7 @@ def measure_alert_bound(
             "data_ok": data == good, "messages": messages, "alerter": repr(alerter)}
 
 
-# --- 9. bad inputs ---------------------------------------------------------------------------
+# --- bad inputs ------------------------------------------------------------------------------
 
 
 def bad_input_cases(directory: str) -> list[tuple[str, str, Callable[[], Any], type[BaseException], str]]:
@@ -609,8 +609,8 @@ def bad_input_cases(directory: str) -> list[tuple[str, str, Callable[[], Any], t
          lambda: cache_filename("p", "../x", True, d), ValueError, "'../x'"),
         ("cb_time", "load_cache('p', '25:00')", lambda: load_cache("p", "25:00", d), ValueError, "'25:00'"),
         ("cb_time", "load_cache('p', '9am')", lambda: load_cache("p", "9am", d), ValueError, "'9am'"),
-        ("cb_time", "load_cache('p', 900)", lambda: load_cache("p", 900, d), ValueError, "900"),
-        ("cb_time", "load_cache('p', None)", lambda: load_cache("p", None, d), ValueError, "None"),
+        ("cb_time", "load_cache('p', 900)", lambda: load_cache("p", 900, d), TypeError, "900"),
+        ("cb_time", "load_cache('p', None)", lambda: load_cache("p", None, d), TypeError, "None"),
         ("retry_interval", "load_cache('p', '09:00', retry_interval=-5)",
          lambda: load_cache("p", "09:00", d, retry_interval=-5), ValueError, "-5"),
         ("retry_interval", "load_cache('p', '09:00', retry_interval='15m')",
@@ -625,12 +625,12 @@ def bad_input_cases(directory: str) -> list[tuple[str, str, Callable[[], Any], t
         ("directory", "load_cache('p', '09:00', 'da\\x00ta')", lambda: load_cache("p", "09:00", "da\0ta"),
          ValueError, "'da\\x00ta'"),
         ("keep", "prune('p', -1)", lambda: prune("p", -1, d), ValueError, "-1"),
-        ("keep", "prune('p', '3')", lambda: prune("p", "3", d), ValueError, "'3'"),
-        ("keep", "prune('p', True)", lambda: prune("p", True, d), ValueError, "True"),
+        ("keep", "prune('p', '3')", lambda: prune("p", "3", d), TypeError, "'3'"),
+        ("keep", "prune('p', True)", lambda: prune("p", True, d), TypeError, "True"),
         ("level", "save_cache(1, 'p', level=9)", lambda: save_cache(1, "p", DAY, d, level=9),
          ValueError, "9"),
         ("level", "GzipPickleSerializer(level='fast')", lambda: GzipPickleSerializer(level="fast"),
-         ValueError, "'fast'"),
+         TypeError, "'fast'"),
         ("signing key", "save_cache(1, 'p', signing_key=123)",
          lambda: save_cache(1, "p", DAY, d, signing_key=123), TypeError, "int"),
         ("key", "InMemoryCache.get(())", lambda: C.get(()), ValueError, "empty"),
@@ -639,7 +639,7 @@ def bad_input_cases(directory: str) -> list[tuple[str, str, Callable[[], Any], t
         ("config", "configure_alerts(api_key='k', timeout=0)",
          lambda: configure_alerts(api_key="k", timeout=0), ValueError, "0"),
         ("config", "configure_alerts(api_key='k', timeout='5')",
-         lambda: configure_alerts(api_key="k", timeout="5"), ValueError, "'5'"),
+         lambda: configure_alerts(api_key="k", timeout="5"), TypeError, "'5'"),
         ("config", "OpsGenieAlerter('')", lambda: OpsGenieAlerter(""), ValueError, "api_key"),
         ("config", "OpsGenieAlerter('k', priority='P9')", lambda: OpsGenieAlerter("k", priority="P9"),
          ValueError, "'P9'"),
@@ -683,12 +683,7 @@ def _main(argv: list[str]) -> None:
         raise SystemExit(f"unknown mode {mode!r}")
 
 
-if __name__ == "__main__":
-    _main(sys.argv[1:])
-
-
-
-# --- 10. reliability round 2: hangs bounded, bad settings survived, secrets in every form ----------
+# --- hangs bounded, bad settings survived, secrets in every form -------------------------------
 
 
 def _timed_call(fn: Callable[[], Any]) -> tuple[float, str]:
@@ -832,3 +827,7 @@ def measure_secret_forms(directory: str, api_url: str) -> dict[str, Any]:
         cache_utils.configure_alerts(None)
     leaks = [text for text in seen if any(form in text for form in forms)]
     return {"records": len(seen), "forms": len(forms), "leaks": len(leaks), "data_ok": data == "yesterday"}
+
+
+if __name__ == "__main__":
+    _main(sys.argv[1:])
