@@ -20,6 +20,7 @@ import platform
 import tempfile
 from pathlib import Path
 
+from benchmarks.opsgenie_fake import TEST_API_KEY, FakeOpsGenie, refused_url
 from benchmarks.scenarios import (
     measure_alert_bound,
     measure_bad_alert_settings,
@@ -32,8 +33,6 @@ from benchmarks.scenarios import (
     run_kill_points,
     run_memory_stress,
 )
-from tests.conftest import TEST_API_KEY
-from tests.opsgenie_fake import FakeOpsGenie, refused_url
 
 ROOT = Path(__file__).resolve().parent.parent
 

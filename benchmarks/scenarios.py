@@ -698,7 +698,7 @@ def _timed_call(fn: Callable[[], Any]) -> tuple[float, str]:
 def measure_hangs(directory: str, with_moto: bool = True) -> list[dict[str, Any]]:
     """Things that used to hang: a FIFO or a device named like today's file, and an S3 store that
     accepts connections and never answers, or stops reading mid-upload. Each row: how long, what."""
-    from tests.s3_server import FAKE_ENV, silent_endpoint, stalling_proxy, start_moto
+    from .s3_server import FAKE_ENV, silent_endpoint, stalling_proxy, start_moto
 
     rows = []
     fifo_dir = os.path.join(directory, "fifo")

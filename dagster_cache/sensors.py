@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, get_args
 
 import dagster as dg
 from dagster import (
@@ -118,6 +118,11 @@ def make_opsgenie_on_run_failure_sensor(
     Pass `opsgenie=` (an OpsGenieResource), or leave it out and bind one in Definitions under
     the resource key "opsgenie".
     """
+    if priority is not None and priority not in get_args(AlertPriority):
+        raise dg.DagsterInvalidDefinitionError(
+            f"make_opsgenie_on_run_failure_sensor: priority must be one of {get_args(AlertPriority)}, "
+            f"got {priority!r}"
+        )
     decorate = dg.run_failure_sensor(
         name=name or "opsgenie_on_run_failure",
         monitored_jobs=monitored_jobs,

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 import cache_utils
+from benchmarks.opsgenie_fake import FakeOpsGenie
 from cache_utils import JsmOpsAlerter, OpsGenieAlerter
 from cache_utils.alerts import (
     API_KEY_ENV,
@@ -27,7 +28,6 @@ from cache_utils.alerts import (
 )
 
 from .conftest import TEST_API_KEY
-from .opsgenie_fake import FakeOpsGenie
 
 JSM_PREFIX = "/jsm/ops/integration"  # https://api.atlassian.com/jsm/ops/integration
 

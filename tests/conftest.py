@@ -8,12 +8,9 @@ from collections.abc import Iterator
 import pytest
 
 import cache_utils
+from benchmarks.opsgenie_fake import TEST_API_KEY, FakeOpsGenie
 from cache_utils import InMemoryCache
 from cache_utils.alerts import API_KEY_ENV, API_URL_ENV
-
-from .opsgenie_fake import FakeOpsGenie
-
-TEST_API_KEY = "og-test-key-0123456789abcdef"
 
 
 @pytest.fixture(autouse=True)

@@ -12,12 +12,12 @@ import pytest
 from freezegun import freeze_time
 
 import cache_utils
+from benchmarks.opsgenie_fake import FakeOpsGenie, refused_url
 from benchmarks.scenarios import clock, measure_alert_bound
 from cache_utils import Alert, load_cache, save_cache, send_alert
 
 from .alert_backends import alert_server, backend, clean_alert_env
 from .conftest import TEST_API_KEY
-from .opsgenie_fake import FakeOpsGenie, refused_url
 
 USED_FIXTURES = (alert_server, backend, clean_alert_env)  # pytest finds fixtures by module name
 # Every test talks to a refusing, failing or silent HTTP server and waits out alert timeouts.

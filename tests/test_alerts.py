@@ -18,6 +18,7 @@ import pytest
 from freezegun import freeze_time
 
 import cache_utils
+from benchmarks.opsgenie_fake import FakeOpsGenie, refused_url
 from cache_utils import (
     Alert,
     Alerter,
@@ -35,7 +36,6 @@ from cache_utils import (
 
 from .alert_backends import BackendCase, alert_server, backend, clean_alert_env
 from .conftest import TEST_API_KEY
-from .opsgenie_fake import FakeOpsGenie, refused_url
 
 USED_FIXTURES = (alert_server, backend, clean_alert_env)  # pytest finds fixtures by module name
 pytestmark = pytest.mark.integration  # the real opsgenie-sdk and webhooks over HTTP to local servers

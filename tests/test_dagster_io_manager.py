@@ -11,12 +11,12 @@ import pytest
 from freezegun import freeze_time
 
 import cache_utils
+from benchmarks.opsgenie_fake import FakeOpsGenie
 from cache_utils import CacheNotFoundError, load_cache, read_cache, save_cache
 from dagster_cache import CachePartitionError, DatedCacheIOManager, OpsGenieResource
 from dagster_cache.dates import SCHEDULED_EXECUTION_TIME_TAG
 
 from .conftest import TEST_API_KEY
-from .opsgenie_fake import FakeOpsGenie
 
 DAILY = dg.DailyPartitionsDefinition(start_date="2024-01-01", end_offset=1)
 

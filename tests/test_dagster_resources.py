@@ -8,6 +8,7 @@ import dagster as dg
 import pytest
 from dagster._core.remote_representation.external_data import RepositorySnap
 
+from benchmarks.opsgenie_fake import FakeOpsGenie
 from cache_utils import InMemoryCache
 from dagster_cache import (
     DatedCacheIOManager,
@@ -17,7 +18,6 @@ from dagster_cache import (
 )
 
 from .conftest import TEST_API_KEY
-from .opsgenie_fake import FakeOpsGenie
 
 # --- InMemoryCacheResource ---------------------------------------------------------------------
 
@@ -221,3 +221,8 @@ def test_every_config_field_has_a_description(cls: type) -> None:
     assert missing == []
     schema = cls.to_config_schema().as_field().config_type  # what the Dagster UI renders
     assert all(f.description for f in schema.fields.values())
+
+
+def test_failure_sensor_refuses_a_bad_priority_when_defined() -> None:
+    with pytest.raises(dg.DagsterInvalidDefinitionError, match="'P9'"):
+        make_opsgenie_on_run_failure_sensor(priority="P9")  # type: ignore[arg-type]

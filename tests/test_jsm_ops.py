@@ -17,6 +17,7 @@ import pytest
 from freezegun import freeze_time
 
 import cache_utils
+from benchmarks.opsgenie_fake import FakeOpsGenie
 from cache_utils import (
     Alert,
     CacheNotFoundError,
@@ -34,7 +35,6 @@ from dagster_cache import DatedCacheIOManager, OpsGenieResource, make_opsgenie_o
 
 from .alert_backends import JSM, JSM_PREFIX, OPSGENIE, BackendCase, alert_server, backend, clean_alert_env
 from .conftest import TEST_API_KEY
-from .opsgenie_fake import FakeOpsGenie
 
 USED_FIXTURES = (alert_server, backend, clean_alert_env)  # pytest finds fixtures by module name
 pytestmark = pytest.mark.integration  # the real opsgenie-sdk over HTTP to the fake OpsGenie / JSM server

@@ -379,9 +379,8 @@ def test_measured_hangs_are_bounded(tmp_path: Path) -> None:
 
 @pytest.mark.integration
 def test_measured_bad_alert_settings_are_survived(tmp_path: Path) -> None:
+    from benchmarks.opsgenie_fake import FakeOpsGenie
     from benchmarks.scenarios import BAD_TIMEOUTS, measure_bad_alert_settings
-
-    from .opsgenie_fake import FakeOpsGenie
 
     with FakeOpsGenie() as server:
         rows = measure_bad_alert_settings(str(tmp_path), server.url, "og-key")
@@ -391,9 +390,8 @@ def test_measured_bad_alert_settings_are_survived(tmp_path: Path) -> None:
 
 @pytest.mark.integration
 def test_measured_secret_forms_never_reach_the_logs(tmp_path: Path) -> None:
+    from benchmarks.opsgenie_fake import FakeOpsGenie
     from benchmarks.scenarios import measure_secret_forms
-
-    from .opsgenie_fake import FakeOpsGenie
 
     with FakeOpsGenie("500") as server:
         result = measure_secret_forms(str(tmp_path), server.url)

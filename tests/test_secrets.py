@@ -13,6 +13,7 @@ import pytest
 from freezegun import freeze_time
 
 import cache_utils
+from benchmarks.opsgenie_fake import FakeOpsGenie, refused_url
 from cache_utils import (
     Alert,
     Alerter,
@@ -30,7 +31,6 @@ from cache_utils import (
 from cache_utils.alerts import redact
 
 from .alert_backends import BackendCase, backend, clean_alert_env
-from .opsgenie_fake import FakeOpsGenie, refused_url
 
 USED_FIXTURES = (backend, clean_alert_env)  # pytest finds fixtures by module name
 

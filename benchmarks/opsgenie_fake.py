@@ -23,6 +23,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
+TEST_API_KEY = "og-test-key-0123456789abcdef"  # what the tests and benchmarks configure
+
 
 @dataclass
 class Recorded:
@@ -71,7 +73,9 @@ class FakeOpsGenie:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}{prefix}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # shutdown() waits for serve_forever's next poll: 0.5 s by default, per server started.
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True)
 
     def _answer(self, handler: BaseHTTPRequestHandler, rec: Recorded) -> None:
         if not self._api_path(rec.path):
