@@ -30,11 +30,13 @@ from .files import (
     CacheFile,
     cache_dates,
     cache_exists,
+    cache_fingerprint,
     get_latest_cache_filename,
     list_caches,
     prune,
     read_cache,
     save_cache,
+    verify_cache,
     write_cache,
 )
 from .loading import CacheHit, RefreshCheck, Skipped, check_refresh, load_cache, load_latest_cache
@@ -83,6 +85,7 @@ __all__ = [
     "cache_alert",
     "cache_dates",
     "cache_exists",
+    "cache_fingerprint",
     "cache_filename",
     "check_refresh",
     "configure_alerts",
@@ -108,5 +111,6 @@ __all__ = [
     "send_test_alert",
     "service_name",
     "validate_prefix",
+    "verify_cache",
     "write_cache",
 ]

@@ -7,8 +7,8 @@ import errno
 import logging
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import IO, Any
 
 from .errors import CorruptCacheError
 from .naming import DateLike, date_stamp, file_name, parse_file_name, to_date, validate_prefix
@@ -56,18 +56,19 @@ def write_cache(
     file_mode: int | None = None,
     storage_options: StorageOptions | None = None,
 ) -> CacheFile:
-    """`save_cache`, returning the `CacheFile` written (its path, date and size in bytes)."""
+    """`save_cache`, returning the `CacheFile` written (its path, date, size in bytes and content
+    fingerprint)."""
     validate_prefix(prefix)
     day = to_date(the_date)
     serializer = serializer_for(signing_key, level)
     store = get_store(directory, storage_options, file_mode=file_mode)
     name = file_name(prefix, date_stamp(day))
     path = store.path(name)
-    sizes: list[int] = []
+    written: list[tuple[int, str]] = []
 
     def write(f: Any) -> None:
-        serializer.dump(data, f, name)
-        sizes.append(f.tell())  # dump leaves the position at the end of what it wrote
+        fingerprint = serializer.dump(data, f, name)
+        written.append((f.tell(), fingerprint))  # dump leaves the position at the end of what it wrote
 
     try:
         store.write_atomic(name, write)
@@ -77,7 +78,8 @@ def write_cache(
         sweep_temp_files(store, prefix)
     except OSError as e:  # housekeeping must not fail a save that succeeded
         log.debug("could not sweep temp files in %s: %s", directory, e)
-    return CacheFile(prefix, day, path, sizes[0])
+    size, fingerprint = written[-1]
+    return CacheFile(prefix, day, path, size, fingerprint)
 
 
 def cache_exists(
@@ -139,8 +141,16 @@ def read_cache(
 def read_file(store: Store, name: str, serializer: GzipPickleSerializer) -> Any:
     """Open and verify one file of a store. A directory in its place counts as corrupt."""
     path = store.path(name)
+    with _open(store, name) as f:
+        return serializer.load(f, path)
+
+
+def _open(store: Store, name: str) -> IO[bytes]:
+    """A store's file for reading: FileNotFoundError when absent; CorruptCacheError when a
+    directory, a FIFO, a device or a symlink loop stands in its place."""
+    path = store.path(name)
     try:
-        f = store.open_read(name)
+        return store.open_read(name)
     except IsADirectoryError as e:
         raise CorruptCacheError(path, "is a directory") from e
     except NotARegularFileError as e:
@@ -149,18 +159,65 @@ def read_file(store: Store, name: str, serializer: GzipPickleSerializer) -> Any:
         if e.errno != errno.ELOOP:
             raise
         raise CorruptCacheError(path, "is a symlink loop") from e
-    with f:
-        return serializer.load(f, path)
+
+
+def verify_cache(
+    prefix: str,
+    the_date: DateLike = None,
+    directory: str = "data",
+    *,
+    signing_key: str | bytes | None = None,
+    storage_options: StorageOptions | None = None,
+) -> CacheFile:
+    """Check one cache file without unpickling it: its signature (when a key is given or set in
+    the environment) and its gzip stream to the end (CRC and length). Returns the `CacheFile`,
+    fingerprint included; FileNotFoundError if absent, CorruptCacheError if it cannot be trusted."""
+    validate_prefix(prefix)
+    day = to_date(the_date)
+    store = get_store(directory, storage_options)
+    name = file_name(prefix, date_stamp(day))
+    path = store.path(name)
+    serializer = serializer_for(signing_key)
+    with _open(store, name) as f:
+        fingerprint = serializer.fingerprint(f, path)
+        size = f.seek(0, 2)
+        f.seek(0)
+        serializer.verify(f, path)
+    return CacheFile(prefix, day, path, size, fingerprint)
+
+
+def cache_fingerprint(
+    prefix: str,
+    the_date: DateLike = None,
+    directory: str = "data",
+    *,
+    storage_options: StorageOptions | None = None,
+) -> CacheFile:
+    """One file's `CacheFile` with its content fingerprint, read from the file's last 8 bytes (the
+    gzip trailer: CRC32 and length of the pickle) without inflating it: one small read, even on S3.
+    Equal fingerprints mean the same pickled bytes; FileNotFoundError if absent."""
+    validate_prefix(prefix)
+    day = to_date(the_date)
+    store = get_store(directory, storage_options)
+    name = file_name(prefix, date_stamp(day))
+    path = store.path(name)
+    with _open(store, name) as f:
+        fingerprint = GzipPickleSerializer.fingerprint(f, path)
+        size = f.seek(0, 2)
+    return CacheFile(prefix, day, path, size, fingerprint)
 
 
 @dataclass(frozen=True)
 class CacheFile:
-    """One cache file found by `list_caches`."""
+    """One cache file: its prefix, date, path and size in bytes, and its content fingerprint when
+    known (`write_cache`, `verify_cache`, `cache_fingerprint`; `list_caches` does not read files)."""
 
     prefix: str
     date: dt.date
     path: str
     size: int
+    # Not compared: the same file found by list_caches (which reads no file) equals the one written.
+    fingerprint: str | None = field(default=None, compare=False)
 
 
 def list_caches(

@@ -30,6 +30,7 @@ DEFAULT_LEVEL = 2  # ISA-L levels 0-3; 2 is igzip's default (speed and size: REA
 SIGNING_KEY_ENV = "CACHE_UTILS_SIGNING_KEY"
 
 _MAGIC = b"\x1f\x8b\x08"
+_TRAILER_LEN = 8  # CRC32 and ISIZE, little-endian, after the deflate stream
 _FEXTRA, _FNAME, _FCOMMENT, _FHCRC = 4, 8, 16, 2
 _SUBFIELD_ID = b"CU"
 _SIG_VERSION = 1
@@ -171,11 +172,19 @@ class _GzipWriter:
                 raise self._error
         self._pending = bytearray()
         self._emit(self._deflate.flush())
-        self._emit(struct.pack("<II", self._crc, self._size & 0xFFFFFFFF))
+        trailer = struct.pack("<II", self._crc, self._size & 0xFFFFFFFF)
+        self._emit(trailer)
+        self.fingerprint = _fingerprint(trailer)
 
     def close(self) -> None:
         """Stop the helper thread (after an error in pickling; a no-op after finish)."""
         self._stop()
+
+
+def _fingerprint(trailer: bytes) -> str:
+    """The content fingerprint of a file from its gzip trailer: CRC32 and length of the pickle."""
+    crc, isize = struct.unpack("<II", trailer)
+    return f"{crc:08x}{isize:08x}"
 
 
 def _mac(key: bytes, name: str) -> hmac.HMAC:
@@ -254,8 +263,9 @@ class GzipPickleSerializer:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(level={self.level}, signed={self.signs})"
 
-    def dump(self, obj: Any, fileobj: IO[bytes], name: str) -> None:
-        """Pickle `obj` into a seekable binary `fileobj`; `name` is the base name that gets signed."""
+    def dump(self, obj: Any, fileobj: IO[bytes], name: str) -> str:
+        """Pickle `obj` into a seekable binary `fileobj`; `name` is the base name that gets signed.
+        Returns the content fingerprint (see `fingerprint`)."""
         if self._key is None:
             fileobj.write(_PLAIN_HEADER)
             mac = None
@@ -279,6 +289,23 @@ class GzipPickleSerializer:
             fileobj.seek(start + _SIG_OFFSET)
             fileobj.write(mac.digest())
             fileobj.seek(end)
+        return writer.fingerprint
+
+    @staticmethod
+    def fingerprint(fileobj: IO[bytes], path: str) -> str:
+        """The content fingerprint of a cache file, read from its last bytes without inflating:
+        16 hex digits, the same for the same pickled bytes (signed or not, at any level).
+        Raises CorruptCacheError when the file is too short to hold one."""
+        try:
+            fileobj.seek(-_TRAILER_LEN, os.SEEK_END)
+            trailer = _read_exactly(fileobj, _TRAILER_LEN)
+        except OSError as e:
+            if isinstance(e, FileNotFoundError | PermissionError | ConnectionError | TimeoutError):
+                raise
+            raise CorruptCacheError(path, f"too short to be a cache file: {e}") from e
+        if len(trailer) != _TRAILER_LEN:
+            raise CorruptCacheError(path, "too short to be a cache file")
+        return _fingerprint(trailer)
 
     def load(self, fileobj: IO[bytes], path: str) -> Any:
         """Unpickle from a binary file, verifying signature (if keyed), gzip CRC and length."""
