@@ -1,7 +1,9 @@
 """Dagster integration for cache_utils: an IO manager, resources, alerts, refresh schedule and sensor."""
 
+from .checks import build_cache_checks, build_cache_file_checks, build_cache_freshness_checks
 from .errors import CachePartitionError
 from .io_manager import DatedCacheIOManager
+from .metadata import cache_data_version
 from .resources import InMemoryCacheResource, OpsGenieResource
 from .schedules import build_cache_refresh_schedule
 from .sensors import build_cache_refresh_sensor, make_opsgenie_on_run_failure_sensor
@@ -11,7 +13,11 @@ __all__ = [
     "DatedCacheIOManager",
     "InMemoryCacheResource",
     "OpsGenieResource",
+    "build_cache_checks",
+    "build_cache_file_checks",
+    "build_cache_freshness_checks",
     "build_cache_refresh_schedule",
     "build_cache_refresh_sensor",
+    "cache_data_version",
     "make_opsgenie_on_run_failure_sensor",
 ]

@@ -17,12 +17,14 @@ from cache_utils import (
     Alert,
     Alerter,
     AlertPriority,
+    CacheError,
     CacheFile,
     CacheNotFoundError,
     cache_alert,
     cache_filename,
     default_alias,
     load_latest_cache,
+    prune,
     read_cache,
     resolve_alert,
     send_alert,
@@ -43,6 +45,8 @@ FILL_KEY = "fill_missing_partitions"
 # Output metadata key on a consumer's materialization built from a stale (fallback) input.
 STALE_INPUTS_KEY = "dagster_cache/stale_inputs"
 STALE_RUN_TAG = "dagster_cache/stale_inputs"
+# The written file's content fingerprint (gzip CRC32 and length), what `cache_data_version` gives.
+FINGERPRINT_KEY = "dagster_cache/fingerprint"
 
 
 @dataclass(frozen=True)
@@ -110,6 +114,13 @@ class DatedCacheIOManager(ConfigurableIOManager):
     )
     preview_rows: int = Field(
         default=5, ge=0, description="Rows of a DataFrame output shown as a markdown preview."
+    )
+    keep_days: int | None = Field(
+        default=None,
+        ge=1,
+        description="Retention: after writing an asset's file, keep only the newest N files of its "
+        "prefix dated up to today, through cache_utils.prune (the newest loadable file is never "
+        "deleted, so load_cache keeps working). Unset: keep everything.",
     )
     opsgenie: OpsGenieResource | None = Field(
         default=None,
@@ -209,7 +220,28 @@ class DatedCacheIOManager(ConfigurableIOManager):
                 if wanted:
                     resolve_alert(default_alias(target.prefix), f"fresh data written to {saved.path}",
                                   alerter)
-        context.add_output_metadata(self._output_metadata(context, written))
+        meta = self._output_metadata(context, written)
+        shared = context.has_asset_key or cache_prefix_of(context.definition_metadata) is not None
+        if self.keep_days is not None and shared:  # a run's own op outputs are not daily caches
+            meta["dagster_cache/pruned"] = MetadataValue.int(self._prune(context, written))
+        context.add_output_metadata(meta)
+
+    def _prune(self, context: OutputContext, written: list[tuple[Target, CacheFile]]) -> int:
+        """Apply `keep_days` to each prefix written; a failure is logged, never raised (the data
+        is saved)."""
+        removed = 0
+        for prefix in dict.fromkeys(t.prefix for t, _saved in written):
+            try:
+                gone = prune(prefix, self.keep_days or 1, self.directory, tz=self.timezone,
+                             signing_key=self.signing_key or None, **self._io())
+            except (CacheError, OSError) as e:
+                context.log.warning(f"retention (keep_days={self.keep_days}) skipped for {prefix}: {e}")
+                continue
+            if gone:
+                context.log.info(f"retention: removed {len(gone)} old {prefix} file(s), keeping "
+                                 f"{self.keep_days}")
+            removed += len(gone)
+        return removed
 
     @staticmethod
     def _picklable(context: OutputContext, value: Any) -> None:
@@ -232,6 +264,7 @@ class DatedCacheIOManager(ConfigurableIOManager):
             if target.value is None:
                 meta["dagster_cache/note"] = "output was None: written, so consumers receive None"
             meta["dagster_cache/size_bytes"] = MetadataValue.int(saved.size)
+            meta[FINGERPRINT_KEY] = MetadataValue.text(saved.fingerprint or "")
             meta.update(frame_metadata(target.value, self.preview_rows, context.has_asset_partitions))
             return meta
         meta.update({
@@ -239,6 +272,7 @@ class DatedCacheIOManager(ConfigurableIOManager):
             "dagster_cache/dates": MetadataValue.json([t.day.isoformat() for t, _saved in written]),
             "dagster_cache/files_written": MetadataValue.int(len(written)),
             "dagster_cache/size_bytes": MetadataValue.int(sum(saved.size for _t, saved in written)),
+            FINGERPRINT_KEY: MetadataValue.json({str(t.key): saved.fingerprint for t, saved in written}),
         })
         meta.update(row_count_metadata([t.value for t, _saved in written]))
         return meta

@@ -8,6 +8,8 @@ import dagster as dg
 from dagster import MetadataValue
 from dagster._core.definitions.metadata import TableMetadataSet  # not re-exported by dagster 1.13
 
+from cache_utils import data_fingerprint
+
 
 def is_frame(value: Any) -> bool:
     """Whether `value` is a pandas DataFrame (checked without importing pandas)."""
@@ -42,3 +44,11 @@ def row_count_metadata(values: list[Any]) -> dict[str, Any]:
     if not values or not all(is_frame(v) for v in values):
         return {}
     return dict(TableMetadataSet(row_count=sum(len(v) for v in values)))
+
+
+def cache_data_version(value: Any) -> dg.DataVersion:
+    """The `DataVersion` of a value as `DatedCacheIOManager` will store it: its content fingerprint
+    (`cache_utils.data_fingerprint`, one pickling pass, nothing compressed or written). Return it as
+    `dg.Output(value, data_version=cache_data_version(value))`, so a rerun that produces the same data
+    does not mark downstream assets stale."""
+    return dg.DataVersion(data_fingerprint(value))
