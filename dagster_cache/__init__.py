@@ -1,6 +1,6 @@
 """Dagster integration for cache_utils: an IO manager, resources, alerts, refresh schedule and sensor."""
 
-from .checks import build_cache_checks, build_cache_file_checks, build_cache_freshness_checks
+from .checks import CacheChecks, build_cache_checks, build_cache_file_checks, build_cache_freshness_checks
 from .errors import CachePartitionError
 from .io_manager import DatedCacheIOManager
 from .metadata import cache_data_version
@@ -9,6 +9,7 @@ from .schedules import build_cache_refresh_schedule
 from .sensors import build_cache_refresh_sensor, make_opsgenie_on_run_failure_sensor
 
 __all__ = [
+    "CacheChecks",
     "CachePartitionError",
     "DatedCacheIOManager",
     "InMemoryCacheResource",

@@ -2,7 +2,8 @@
 
 Configuration comes from the environment, with local defaults: CACHE_DIR (default "data"),
 CACHE_TZ (default "UTC"), CACHE_START_DATE (first daily partition, default 30 days ago, so the UI
-does not list years of empty partitions), OPSGENIE_API_KEY / OPSGENIE_API_URL (alerts off without a key).
+does not list years of empty partitions), JSM_OPS_API_KEY or OPSGENIE_API_KEY (alerts off without
+a key), as cache_utils reads them.
 
 The cache IO manager is bound under its own key, `cache_io_manager`, to the assets that are daily
 caches; everything else (the ops of memory_cache_job) keeps Dagster's default IO manager.
@@ -19,8 +20,10 @@ from dagster_cache import (
     DatedCacheIOManager,
     InMemoryCacheResource,
     OpsGenieResource,
+    build_cache_checks,
     build_cache_refresh_schedule,
     build_cache_refresh_sensor,
+    cache_data_version,
     make_opsgenie_on_run_failure_sensor,
 )
 
@@ -44,14 +47,17 @@ daily = dg.DailyPartitionsDefinition(start_date=start_date(), timezone=TIMEZONE,
 
 @dg.asset(partitions_def=daily, group_name="caches", kinds={"pandas"}, io_manager_key=CACHE_IO,
           description="Daily sales, one cache file per day: `sales_data_<YYYYMMDD>.pkl.gz`.")
-def sales_data(context: dg.AssetExecutionContext) -> pd.DataFrame:
+def sales_data(context: dg.AssetExecutionContext) -> dg.Output[pd.DataFrame]:
     day = context.partition_time_window.start.date()
     seed = day.toordinal()
-    return pd.DataFrame({
+    frame = pd.DataFrame({
         "date": [day.isoformat()] * 4,
         "store": ["north", "south", "east", "west"],
         "units": [(seed * k) % 97 for k in (3, 5, 7, 11)],
     })
+    # The file's content fingerprint as data version: re-running a day that gives the same data
+    # does not mark sales_summary stale.
+    return dg.Output(frame, data_version=cache_data_version(frame))
 
 
 @dg.asset(partitions_def=daily, group_name="caches", kinds={"pandas"}, io_manager_key=CACHE_IO,
@@ -102,24 +108,24 @@ refresh_sensor = build_cache_refresh_sensor(
 )
 
 
-def opsgenie_from_env() -> OpsGenieResource:
-    """OpsGenie from OPSGENIE_API_KEY (shown in the UI as the variable name), else alerts off."""
-    url = os.environ.get("OPSGENIE_API_URL") or "https://api.opsgenie.com"
-    if os.environ.get("OPSGENIE_API_KEY"):
-        return OpsGenieResource(api_key=dg.EnvVar("OPSGENIE_API_KEY"), api_url=url, tags=["dated-caches"])
-    return OpsGenieResource(api_key="", api_url=url)
-
-
-opsgenie = opsgenie_from_env()
+# OpsGenie or JSM Operations from the environment (the key shown as its variable name), else off.
+opsgenie = OpsGenieResource.from_env(tags=["dated-caches"])
 failure_sensor = make_opsgenie_on_run_failure_sensor(name="opsgenie_on_run_failure")
+
+# Checks tab and freshness status: the files exist, verify and are recent; today's data by 06:30.
+cache_checks = build_cache_checks(
+    assets=[sales_data, sales_summary, exchange_rates], cb_time=REFRESH_TIME, timezone=TIMEZONE,
+)
 
 defs = dg.Definitions(
     assets=[sales_data, sales_summary, exchange_rates],
+    asset_checks=cache_checks.asset_checks,
     jobs=[refresh_sales, memory_cache_job],
     schedules=[refresh_schedule],
-    sensors=[refresh_sensor, failure_sensor],
+    sensors=[refresh_sensor, failure_sensor, *cache_checks.sensors],
     resources={
-        CACHE_IO: DatedCacheIOManager(directory=CACHE_DIR, timezone=TIMEZONE, opsgenie=opsgenie),
+        CACHE_IO: DatedCacheIOManager(directory=CACHE_DIR, timezone=TIMEZONE, opsgenie=opsgenie,
+                                      keep_days=60),
         "memory": InMemoryCacheResource(namespace="definitions"),
         "opsgenie": opsgenie,
     },

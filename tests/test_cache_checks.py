@@ -164,8 +164,8 @@ def test_freshness_refuses_partitions_without_todays_partition_and_bad_cb_time()
 
 def test_one_call_gives_checks_and_the_freshness_sensor_in_definitions(tmp_path: Path) -> None:
     extra = build_cache_checks(assets=[sales, rates], cb_time="06:30", timezone=LONDON)
-    defs = dg.Definitions.merge(
-        dg.Definitions(assets=[sales, rates], resources={"io_manager": _manager(tmp_path)}), extra)
+    defs = dg.Definitions(assets=[sales, rates], asset_checks=extra.asset_checks, sensors=extra.sensors,
+                          resources={"io_manager": _manager(tmp_path)})
     repo = defs.get_repository_def()
     check_names = {k.name for k in repo.asset_graph.asset_check_keys}
     assert check_names == {"cache_file_exists", "cache_file_verifies", "cache_file_age",
@@ -225,3 +225,8 @@ def test_written_fingerprint_is_the_data_version_an_asset_can_return(tmp_path: P
     assert cache_data_version(changed) != cache_data_version(frame)
     assert cache_data_version(frame.copy()) == cache_data_version(frame)  # same data, same version
     assert os.path.exists(tmp_path / "frame_20240305.pkl.gz")
+
+
+def test_our_factories_raise_no_supersession_notice(recwarn: pytest.WarningsRecorder) -> None:
+    build_cache_checks(assets=[sales, rates], cb_time="06:30", timezone=LONDON)
+    assert not [w for w in recwarn if issubclass(w.category, dg.SupersessionWarning)]
