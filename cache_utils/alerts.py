@@ -504,6 +504,7 @@ def env_alert_settings(environ: Mapping[str, str] | None = None) -> EnvAlertSett
     (OpsGenie at `OPSGENIE_API_URL`). `CACHE_UTILS_ALERT_TIMEOUT` sets the wait; a malformed one
     is logged as a warning and the default (5 s) is used."""
     env = os.environ if environ is None else environ
+    backend: Backend
     if env.get(JSM_API_KEY_ENV, ""):
         backend, key_env, url_env = "jsm", JSM_API_KEY_ENV, JSM_API_URL_ENV
         if env.get(API_KEY_ENV, ""):

@@ -180,7 +180,7 @@ def _open(store: Store, name: str) -> IO[bytes]:
     except IsADirectoryError as e:
         raise CorruptCacheError(path, "is a directory") from e
     except NotARegularFileError as e:
-        raise CorruptCacheError(path, e.strerror) from e
+        raise CorruptCacheError(path, e.strerror or "not a regular file") from e
     except OSError as e:
         if e.errno != errno.ELOOP:
             raise

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from .alerts import Alerter, cache_alert, default_alias, resolve_alert, send_alert
 from .errors import CacheNotFoundError, CorruptCacheError
@@ -153,7 +153,7 @@ def load_cache(
     if problems:
         details = {**_details(prefix, store, today), "used": hit.path,
                    "age_days": str(hit.age_days(today))}
-        kind = "stale" if stale else "corrupt"
+        kind: Literal["stale", "corrupt"] = "stale" if stale else "corrupt"
         send_alert(cache_alert(kind, prefix, "\n".join(problems), alias=alias, details=details),
                    alerter)
     return hit.data, when

@@ -81,7 +81,7 @@ def _parse_date_string(text: str) -> dt.date:
     try:
         # Parsed against two different defaults: a part taken from the default (a year, month or
         # day the text does not give, as in "2024-01", "Jan" or "09:00") shows up as a difference.
-        first = parser.parse(stripped, default=_DEFAULT_A).date()
+        first: dt.date = parser.parse(stripped, default=_DEFAULT_A).date()
         second = parser.parse(stripped, default=_DEFAULT_B).date()
     except (ValueError, OverflowError, TypeError) as e:
         raise ValueError(

@@ -212,10 +212,11 @@ def build_cache_freshness_checks(
         raise dg.DagsterInvalidDefinitionError(f"build_cache_freshness_checks: {e}") from e
     targets = _targets("build_cache_freshness_checks", assets, None)
     for t in targets:
-        if t.partitions_def is not None and t.partitions_def.end_offset < 1:
+        pdef = t.partitions_def
+        if isinstance(pdef, dg.TimeWindowPartitionsDefinition) and pdef.end_offset < 1:
             raise dg.DagsterInvalidDefinitionError(
                 f"build_cache_freshness_checks: asset {t.key.to_user_string()} has end_offset="
-                f"{t.partitions_def.end_offset}, so today's partition does not exist until the day ends "
+                f"{pdef.end_offset}, so today's partition does not exist until the day ends "
                 "and the check would expect yesterday's: use DailyPartitionsDefinition(..., end_offset=1)"
             )
     partitioned = [t.key for t in targets if t.partitions_def is not None]

@@ -117,7 +117,7 @@ def run_partition(context: InputContext | OutputContext) -> tuple[Any, str] | No
         has = pdef is not None and step.has_partitions
     except Exception:  # noqa: BLE001 - no step context: built with build_*_context
         return None
-    if not has:
+    if not has or pdef is None:
         return None
     try:
         time_dimension(pdef)

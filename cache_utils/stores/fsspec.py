@@ -122,8 +122,9 @@ def _mtime(info: dict[str, Any]) -> float:
         value = info.get(key)
         if isinstance(value, int | float):
             return float(value)
-        if hasattr(value, "timestamp"):
-            return float(value.timestamp())
+        stamp = getattr(value, "timestamp", None)  # a datetime
+        if callable(stamp):
+            return float(stamp())
     return 0.0
 
 
@@ -258,7 +259,7 @@ class FsspecStore:
     def exists(self, name: str) -> bool:
         with _store_errors(self.path(name), "cannot check"):
             try:
-                return self.fs.info(self._full(name), **self._deadline).get("type") == "file"
+                return bool(self.fs.info(self._full(name), **self._deadline).get("type") == "file")
             except FileNotFoundError:
                 return False
 
@@ -271,8 +272,7 @@ class FsspecStore:
                 raise IsADirectoryError(errno.EISDIR, "is a directory", url)
             if self._s3:
                 size = int(self.fs.info(self._full(name), **self._deadline)["size"])
-                return io.BufferedReader(_S3RangeFile(self, self._full(name), url, size),  # type: ignore[return-value]
-                                         buffer_size=1 << 20)
+                return io.BufferedReader(_S3RangeFile(self, self._full(name), url, size), buffer_size=1 << 20)
             f = self.fs.open(self._full(name), "rb", block_size=READ_BLOCKSIZE)
             return _ReadFile(f, url)  # type: ignore[return-value]
 
@@ -427,7 +427,8 @@ class _ReadFile(io.RawIOBase):
 
     def read(self, size: int | None = -1) -> bytes:
         with _store_errors(self._url, "cannot read"):
-            return self._f.read(-1 if size is None else size)
+            data: bytes = self._f.read(-1 if size is None else size)
+            return data
 
     def readinto(self, buffer: Any) -> int:
         data = self.read(len(buffer))
@@ -439,10 +440,10 @@ class _ReadFile(io.RawIOBase):
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         with _store_errors(self._url, "cannot read"):
-            return self._f.seek(offset, whence)
+            return int(self._f.seek(offset, whence))
 
     def tell(self) -> int:
-        return self._f.tell()
+        return int(self._f.tell())
 
     def close(self) -> None:
         if not self.closed:
