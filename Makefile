@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: install demo ui test test-fast stress lint bench clean
+.PHONY: install demo ui test test-fast stress lint docs bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,18 +19,26 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m definitions.demo
 
+# `dagster dev` on the demo's instance (DAGSTER_HOME, default .dagster_home; see definitions/demo.py).
 ui: $(STAMP)
-	DAGSTER_HOME=$${DAGSTER_HOME:-$(CURDIR)/.dagster_home} sh -c 'mkdir -p "$$DAGSTER_HOME" && $(BIN)/dagster dev'
+	$(BIN)/python -m definitions.demo ui
 
-# ruff, then the import contracts in pyproject.toml (layers, no cycles, public API only).
+# ruff, the import contracts in pyproject.toml (layers, no cycles, public API only), then mypy
+# (strict on cache_utils, basic on dagster_cache).
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-cache
+	$(BIN)/mypy
 
-test: lint
+# The documentation site (mkdocs-material, API pages from the docstrings) into build/site; --strict:
+# a broken link or reference fails.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+test: lint docs
 	$(BIN)/python -m pytest -q
 
-test-fast: lint
+test-fast: lint docs
 	$(BIN)/python -m pytest -q -m "not integration and not slow"
 
 stress: $(STAMP)
@@ -40,6 +48,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_io
 	$(BIN)/python -m benchmarks.bench_memory_cache
 	$(BIN)/python -m benchmarks.bench_s3
+	$(BIN)/python -m benchmarks.bench_range_loads
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -8,6 +8,7 @@ import gc
 import os
 import platform
 import statistics
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -158,6 +159,18 @@ def markdown_table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def markdown_grid(header: list[str], rows: list[list[str]]) -> str:
+    """A plain markdown table (for tables that are not measurement/baseline/target rows)."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def load_average() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.1f} / {five:.1f} / {fifteen:.1f} (1/5/15 min)"
+
+
 def machine() -> str:
     import isal
 
@@ -169,19 +182,35 @@ def machine() -> str:
         pandas_version = "absent"
     return (
         f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}, "
-        f"pandas {pandas_version}, isal {isal.__version__}, {dt.date.today().isoformat()}"
+        f"pandas {pandas_version}, isal {isal.__version__}{_optional_versions()}, "
+        f"{dt.date.today().isoformat()}"
     )
 
 
+def _optional_versions() -> str:
+    """pyarrow and joblib versions when a benchmark imported them (they change what is measured)."""
+    names = [name for name in ("pyarrow", "joblib") if name in sys.modules]
+    return "".join(f", {name} {sys.modules[name].__version__}" for name in names)
+
+
 def report(
-    name: str, title: str, rows: list[Row], notes: list[str], args: argparse.Namespace
+    name: str,
+    title: str,
+    rows: list[Row],
+    notes: list[str],
+    args: argparse.Namespace,
+    tables: list[tuple[str, str]] | None = None,
 ) -> str:
-    """Print the table (and notes) and write it as markdown unless this is a --quick run."""
+    """Print the table, any further (heading, markdown table) pairs, and the notes; write them as
+    markdown unless this is a --quick run."""
     scale = " (--quick: scaled-down sizes, not the real measurement)" if args.quick else ""
-    one, five, fifteen = os.getloadavg()
-    load = f"load average {one:.1f} / {five:.1f} / {fifteen:.1f} (1/5/15 min) at the end"
+    load = f"{load_average()} at the end"
+    extra: list[str] = []
+    for heading, table in tables or []:
+        extra += [heading, "", table, ""]
     text = "\n".join(
         [f"### {title}{scale}", "", f"Measured on: {machine()}; {load}.", "", markdown_table(rows), ""]
+        + extra
         + [f"- {n}" for n in notes]
     )
     print(text, flush=True)

@@ -1,15 +1,15 @@
-"""Run the reliability measurements and print them as markdown (for the README's reliability section).
+"""Run the reliability measurements and print them as markdown (for docs/reliability.md).
 
     python -m benchmarks.reliability_figures            # full run, about two minutes
     python -m benchmarks.reliability_figures --quick    # smaller counts
-    python -m benchmarks.reliability_figures --update-readme
+    python -m benchmarks.reliability_figures --update-docs
 
 Run it from the repository root: it imports the `benchmarks` and `tests` packages (the fake OpsGenie
 and S3 servers the scenarios talk to live in `tests/`).
 
 The measurements are the same functions the tests in tests/test_crash.py, test_concurrency.py,
 test_corruption.py, test_memory_stress.py, test_alert_failures.py and test_bad_inputs.py assert on
-(benchmarks/scenarios.py). `--update-readme` replaces the text between the `reliability-figures` markers.
+(benchmarks/scenarios.py). `--update-docs` replaces the text between the `reliability-figures` markers.
 """
 
 from __future__ import annotations
@@ -160,9 +160,9 @@ def figures(quick: bool) -> str:
     return "\n".join(lines)
 
 
-def update_readme(text: str) -> None:
-    """Replace what is between the figure markers in README.md."""
-    path = ROOT / "README.md"
+def update_docs(text: str) -> None:
+    """Replace what is between the figure markers in docs/reliability.md."""
+    path = ROOT / "docs" / "reliability.md"
     readme = path.read_text()
     start, end = readme.index(BEGIN) + len(BEGIN), readme.index(END)
     path.write_text(readme[:start] + "\n" + text + "\n" + readme[end:])
@@ -171,12 +171,13 @@ def update_readme(text: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer kill points, shorter stress")
-    parser.add_argument("--update-readme", action="store_true", help="write the figures into README.md")
+    parser.add_argument("--update-docs", action="store_true",
+                        help="write the figures into docs/reliability.md")
     args = parser.parse_args()
     text = figures(args.quick)
     print(text)
-    if args.update_readme:
-        update_readme(text)
+    if args.update_docs:
+        update_docs(text)
 
 
 if __name__ == "__main__":

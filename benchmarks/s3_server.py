@@ -177,3 +177,80 @@ def stalling_proxy(endpoint: str, stall_on: bytes) -> Iterator[str]:
         for conn in upstreams:
             with contextlib.suppress(OSError):
                 conn.close()
+
+
+@dataclass
+class ProxyStats:
+    """What a `latency_proxy` saw: requests forwarded, and the most at once. A request counts as
+    in flight from its first byte until the first byte of its answer (HTTP/1.1: one at a time
+    per connection)."""
+
+    requests: int = 0
+    in_flight: int = 0
+    max_in_flight: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.requests = 0
+            self.max_in_flight = self.in_flight
+
+    def _started(self, waiting: list[bool]) -> bool:
+        """Count a connection's new request, unless one is already waiting there."""
+        with self._lock:
+            if waiting[0]:
+                return False
+            waiting[0] = True
+            self.requests += 1
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            return True
+
+    def _answered(self, waiting: list[bool]) -> None:
+        with self._lock:
+            if waiting[0]:
+                waiting[0] = False
+                self.in_flight -= 1
+
+
+@contextmanager
+def latency_proxy(endpoint: str, latency: float = 0.03) -> Iterator[tuple[str, ProxyStats]]:
+    """A TCP proxy to `endpoint` that holds every request `latency` seconds before forwarding it
+    (a store far away: each round trip costs at least that), and counts requests in flight.
+    Connections are served concurrently, so concurrent requests wait concurrently. Yields
+    (the proxy's http:// URL, its ProxyStats)."""
+    host, port = endpoint.removeprefix("http://").split(":")
+    upstreams: list[socket.socket] = []
+    stats = ProxyStats()
+
+    def handle(client: socket.socket, stop: threading.Event) -> None:
+        upstream = socket.create_connection((host, int(port)))
+        upstreams.append(upstream)
+        waiting = [False]  # a request of this connection waits for its answer
+
+        def answers() -> None:
+            with contextlib.suppress(OSError):
+                while data := upstream.recv(65536):
+                    stats._answered(waiting)
+                    client.sendall(data)
+            with contextlib.suppress(OSError):
+                client.shutdown(socket.SHUT_WR)
+
+        threading.Thread(target=answers, daemon=True).start()
+        with contextlib.suppress(OSError):
+            while data := client.recv(65536):
+                # Only a new request's first bytes are held; the rest of a body follows at once.
+                if stats._started(waiting) and stop.wait(latency):
+                    break
+                upstream.sendall(data)
+        stats._answered(waiting)
+        with contextlib.suppress(OSError):
+            upstream.shutdown(socket.SHUT_WR)
+
+    try:
+        with loopback_server(handle) as (url, _stop):
+            yield url, stats
+    finally:
+        for conn in upstreams:
+            with contextlib.suppress(OSError):
+                conn.close()

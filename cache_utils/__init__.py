@@ -44,6 +44,7 @@ from .loading import CacheHit, RefreshCheck, Skipped, check_refresh, load_cache,
 from .memory import InMemoryCache, MemoryKey, MemoryKeyPart, normalize_key
 from .naming import cache_filename, parse_file_name, validate_prefix
 from .serialization import GzipPickleSerializer
+from .stores import is_url
 from .timing import (
     DEFAULT_RETRY_INTERVAL,
     TimeType,
@@ -95,6 +96,7 @@ __all__ = [
     "env_alert_settings",
     "get_alerter",
     "get_latest_cache_filename",
+    "is_url",
     "list_caches",
     "load_cache",
     "load_latest_cache",

@@ -48,7 +48,17 @@ MAX_MESSAGE, MAX_ALIAS, MAX_TAGS, MAX_TAG = 130, 512, 20, 50
 
 @dataclass(frozen=True)
 class Alert:
-    """One alert: `alias` de-duplicates it (one open alert per alias); `message` is cut to 130 characters."""
+    """One alert: `alias` de-duplicates it (one open alert per alias); `message` is cut to 130 characters.
+
+    Attributes:
+        message: The title, cut to 130 characters.
+        alias: De-duplication key: one open alert per alias (must not be empty).
+        description: The longer text of the alert.
+        priority: "P1" (critical) to "P5" (informational).
+        tags: Tags added to the alert.
+        details: Key/value pairs shown with the alert.
+        source: Where the alert comes from.
+    """
 
     message: str
     alias: str
@@ -68,7 +78,11 @@ class Alert:
 
 
 def default_alias(prefix: str) -> str:
-    """The alert alias used for a prefix when none is given."""
+    """The alert alias used for a prefix when none is given.
+
+    Args:
+        prefix: The cache prefix.
+    """
     return f"cache_utils:{prefix}"
 
 
@@ -85,7 +99,18 @@ def cache_alert(
 ) -> Alert:
     """The alert for missing, stale or corrupt data of `prefix`: titled "<kind> cache data for
     '<prefix>'" unless `title` is given, under `default_alias(prefix)`, at P2 for missing data
-    and P3 otherwise."""
+    and P3 otherwise.
+
+    Args:
+        kind: What is wrong: "missing", "stale" or "corrupt".
+        prefix: The cache prefix.
+        description: The alert's longer text.
+        title: The alert message; None means the default title.
+        alias: The alert alias; None means `default_alias(prefix)`.
+        priority: "P1" to "P5"; None means P2 for missing data, P3 otherwise.
+        details: Key/value pairs shown with the alert.
+        source: Where the alert comes from.
+    """
     return Alert(
         title or f"{kind} cache data for {prefix!r}",
         alias or default_alias(prefix),
@@ -103,11 +128,20 @@ class Alerter(ABC):
 
     @abstractmethod
     def create(self, alert: Alert) -> None:
-        """Open (or bump) the alert for `alert.alias`."""
+        """Open (or bump) the alert for `alert.alias`.
+
+        Args:
+            alert: The alert to send.
+        """
 
     @abstractmethod
     def close(self, alias: str, note: str = "") -> None:
-        """Close the open alert for `alias`, if any."""
+        """Close the open alert for `alias`, if any.
+
+        Args:
+            alias: Alias of the alert to close.
+            note: Note added to the alert on closing.
+        """
 
     def secrets(self) -> tuple[str, ...]:
         """Strings that must never appear in a log line or an exception message (each is also
@@ -197,7 +231,21 @@ def _check_backend(backend: object) -> str:
 
 
 class OpsGenieAlerter(Alerter):
-    """Alerts through the official opsgenie-sdk, with bounded timeouts and no SDK retries."""
+    """Alerts through the official opsgenie-sdk, with bounded timeouts and no SDK retries.
+
+    Args:
+        api_key: Key of the API integration (surrounding whitespace is stripped; never logged).
+        api_url: API host; None means the backend's default.
+        timeout: Seconds to wait per call, above 0 and at most 300.
+        retries: SDK retries per call, 0 to 10.
+        team: Responder team name, if any.
+        tags: Tags added to every alert.
+        priority: Default priority, "P1" (critical) to "P5" (informational).
+
+    Raises:
+        TypeError: A setting of the wrong type.
+        ValueError: A malformed key, URL, timeout, retry count or priority (the key never shown).
+    """
 
     service = "OpsGenie"
     default_url = OPSGENIE_US
@@ -254,6 +302,11 @@ class OpsGenieAlerter(Alerter):
         return (seconds, seconds)
 
     def create(self, alert: Alert) -> None:
+        """Open (or bump) the alert for `alert.alias`.
+
+        Args:
+            alert: The alert to send.
+        """
         import opsgenie_sdk
 
         responders = [{"name": self.team, "type": "team"}] if self.team else None
@@ -273,6 +326,12 @@ class OpsGenieAlerter(Alerter):
         )
 
     def close(self, alias: str, note: str = "") -> None:
+        """Close the open alert for `alias`, if any.
+
+        Args:
+            alias: Alias of the alert to close.
+            note: Note added to the alert on closing.
+        """
         import opsgenie_sdk
 
         payload = opsgenie_sdk.CloseAlertPayload(note=note or None, source="cache_utils")
@@ -288,7 +347,17 @@ class JsmOpsAlerter(OpsGenieAlerter):
     """Jira Service Management Operations, Opsgenie's successor: the same alert API (bodies,
     aliases, `GenieKey` header, close by alias) under `https://api.atlassian.com/jsm/ops/integration`,
     sent through the same opsgenie-sdk with the same bounds. `api_key` is the key of an API
-    integration in JSM Operations."""
+    integration in JSM Operations.
+
+    Args:
+        api_key: Key of the API integration (surrounding whitespace is stripped; never logged).
+        api_url: API host; None means the backend's default.
+        timeout: Seconds to wait per call, above 0 and at most 300.
+        retries: SDK retries per call, 0 to 10.
+        team: Responder team name, if any.
+        tags: Tags added to every alert.
+        priority: Default priority, "P1" (critical) to "P5" (informational).
+    """
 
     service = "JSM Operations"
     default_url = JSM_OPS_URL
@@ -309,7 +378,18 @@ def make_alerter(
     priority: Priority = DEFAULT_PRIORITY,
 ) -> OpsGenieAlerter:
     """`OpsGenieAlerter` ("opsgenie") or `JsmOpsAlerter` ("jsm"); an empty `api_url` means the
-    backend's default host. Raises TypeError or ValueError on a bad setting, never echoing the key."""
+    backend's default host. Raises TypeError or ValueError on a bad setting, never echoing the key.
+
+    Args:
+        backend: "opsgenie" or "jsm".
+        api_key: Key of the API integration (surrounding whitespace is stripped).
+        api_url: API host; None or "" means the backend's default.
+        timeout: Seconds to wait per call, above 0 and at most 300.
+        retries: SDK retries per call, 0 to 10.
+        team: Responder team name, if any.
+        tags: Tags added to every alert.
+        priority: Default priority, "P1" (critical) to "P5" (informational).
+    """
     cls = ALERTER_CLASSES[_check_backend(backend)]
     try:
         return cls(api_key, api_url or None, timeout=timeout, retries=retries, team=team, tags=tags,
@@ -320,13 +400,27 @@ def make_alerter(
 
 
 def service_name(backend: Backend) -> str:
-    """How messages name a backend: "OpsGenie" or "JSM Operations"."""
+    """How messages name a backend: "OpsGenie" or "JSM Operations".
+
+    Args:
+        backend: "opsgenie" or "jsm".
+    """
     return ALERTER_CLASSES[_check_backend(backend)].service
 
 
 class WebhookAlerter(Alerter):
     """POSTs `{"action": "create"|"close", ...}` as JSON to a URL: a generic second backend.
-    Header values (stripped on input), the URL's query values and its password are secrets."""
+    Header values (stripped on input), the URL's query values and its password are secrets.
+
+    Args:
+        url: The http(s) URL to POST to.
+        timeout: Seconds to wait per call, above 0 and at most 300.
+        headers: Extra HTTP headers (e.g. Authorization), sent with every request.
+
+    Raises:
+        TypeError: `url` is not a string.
+        ValueError: `url` is not http(s), or a header value holds control characters.
+    """
 
     def __init__(
         self, url: str, *, timeout: float = DEFAULT_TIMEOUT, headers: Mapping[str, str] | None = None
@@ -369,6 +463,11 @@ class WebhookAlerter(Alerter):
             response.read()
 
     def create(self, alert: Alert) -> None:
+        """Open (or bump) the alert for `alert.alias`.
+
+        Args:
+            alert: The alert to send.
+        """
         self._post(
             {
                 "action": "create",
@@ -383,6 +482,12 @@ class WebhookAlerter(Alerter):
         )
 
     def close(self, alias: str, note: str = "") -> None:
+        """Close the open alert for `alias`, if any.
+
+        Args:
+            alias: Alias of the alert to close.
+            note: Note added to the alert on closing.
+        """
         self._post({"action": "close", "alias": alias, "note": note})
 
 
@@ -459,7 +564,18 @@ def configure_alerts(
 ) -> Alerter | None:
     """Set the process-wide alerter: a backend, or OpsGenie / JSM Operations (`backend="jsm"`)
     from `api_key`; no arguments resets to the environment (`JSM_OPS_API_KEY` or
-    `OPSGENIE_API_KEY`, see `alerter_from_env`). Raises ValueError on a bad setting."""
+    `OPSGENIE_API_KEY`, see `alerter_from_env`). Raises ValueError on a bad setting.
+
+    Args:
+        alerter: The backend to use; None (with no `api_key`) goes back to the environment.
+        api_key: Key to build an OpsGenie / JSM Operations alerter from, when `alerter` is None.
+        api_url: API host for that alerter; None means the backend's default.
+        timeout: Seconds that alerter waits per call, above 0 and at most 300.
+        backend: "opsgenie" or "jsm", for that alerter.
+
+    Returns:
+        The alerter now configured; None when the environment decides.
+    """
     global _configured, _from_env
     if alerter is None and api_key is not None:
         alerter = make_alerter(backend, api_key, api_url, timeout=timeout)
@@ -489,7 +605,14 @@ def timeout_setting(text: str) -> float:
 @dataclass(frozen=True)
 class EnvAlertSettings:
     """The alert backend the environment selects: which variable holds the key (its value is
-    never kept here), the API URL ("" for the backend's default) and the timeout."""
+    never kept here), the API URL ("" for the backend's default) and the timeout.
+
+    Attributes:
+        backend: "opsgenie" or "jsm".
+        api_key_env: Name of the environment variable holding the key.
+        api_url: API host; "" means the backend's default.
+        timeout: Seconds to wait per call.
+    """
 
     backend: Backend
     api_key_env: str
@@ -502,7 +625,11 @@ def env_alert_settings(environ: Mapping[str, str] | None = None) -> EnvAlertSett
 
     `JSM_OPS_API_KEY` set: JSM Operations at `JSM_OPS_API_URL`; it wins over `OPSGENIE_API_KEY`
     (OpsGenie at `OPSGENIE_API_URL`). `CACHE_UTILS_ALERT_TIMEOUT` sets the wait; a malformed one
-    is logged as a warning and the default (5 s) is used."""
+    is logged as a warning and the default (5 s) is used.
+
+    Args:
+        environ: The variables to read; None means `os.environ`.
+    """
     env = os.environ if environ is None else environ
     backend: Backend
     if env.get(JSM_API_KEY_ENV, ""):
@@ -616,7 +743,15 @@ def _run_bounded(alerter: Alerter, what: str, fn: Callable[..., Any], *args: Any
 
 
 def send_alert(alert: Alert, alerter: Alerter | None = None) -> bool:
-    """Send (or, without a backend, only log) an alert; never raises, waits at most the timeout."""
+    """Send (or, without a backend, only log) an alert; never raises, waits at most the timeout.
+
+    Args:
+        alert: The alert to send.
+        alerter: The backend; None uses `get_alerter()`.
+
+    Returns:
+        True when the backend accepted the alert.
+    """
     try:
         alerter = alerter or get_alerter()
         log.warning("ALERT [%s] %s%s", alert.alias, alert.message,
@@ -632,7 +767,16 @@ def send_alert(alert: Alert, alerter: Alerter | None = None) -> bool:
 
 
 def resolve_alert(alias: str, note: str = "", alerter: Alerter | None = None) -> bool:
-    """Close the alert for `alias` if this process may have left it open, or has not checked."""
+    """Close the alert for `alias` if this process may have left it open, or has not checked.
+
+    Args:
+        alias: Alias of the alert to close.
+        note: Note added to the alert on closing.
+        alerter: The backend; None uses `get_alerter()`.
+
+    Returns:
+        True when a close was sent and accepted.
+    """
     try:
         alerter = alerter or get_alerter()
         if alerter is None:
@@ -656,7 +800,12 @@ def send_test_alert(alerter: Alerter | None = None, alias: str = TEST_ALIAS) -> 
 
     Returns (both calls accepted, a one-line report). Uses the configured or environment backend
     when `alerter` is None. Each call waits at most the backend's timeout; nothing is logged and
-    the process-wide open/closed bookkeeping is left alone. Never raises."""
+    the process-wide open/closed bookkeeping is left alone. Never raises.
+
+    Args:
+        alerter: The backend; None uses the configured or environment one.
+        alias: Alias of the test alert.
+    """
     alerter = alerter or get_alerter()
     if alerter is None:
         return False, (f"no alert backend configured: set {JSM_API_KEY_ENV} (JSM Operations) or "

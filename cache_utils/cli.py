@@ -1,23 +1,38 @@
-"""`cache-utils`: list, inspect and prune date-stamped caches."""
+"""`cache-utils`: list, inspect and prune date-stamped caches.
+
+It behaves like a Unix tool: `-d/--dir DIR` names the directory (or URL) in every subcommand,
+`--json` prints a stable shape for scripts, errors are one line on stderr naming the bad value, a
+closed pipe (`cache-utils show x | head -1`) ends it quietly, and a progress line is drawn on stderr
+only when stderr is a terminal."""
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import logging
 import os
+import re
+import reprlib
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from itertools import groupby
-from typing import Any
+from types import TracebackType
+from typing import IO, Any, NoReturn
 
 from . import __version__
 from .errors import CacheError
-from .files import CacheFile, list_caches, prune, read_cache
+from .files import CacheFile, cache_dates, list_caches, prune, read_cache
 from .loading import load_latest_cache
-from .naming import to_date
-from .stores import is_url
+from .naming import cache_filename, to_date
+from .stores import get_store, is_url
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NOT_FOUND = 0, 1, 2, 3
+EXIT_INTERRUPTED = 128 + 2  # SIGINT, as a shell reports a process stopped by Ctrl-C
+EXIT_BROKEN_PIPE = 128 + 13  # SIGPIPE, as a shell reports `yes | head -1`'s `yes`
+DEFAULT_DIR = "data"
+PROG = "cache-utils"
 
 
 def _human(size: float) -> str:
@@ -39,25 +54,235 @@ def printable(text: object) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
+# --- errors: one line, a short phrase, what to do -------------------------------------------------
+
+
+class Failure(Exception):
+    """A command's error: the one line to print (without the `cache-utils: ` lead) and the exit code."""
+
+    def __init__(self, message: str, code: int = EXIT_ERROR) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# `[Errno 13] `, and a class name leading a message (`EOFError: `, `(NoCredentialsError: ...)`).
+_NOISE = re.compile(r"\[Errno -?\d+\] |(?<![\w.'\"])[A-Z]\w*(?:Error|Exception|Warning): ")
+
+_PHRASES = {
+    errno.ENOENT: "no such file",
+    errno.ENOTDIR: "not a directory",
+    errno.EISDIR: "is a directory",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.ENOSPC: "no space left on the device",
+    getattr(errno, "EDQUOT", -1): "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+    errno.ENAMETOOLONG: "file name too long",
+    errno.ELOOP: "too many levels of symbolic links",
+    errno.EIO: "input/output error",
+    errno.EMFILE: "too many open files",
+    errno.ETIMEDOUT: "the store did not answer in time",
+    errno.ECONNREFUSED: "cannot reach the store",
+}
+_HINTS = {
+    errno.EACCES: "check its permissions and owner",
+    errno.EPERM: "check its permissions and owner",
+    errno.ENOSPC: "free some space, then retry",
+    getattr(errno, "EDQUOT", -1): "free some space, then retry",
+    errno.EROFS: "use a writable directory",
+    errno.EMFILE: "raise the limit (ulimit -n) or retry",
+    errno.ETIMEDOUT: "check the network and the endpoint, then retry",
+    errno.ECONNREFUSED: "check the endpoint URL and the network, then retry",
+}
+_S3_CREDENTIALS = (
+    "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), "
+    """or pass --storage-options '{"key": "...", "secret": "..."}'"""
+)
+
+
+def plain(text: object) -> str:
+    """`text` without `[Errno N]` prefixes and leading exception class names, printable."""
+    return printable(_NOISE.sub("", str(text)))
+
+
+def _access_denied(error: OSError, url: str) -> str:
+    """The line for a PermissionError of a store URL: missing credentials, or refused ones."""
+    from .stores.fsspec import CREDENTIAL_ERRORS  # loaded already: a URL went through fsspec
+
+    cause = error.__cause__
+    names = {c.__name__ for c in type(cause).__mro__} if cause is not None else set()
+    s3 = url.startswith(("s3://", "s3a://"))
+    if names & CREDENTIAL_ERRORS:
+        detail = plain(cause)
+        if s3:
+            return f"{printable(url)}: no usable AWS credentials ({detail}): {_S3_CREDENTIALS}"
+        return f"{printable(url)}: no usable credentials ({detail}): pass them in --storage-options"
+    if s3:
+        return (f"{printable(url)}: access denied: the AWS credentials in use may not access it "
+                f"(check AWS_PROFILE or AWS_ACCESS_KEY_ID, or --storage-options)")
+    return f"{printable(url)}: access denied: check the credentials in --storage-options"
+
+
+def describe_os_error(error: OSError) -> str:
+    """One short line for an OSError: `<path>: <phrase> (<what to do>)`."""
+    path = error.filename
+    if isinstance(error, PermissionError) and path is not None and is_url(str(path)):
+        return _access_denied(error, str(path))
+    phrase = _PHRASES.get(error.errno or 0)
+    if phrase is None:
+        phrase = os.strerror(error.errno) if error.errno else plain(error.strerror or error)
+        phrase = phrase[:1].lower() + phrase[1:]
+    hint = _HINTS.get(error.errno or 0)
+    line = phrase if path is None else f"{printable(path)}: {phrase}"
+    return f"{line} ({hint})" if hint else line
+
+
+def _missing_directory(directory: str) -> bool:
+    """A local directory that does not exist (object stores have no directories to miss)."""
+    if is_url(directory):
+        return False
+    local = directory.removeprefix("file://")
+    return not os.path.isdir(local or ".")
+
+
+def _no_such_directory(directory: str) -> Failure:
+    return Failure(f"{printable(directory)}: no such directory", EXIT_NOT_FOUND)
+
+
+def _no_files(prefix: str, directory: str, what: str = "cache") -> Failure:
+    return Failure(
+        f"{printable(prefix)}: no {what} files in {printable(directory)} "
+        f"(`{PROG} ls --dir {printable(directory)}` lists the prefixes there)",
+        EXIT_NOT_FOUND,
+    )
+
+
+class _Warnings(logging.Handler):
+    """The library's warnings (a skipped corrupt file, a kept older file) as `cache-utils: warning:`
+    lines on the stderr of the moment."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            print(f"{PROG}: warning: {plain(record.getMessage())}", file=sys.stderr)
+        except Exception:  # noqa: BLE001 - logging must never raise
+            self.handleError(record)
+
+
+# --- progress ---------------------------------------------------------------------------------------
+
+
+class Progress:
+    """A one-line `\\r` counter (`deleting sales files: 12/340`) on `stream` (stderr), drawn only
+    when it is a terminal, redrawn at most every `interval` seconds, erased when done."""
+
+    def __init__(self, label: str, total: int, stream: IO[str] | None = None, interval: float = 0.1) -> None:
+        self.stream = sys.stderr if stream is None else stream
+        self.label, self.total, self.done, self.interval = label, total, 0, interval
+        self.enabled = total > 0 and _isatty(self.stream)
+        self._drawn_at = -interval
+        self._width = 0
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def advance(self, count: int = 1) -> None:
+        self.done += count
+        now = time.monotonic()
+        if self.enabled and (self.done >= self.total or now - self._drawn_at >= self.interval):
+            self._drawn_at = now
+            self._write(f"{self.label}: {self.done}/{self.total}")
+
+    def _write(self, text: str) -> None:
+        pad = " " * max(self._width - len(text), 0)
+        self.stream.write(f"\r{text}{pad}")
+        self.stream.flush()
+        self._width = len(text)
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self.enabled and self._width:
+            self.stream.write("\r" + " " * self._width + "\r")
+            self.stream.flush()
+
+
+def _isatty(stream: IO[str]) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+# --- argument types ----------------------------------------------------------------------------------
+
+
+def _whole(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be a whole number >= {minimum}, got {text!r}")
+        return value
+
+    return parse
+
+
+def _day(text: str) -> Any:
+    """A date by the library's rules (`cache_utils.naming.to_date`): partial dates, two-digit
+    years and 6-digit dates are refused."""
+    try:
+        return to_date(text)
+    except (ValueError, TypeError) as e:
+        raise argparse.ArgumentTypeError(plain(e)) from e
+
+
 def _storage_options(text: str | None) -> dict[str, Any] | None:
     if not text:
         return None
     try:
         value = json.loads(text)
     except json.JSONDecodeError as e:
-        raise ValueError(f"--storage-options must be a JSON object, got {text!r}") from e
+        raise Failure(f"--storage-options must be a JSON object, got {printable(repr(text))}",
+                      EXIT_USAGE) from e
     if not isinstance(value, dict):
-        raise ValueError(f"--storage-options must be a JSON object, got {text!r}")
+        raise Failure(f"--storage-options must be a JSON object, got {printable(repr(text))}", EXIT_USAGE)
     return value
 
 
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2))  # ASCII-only: undecodable file names come out as \udcxx
+
+
+def _file_json(c: CacheFile) -> dict[str, Any]:
+    return {"prefix": c.prefix, "date": c.date.isoformat(), "path": c.path, "size": c.size}
+
+
+# --- commands ---------------------------------------------------------------------------------------
+
+
+def _ls_directory(args: argparse.Namespace) -> str:
+    """`--dir`, or the deprecated positional `ls DIR`."""
+    legacy = args.legacy_directory
+    if legacy is None:
+        return str(args.directory or DEFAULT_DIR)
+    if args.directory is not None and args.directory != legacy:
+        raise Failure(f"ls: give the directory once, as --dir (got {printable(repr(legacy))} and "
+                      f"--dir {printable(repr(args.directory))})", EXIT_USAGE)
+    print(f"{PROG}: warning: `ls DIR` is deprecated: use `ls --dir {printable(legacy)}`", file=sys.stderr)
+    return str(legacy)
+
+
 def cmd_ls(args: argparse.Namespace) -> int:
-    files = list_caches(args.directory, storage_options=_storage_options(args.storage_options))
+    directory = _ls_directory(args)
+    files = list_caches(directory, storage_options=_storage_options(args.storage_options))
+    if not files and _missing_directory(directory):  # a mistyped directory is not an empty one
+        raise _no_such_directory(directory)
+    if args.json:
+        _print_json([_file_json(c) for c in files])
+        return EXIT_OK
     if not files:
-        if not is_url(args.directory) and not os.path.isdir(args.directory):
-            print(f"cache-utils: not found: directory {args.directory}", file=sys.stderr)
-            return EXIT_NOT_FOUND  # a mistyped directory is not an empty one
-        print(f"no cache files in {args.directory}")
+        print(f"no cache files in {printable(directory)}")
         return EXIT_OK
     today = to_date(None)
     rows = [("PREFIX", "FILES", "FIRST", "LATEST", "SIZE", "TODAY")]
@@ -80,8 +305,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 def describe(value: Any, head: int = 5) -> str:
     """A short human description of a cached value: type, keys, DataFrame shape and head."""
-    kind = type(value)
-    name = f"{kind.__module__}.{kind.__qualname__}" if kind.__module__ != "builtins" else kind.__name__
+    name = _type_name(value)
     shape = getattr(value, "shape", None)
     if shape is not None and hasattr(value, "head"):
         lines = [f"{name} shape={tuple(shape)}"]
@@ -104,30 +328,98 @@ def describe(value: Any, head: int = 5) -> str:
     return f"{name}: {repr(value)[:200]}"
 
 
+def _type_name(value: Any) -> str:
+    kind = type(value)
+    return f"{kind.__module__}.{kind.__qualname__}" if kind.__module__ != "builtins" else kind.__name__
+
+
+class _ShortRepr(reprlib.Repr):
+    """`reprlib`, with a DataFrame or Series as `<pandas.DataFrame shape=(3, 2)>`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxlevel, self.maxdict, self.maxlist, self.maxtuple, self.maxset = 2, 8, 8, 8, 8
+        self.maxstring, self.maxother = 60, 60
+
+    def repr1(self, x: Any, level: int) -> str:
+        shape = getattr(x, "shape", None)
+        if shape is not None and hasattr(x, "head"):
+            return f"<{_type_name(x)} shape={tuple(shape)}>"
+        return super().repr1(x, level)
+
+
+_SHORT = _ShortRepr()
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     options = _storage_options(args.storage_options)
-    day = args.date
-    if day is None:  # the newest good file up to today, as load_cache would use it
-        hit, skipped = load_latest_cache(args.prefix, None, args.directory, storage_options=options)
-        for s in skipped:
-            print(f"cache-utils: skipped corrupt file {printable(s.path)}: {s.reason}", file=sys.stderr)
+    directory = args.directory or DEFAULT_DIR
+    if args.date is None:  # the newest good file up to today, as load_cache would use it
+        hit, _ = load_latest_cache(args.prefix, None, directory, storage_options=options)
         if hit is None:
-            print(f"cache-utils: not found: no usable {args.prefix} file in {args.directory}",
-                  file=sys.stderr)
-            return EXIT_NOT_FOUND
-        print(f"{args.prefix} {hit.date.isoformat()}")
-        value = hit.data
+            if _missing_directory(directory):
+                raise _no_such_directory(directory)
+            raise _no_files(args.prefix, directory, "usable")
+        day, path, value = hit.date, hit.path, hit.data
     else:
-        value = read_cache(args.prefix, day, args.directory, storage_options=options)
-    print(describe(value, args.head))
+        day = args.date
+        try:
+            value = read_cache(args.prefix, day, directory, storage_options=options)
+        except FileNotFoundError as e:
+            if _missing_directory(directory):
+                raise _no_such_directory(directory) from e
+            dates = cache_dates(args.prefix, directory, storage_options=options)
+            where = (f"{printable(args.prefix)} has {len(dates)} file(s), {dates[-1]} to {dates[0]}"
+                     if dates else f"no {printable(args.prefix)} files in {printable(directory)}")
+            raise Failure(f"{printable(e.filename or e)}: no such file ({where})", EXIT_NOT_FOUND) from e
+        path = cache_filename(args.prefix, day, directory=directory)
+    if args.json:
+        size = next((c.size for c in list_caches(directory, args.prefix, storage_options=options)
+                     if c.date == day), None)
+        _print_json({"prefix": args.prefix, "date": day.isoformat(), "path": path, "size": size,
+                     "type": _type_name(value), "repr": _SHORT.repr(value)})
+        return EXIT_OK
+    print(f"{printable(args.prefix)} {day.isoformat()}")
+    for line in describe(value, args.head).splitlines():
+        print(printable(line))
     return EXIT_OK
 
 
+def _delete(directory: str, options: dict[str, Any] | None, paths: list[str], label: str) -> list[str]:
+    """Delete the files `prune` chose, one by one, with a progress line; the paths deleted."""
+    store = get_store(directory, options)
+    base = store.path("")  # store.path(name) == base + name
+    removed = []
+    with Progress(label, len(paths)) as progress:
+        for path in paths:
+            name = path[len(base):]
+            if not path.startswith(base) or store.path(name) != path:  # pragma: no cover - defensive
+                raise Failure(f"{printable(path)}: not in {printable(directory)}")
+            try:
+                store.remove(name)
+            except FileNotFoundError:  # deleted meanwhile (another prune): nothing left to do
+                pass
+            else:
+                removed.append(path)
+            progress.advance()
+    return removed
+
+
 def cmd_prune(args: argparse.Namespace) -> int:
-    paths = prune(
-        args.prefix, args.keep, args.directory, dry_run=args.dry_run,
-        storage_options=_storage_options(args.storage_options),
-    )
+    options = _storage_options(args.storage_options)
+    directory = args.directory or DEFAULT_DIR
+    # The library decides (keep N, never today's fallback, stale temp files); the CLI deletes
+    # what it chose one by one, so that a long prune can show its progress.
+    planned = prune(args.prefix, args.keep, directory, dry_run=True, storage_options=options)
+    if not planned and not list_caches(directory, args.prefix, storage_options=options):
+        if _missing_directory(directory):
+            raise _no_such_directory(directory)
+        raise _no_files(args.prefix, directory)
+    paths = planned if args.dry_run else _delete(directory, options, planned,
+                                                 f"deleting {printable(args.prefix)} files")
+    if args.json:
+        _print_json({"prefix": args.prefix, "dry_run": args.dry_run, "removed": paths})
+        return EXIT_OK
     verb = "would delete" if args.dry_run else "deleted"
     for path in paths:
         print(f"{verb} {printable(path)}")
@@ -138,8 +430,6 @@ def cmd_prune(args: argparse.Namespace) -> int:
 def cmd_alert_test(args: argparse.Namespace) -> int:
     """Send a test alert through the configured backend and close it: 0 only when both calls
     were accepted."""
-    import logging
-
     from .alerts import get_alerter, send_test_alert
 
     if not args.alias.strip():
@@ -165,39 +455,84 @@ def cmd_alert_test(args: argparse.Namespace) -> int:
     elif seen:
         report += f" (note: {'; '.join(seen)})"
     if not ok:
-        print(f"cache-utils: alert-test: {report}", file=sys.stderr)
+        print(f"{PROG}: alert-test: {report}", file=sys.stderr)
         return EXIT_USAGE if alerter is None else EXIT_ERROR  # nothing usable configured: usage
     print(f"alert-test: {report}")
     return EXIT_OK
 
 
+# --- the parser -------------------------------------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line: what is wrong, with the bad value, and where to look."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {printable(message)} (see `{self.prog} --help`)\n")
+
+
+EXIT_CODES = (
+    "exit codes: 0 ok; 1 a file or directory that cannot be used (corrupt, not a directory, "
+    "permission denied, no credentials); 2 bad usage or a bad value; 3 not found (no such file, "
+    "prefix or directory); 130 interrupted; 141 stdout closed early (| head)"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `cache-utils`."""
-    parser = argparse.ArgumentParser(
-        prog="cache-utils", description="Inspect date-stamped <prefix>_<YYYYMMDD>.pkl.gz caches."
+    parser = _Parser(
+        prog=PROG,
+        description="Inspect date-stamped <prefix>_<YYYYMMDD>.pkl.gz caches. Every command takes "
+        "the directory the same way, -d/--dir DIR (default: data; a path or a URL such as "
+        "s3://bucket/caches), and ls, show and prune take --json for scripts.",
+        epilog=EXIT_CODES,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    storage = argparse.ArgumentParser(add_help=False)
-    storage.add_argument(
-        "--storage-options", metavar="JSON", help="fsspec storage options for URLs, as JSON"
-    )
+    where = _Parser(add_help=False)
+    where.add_argument("-d", "--dir", dest="directory", metavar="DIR", default=None,
+                       help="directory or URL of the cache files (default: data)")
+    where.add_argument("--storage-options", metavar="JSON",
+                       help="fsspec storage options for URLs, as a JSON object")
+    out = _Parser(add_help=False)
+    out.add_argument("--json", action="store_true", help="print JSON (see the description) instead of text")
 
-    ls = sub.add_parser("ls", parents=[storage], help="list prefixes with counts, dates, sizes")
-    ls.add_argument("directory", nargs="?", default="data", help="directory or URL (default: data)")
+    ls = sub.add_parser(
+        "ls", parents=[where, out], help="list prefixes with counts, dates, sizes",
+        description="List each prefix with its file count, first and latest date, total size and "
+        "whether today's file is there. --json: a list of {prefix, date (ISO), path, size (bytes)}, "
+        "one per file. (`ls DIR`, the directory as a positional argument, still works but is "
+        "deprecated: use --dir.)", epilog=EXIT_CODES,
+    )
+    ls.add_argument("legacy_directory", nargs="?", default=None, help=argparse.SUPPRESS)
     ls.set_defaults(func=cmd_ls)
 
-    show = sub.add_parser("show", parents=[storage], help="describe what one cache file holds")
-    show.add_argument("prefix")
-    show.add_argument("--date", default=None, help="date of the file (default: the newest up to today)")
-    show.add_argument("--dir", dest="directory", default="data", help="directory (default: data)")
-    show.add_argument("--head", type=int, default=5, help="rows of DataFrames to show")
+    show = sub.add_parser(
+        "show", parents=[where, out], help="describe what one cache file holds",
+        description="Print `PREFIX DATE`, then what the file holds: keys, types, DataFrame shapes, "
+        "dtypes and a head. Without --date: the newest file up to today that loads (corrupt ones "
+        "are skipped with a warning). --json: {prefix, date, path, size, type, repr} (repr: short).",
+        epilog=EXIT_CODES,
+    )
+    show.add_argument("prefix", metavar="PREFIX", help="the <prefix> of <prefix>_<YYYYMMDD>.pkl.gz")
+    show.add_argument("--date", type=_day, default=None, metavar="DATE",
+                      help="date of the file: 2024-01-15, 20240115 or 15 Jan 2024 "
+                      "(default: the newest up to today)")
+    show.add_argument("--head", type=_whole(0), default=5, metavar="N",
+                      help="rows of DataFrames to show (default: 5)")
     show.set_defaults(func=cmd_show)
 
-    pr = sub.add_parser("prune", parents=[storage], help="delete all but the newest N files")
-    pr.add_argument("prefix")
-    pr.add_argument("--keep", type=int, required=True, help="how many of the newest files to keep")
-    pr.add_argument("--dir", dest="directory", default="data", help="directory (default: data)")
+    pr = sub.add_parser(
+        "prune", parents=[where, out], help="delete all but the newest N files",
+        description="Delete all but the newest N files of PREFIX dated up to today, and its stale "
+        "temp files; when none of the N newest files loads, the newest one that does is kept too "
+        "(load_cache would fall back to it). A progress line is shown on stderr "
+        "when it is a terminal. --json: {prefix, dry_run, removed: [paths]}.",
+        epilog=EXIT_CODES,
+    )
+    pr.add_argument("prefix", metavar="PREFIX", help="the <prefix> of <prefix>_<YYYYMMDD>.pkl.gz")
+    pr.add_argument("--keep", type=_whole(1), required=True, metavar="N",
+                    help="how many of the newest files to keep (>= 1)")
     pr.add_argument("--dry-run", action="store_true", help="only print what would be deleted")
     pr.set_defaults(func=cmd_prune)
 
@@ -213,22 +548,67 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line tool; returns the exit code."""
-    args = build_parser().parse_args(argv)
+def _run(argv: Sequence[str] | None) -> int:
     try:
-        return args.func(args)
-    except FileNotFoundError as e:
-        print(f"cache-utils: not found: {printable(e.filename or e)}", file=sys.stderr)
-        return EXIT_NOT_FOUND
-    except (ValueError, TypeError) as e:
-        print(f"cache-utils: {printable(e)}", file=sys.stderr)
-        return EXIT_USAGE
-    except (CacheError, OSError) as e:
-        print(f"cache-utils: {printable(e)}", file=sys.stderr)
-        return EXIT_ERROR
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # --help, --version and usage errors: argparse has printed them
+        return e.code if isinstance(e.code, int) else EXIT_OK if e.code is None else EXIT_USAGE
+    if args.func is cmd_alert_test:  # folds the alert warnings into its own line
+        return int(cmd_alert_test(args))
+    logger, handler = logging.getLogger("cache_utils"), _Warnings(logging.WARNING)
+    logger.addHandler(handler)
+    try:
+        return int(args.func(args))
+    finally:
+        logger.removeHandler(handler)
+
+
+def _report(line: str) -> None:
+    print(f"{PROG}: {line}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line tool; returns the exit code (argparse's too: never raises SystemExit)."""
+    try:
+        try:
+            code = _run(argv)
+        except Failure as e:
+            _report(str(e))
+            code = e.code
+        except FileNotFoundError as e:
+            _report(describe_os_error(e))
+            code = EXIT_NOT_FOUND
+        except (ValueError, TypeError) as e:
+            _report(plain(e))
+            code = EXIT_USAGE
+        except CacheError as e:
+            _report(plain(e))
+            code = EXIT_ERROR
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            _report(describe_os_error(e))
+            code = EXIT_ERROR
+        except KeyboardInterrupt:
+            _report("interrupted")
+            code = EXIT_INTERRUPTED
+        sys.stdout.flush()  # a closed pipe shows here, not at exit as "Exception ignored"
+        return code
+    except BrokenPipeError:
+        _stdout_to_devnull()
+        return EXIT_BROKEN_PIPE
+
+
+def _stdout_to_devnull() -> None:
+    """What Python's docs recommend after EPIPE (library/signal.html, "Note on SIGPIPE"): point
+    stdout at devnull, so the flush at exit does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # no real file descriptor (captured in-process)
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
-

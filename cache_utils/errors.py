@@ -8,7 +8,13 @@ class CacheError(Exception):
 
 
 class CacheNotFoundError(CacheError, RuntimeError):
-    """No usable cache file exists (a RuntimeError, as the original API raised)."""
+    """No usable cache file exists (a RuntimeError, as the original API raised).
+
+    Args:
+        message: The error message.
+        prefix: The cache prefix looked for (kept as `.prefix`).
+        directory: The directory searched (kept as `.directory`).
+    """
 
     def __init__(self, message: str, *, prefix: str = "", directory: str = "") -> None:
         super().__init__(message)
@@ -17,7 +23,12 @@ class CacheNotFoundError(CacheError, RuntimeError):
 
 
 class CorruptCacheError(CacheError):
-    """A cache file exists but cannot be trusted: bad gzip, bad pickle, bad or missing signature."""
+    """A cache file exists but cannot be trusted: bad gzip, bad pickle, bad or missing signature.
+
+    Args:
+        path: Path of the file (kept as `.path`).
+        reason: What is wrong with it (kept as `.reason`).
+    """
 
     def __init__(self, path: str, reason: str) -> None:
         super().__init__(f"corrupt cache file {path}: {reason}")

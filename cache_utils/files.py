@@ -43,7 +43,22 @@ def save_cache(
     file_mode: int | None = None,
     storage_options: StorageOptions | None = None,
 ) -> str:
-    """Atomically write `data` as `<directory>/<prefix>_<YYYYMMDD>.pkl.gz`; return the path."""
+    """Atomically write `data` as `<directory>/<prefix>_<YYYYMMDD>.pkl.gz`; return the path.
+
+    Args:
+        data: The value to save; anything picklable.
+        prefix: File name prefix, as in `<prefix>_<YYYYMMDD>.pkl.gz`.
+        the_date: Day of the file (date, datetime or date string); None means today, local time.
+        directory: Local directory or fsspec URL such as `s3://bucket/dir`.
+        signing_key: Key to sign the file with; None uses `CACHE_UTILS_SIGNING_KEY`, else the file
+            is unsigned.
+        level: ISA-L gzip compression level, 0 (fastest) to 3.
+        file_mode: Permission bits of a local file; None means 0o600 (owner only).
+        storage_options: fsspec options (credentials, endpoint...) for a URL `directory`.
+
+    Returns:
+        The path written.
+    """
     return write_cache(data, prefix, the_date, directory, signing_key=signing_key, level=level,
                        file_mode=file_mode, storage_options=storage_options).path
 
@@ -60,7 +75,22 @@ def write_cache(
     storage_options: StorageOptions | None = None,
 ) -> CacheFile:
     """`save_cache`, returning the `CacheFile` written (its path, date, size in bytes and content
-    fingerprint)."""
+    fingerprint).
+
+    Args:
+        data: The value to save; anything picklable.
+        prefix: File name prefix, as in `<prefix>_<YYYYMMDD>.pkl.gz`.
+        the_date: Day of the file (date, datetime or date string); None means today, local time.
+        directory: Local directory or fsspec URL such as `s3://bucket/dir`.
+        signing_key: Key to sign the file with; None uses `CACHE_UTILS_SIGNING_KEY`, else the file
+            is unsigned.
+        level: ISA-L gzip compression level, 0 (fastest) to 3.
+        file_mode: Permission bits of a local file; None means 0o600 (owner only).
+        storage_options: fsspec options (credentials, endpoint...) for a URL `directory`.
+
+    Returns:
+        The `CacheFile` written, fingerprint included.
+    """
     validate_prefix(prefix)
     day = to_date(the_date)
     serializer = serializer_for(signing_key, level)
@@ -102,7 +132,14 @@ class _CrcSink:
 def data_fingerprint(data: Any) -> str:
     """The content fingerprint `write_cache` records for `data`, without writing a file: one
     pickling pass into a CRC32 (nothing compressed), so a caller can know a value's fingerprint
-    before it is saved. Raises what pickling raises."""
+    before it is saved. Raises what pickling raises.
+
+    Args:
+        data: The value to fingerprint; anything picklable.
+
+    Returns:
+        16 hex digits: the CRC32 and the length (mod 2**32) of the pickle.
+    """
     sink = _CrcSink()
     pickle.dump(data, sink, protocol=PROTOCOL)
     return f"{sink.crc:08x}{sink.size & 0xFFFFFFFF:08x}"
@@ -115,7 +152,14 @@ def cache_exists(
     *,
     storage_options: StorageOptions | None = None,
 ) -> bool:
-    """Whether `<directory>/<prefix>_<YYYYMMDD>.pkl.gz` exists as a file (content not checked)."""
+    """Whether `<directory>/<prefix>_<YYYYMMDD>.pkl.gz` exists as a file (content not checked).
+
+    Args:
+        prefix: File name prefix, as in `<prefix>_<YYYYMMDD>.pkl.gz`.
+        the_date: Day of the file (date, datetime or date string); None means today, local time.
+        directory: Local directory or fsspec URL such as `s3://bucket/dir`.
+        storage_options: fsspec options (credentials, endpoint...) for a URL `directory`.
+    """
     validate_prefix(prefix)
     return get_store(directory, storage_options).exists(file_name(prefix, date_stamp(the_date)))
 
@@ -127,7 +171,14 @@ def get_latest_cache_filename(
     *,
     storage_options: StorageOptions | None = None,
 ) -> str | None:
-    """Path of the newest `<prefix>_<YYYYMMDD>.pkl.gz` (on or before a date, if given), or None."""
+    """Path of the newest `<prefix>_<YYYYMMDD>.pkl.gz` (on or before a date, if given), or None.
+
+    Args:
+        prefix: File name prefix, as in `<prefix>_<YYYYMMDD>.pkl.gz`.
+        directory: Local directory or fsspec URL; "" is the current directory.
+        on_or_before: Latest day to consider; None means no bound (later-dated files count too).
+        storage_options: fsspec options (credentials, endpoint...) for a URL `directory`.
+    """
     validate_prefix(prefix)
     bound = None if on_or_before is None else date_stamp(on_or_before)
     store = get_store(directory, storage_options)
@@ -142,7 +193,14 @@ def cache_dates(
     *,
     storage_options: StorageOptions | None = None,
 ) -> list[dt.date]:
-    """Dates that have a cache file for `prefix`, newest first."""
+    """Dates that have a cache file for `prefix`, newest first.
+
+    Args:
+        prefix: File name prefix, as in `<prefix>_<YYYYMMDD>.pkl.gz`.
+        directory: Local directory or fsspec URL such as `s3://bucket/dir`.
+        on_or_before: Latest day to list; None means no bound.
+        storage_options: fsspec options (credentials, endpoint...) for a URL `directory`.
+    """
     validate_prefix(prefix)
     bound = None if on_or_before is None else date_stamp(on_or_before)
     store = get_store(directory, storage_options)
@@ -157,8 +215,22 @@ def read_cache(
     signing_key: str | bytes | None = None,
     storage_options: StorageOptions | None = None,
 ) -> Any:
-    """Load one cache file exactly (no fallback): FileNotFoundError if absent,
-    CorruptCacheError if it cannot be trusted."""
+    """Load one cache file exactly (no fallback).
+
+    Args:
+        prefix: File name prefix, as in `<prefix>_<YYYYMMDD>.pkl.gz`.
+        the_date: Day of the file (date, datetime or date string); None means today, local time.
+        directory: Local directory or fsspec URL such as `s3://bucket/dir`.
+        signing_key: Key to verify signatures with; None uses `CACHE_UTILS_SIGNING_KEY` when set.
+        storage_options: fsspec options (credentials, endpoint...) for a URL `directory`.
+
+    Returns:
+        The unpickled data.
+
+    Raises:
+        FileNotFoundError: The file does not exist.
+        CorruptCacheError: The file cannot be trusted (bad signature, gzip stream or pickle).
+    """
     validate_prefix(prefix)
     store = get_store(directory, storage_options)
     return read_file(store, file_name(prefix, date_stamp(the_date)), serializer_for(signing_key))
@@ -196,8 +268,22 @@ def verify_cache(
     storage_options: StorageOptions | None = None,
 ) -> CacheFile:
     """Check one cache file without unpickling it: its signature (when a key is given or set in
-    the environment) and its gzip stream to the end (CRC and length). Returns the `CacheFile`,
-    fingerprint included; FileNotFoundError if absent, CorruptCacheError if it cannot be trusted."""
+    the environment) and its gzip stream to the end (CRC and length).
+
+    Args:
+        prefix: File name prefix, as in `<prefix>_<YYYYMMDD>.pkl.gz`.
+        the_date: Day of the file (date, datetime or date string); None means today, local time.
+        directory: Local directory or fsspec URL such as `s3://bucket/dir`.
+        signing_key: Key to verify signatures with; None uses `CACHE_UTILS_SIGNING_KEY` when set.
+        storage_options: fsspec options (credentials, endpoint...) for a URL `directory`.
+
+    Returns:
+        The file's `CacheFile`, fingerprint included.
+
+    Raises:
+        FileNotFoundError: The file does not exist.
+        CorruptCacheError: The file cannot be trusted.
+    """
     validate_prefix(prefix)
     day = to_date(the_date)
     store = get_store(directory, storage_options)
@@ -221,7 +307,18 @@ def cache_fingerprint(
 ) -> CacheFile:
     """One file's `CacheFile` with its content fingerprint, read from the file's last 8 bytes (the
     gzip trailer: CRC32 and length of the pickle) without inflating it: one small read, even on S3.
-    Equal fingerprints mean the same pickled bytes; FileNotFoundError if absent."""
+    Equal fingerprints mean the same pickled bytes.
+
+    Args:
+        prefix: File name prefix, as in `<prefix>_<YYYYMMDD>.pkl.gz`.
+        the_date: Day of the file (date, datetime or date string); None means today, local time.
+        directory: Local directory or fsspec URL such as `s3://bucket/dir`.
+        storage_options: fsspec options (credentials, endpoint...) for a URL `directory`.
+
+    Raises:
+        FileNotFoundError: The file does not exist.
+        CorruptCacheError: The file is too short to hold a gzip trailer.
+    """
     validate_prefix(prefix)
     day = to_date(the_date)
     store = get_store(directory, storage_options)
@@ -236,7 +333,16 @@ def cache_fingerprint(
 @dataclass(frozen=True)
 class CacheFile:
     """One cache file: its prefix, date, path and size in bytes, and its content fingerprint when
-    known (`write_cache`, `verify_cache`, `cache_fingerprint`; `list_caches` does not read files)."""
+    known (`write_cache`, `verify_cache`, `cache_fingerprint`; `list_caches` does not read files).
+
+    Attributes:
+        prefix: File name prefix.
+        date: Day in the file name.
+        path: Full path or URL of the file.
+        size: Size of the file in bytes.
+        fingerprint: CRC32 and length of the pickle as 16 hex digits; None when not read.
+            Not compared by `==`.
+    """
 
     prefix: str
     date: dt.date
@@ -252,7 +358,13 @@ def list_caches(
     *,
     storage_options: StorageOptions | None = None,
 ) -> list[CacheFile]:
-    """Every cache file in a directory (of one prefix, if given), by prefix then date."""
+    """Every cache file in a directory (of one prefix, if given), by prefix then date.
+
+    Args:
+        directory: Local directory or fsspec URL such as `s3://bucket/dir`.
+        prefix: Only files of this prefix; None lists every prefix.
+        storage_options: fsspec options (credentials, endpoint...) for a URL `directory`.
+    """
     if prefix is not None:
         validate_prefix(prefix)
     store = get_store(directory, storage_options)
@@ -284,7 +396,22 @@ def prune(
 
     Never takes from `load_cache` what it would load: files dated after today are neither counted
     nor deleted, and when none of the kept files loads (as `load_cache` loads it: signature, gzip
-    CRC, unpickling), the newest older file that does is kept as well."""
+    CRC, unpickling), the newest older file that does is kept as well.
+
+    Args:
+        prefix: File name prefix, as in `<prefix>_<YYYYMMDD>.pkl.gz`.
+        keep: How many of the newest files dated up to today to keep (a whole number >= 1).
+        directory: Local directory or fsspec URL such as `s3://bucket/dir`.
+        dry_run: Only return what would be deleted; delete nothing.
+        temp_older_than: Age in seconds after which a temp file counts as orphaned.
+        storage_options: fsspec options (credentials, endpoint...) for a URL `directory`.
+        tz: Zone of "today" (tzinfo or IANA name); None means local time.
+        signing_key: Key to check that kept files load; None uses `CACHE_UTILS_SIGNING_KEY` when set.
+
+    Raises:
+        TypeError: `keep` is not a whole number.
+        ValueError: `keep` is below 1.
+    """
     validate_prefix(prefix)
     if isinstance(keep, bool) or not isinstance(keep, int):
         raise TypeError(f"keep must be a whole number >= 1, got {type(keep).__name__}: {keep!r}")

@@ -31,7 +31,12 @@ log = logging.getLogger("cache_utils")
 
 @dataclass(frozen=True)
 class Skipped:
-    """A file passed over while looking for data: its path and why."""
+    """A file passed over while looking for data: its path and why.
+
+    Attributes:
+        path: Path of the file skipped.
+        reason: Why it was skipped (what made it untrustworthy).
+    """
 
     path: str
     reason: str
@@ -39,7 +44,14 @@ class Skipped:
 
 @dataclass(frozen=True)
 class CacheHit:
-    """What `load_latest_cache` found: the data, its date and path, and what it skipped."""
+    """What `load_latest_cache` found: the data, its date and path, and what it skipped.
+
+    Attributes:
+        data: The unpickled data.
+        date: Day of the file loaded.
+        path: Path of the file loaded.
+        skipped: Newer files passed over before it, newest first.
+    """
 
     data: Any
     date: dt.date
@@ -47,7 +59,11 @@ class CacheHit:
     skipped: tuple[Skipped, ...] = ()
 
     def age_days(self, today: DateLike) -> int:
-        """Days between this file's date and `today` (0 when fresh)."""
+        """Days between this file's date and `today` (0 when fresh).
+
+        Args:
+            today: The reference day (date, datetime or date string); None means today, local time.
+        """
         return (to_date(today) - self.date).days
 
 
@@ -62,7 +78,17 @@ def load_latest_cache(
     """Load the file for `on_or_before` (today when None), else the newest good older one.
 
     Corrupt files are skipped and reported; a file that vanishes between listing and reading
-    is a miss. Returns (hit or None, everything skipped).
+    is a miss.
+
+    Args:
+        prefix: File name prefix, as in `<prefix>_<YYYYMMDD>.pkl.gz`.
+        on_or_before: Day wanted (date, datetime or date string); None means today, local time.
+        directory: Local directory or fsspec URL such as `s3://bucket/dir`.
+        signing_key: Key to verify signatures with; None uses `CACHE_UTILS_SIGNING_KEY` when set.
+        storage_options: fsspec options (credentials, endpoint...) for a URL `directory`.
+
+    Returns:
+        (the `CacheHit`, or None when no file loads; every file skipped).
     """
     validate_prefix(prefix)
     store = get_store(directory, storage_options)
@@ -115,6 +141,25 @@ def load_cache(
     unless cb_time is aware or `tz` is given. With no file at all: ({}, next_callback) when
     allow_no_data, else CacheNotFoundError. Missing, stale and corrupt data raise alerts under
     `alias` (default "cache_utils:<prefix>"); today's data loading again closes the alert.
+
+    Args:
+        prefix: File name prefix, as in `<prefix>_<YYYYMMDD>.pkl.gz`.
+        cb_time: Daily time today's file is due: a `datetime.time` or "HH:MM" / "HH:MM:SS".
+        directory: Local directory or fsspec URL such as `s3://bucket/dir`.
+        allow_no_data: Return `({}, next_callback)` instead of raising when no file loads.
+        alias: Alert alias; None means `"cache_utils:<prefix>"`.
+        tz: Zone of today and of the times returned (tzinfo or IANA name); None: cb_time's own
+            zone, else naive local time.
+        retry_interval: Wait between looks once cb_time has passed: a timedelta or seconds.
+        signing_key: Key to verify signatures with; None uses `CACHE_UTILS_SIGNING_KEY` when set.
+        storage_options: fsspec options (credentials, endpoint...) for a URL `directory`.
+        alerter: Alert backend; None uses the configured or environment one (`get_alerter`).
+
+    Returns:
+        (data, next_callback): the data loaded and when to call again.
+
+    Raises:
+        CacheNotFoundError: No file loads and `allow_no_data` is False.
     """
     validate_prefix(prefix)
     cb = parse_cb_time(cb_time)
@@ -167,7 +212,13 @@ def _details(prefix: str, store: Store, today: dt.date) -> dict[str, str]:
 class RefreshCheck:
     """One look at a daily cache by a refresh job: whether to refresh now and when to look next.
 
-    `next_check` is None when the earlier plan stands (a retry is not yet due)."""
+    Attributes:
+        now: When the look was taken, in the check's zone.
+        day: The day checked (`now`'s date).
+        due: Whether a refresh should run now.
+        next_check: When to look next; None when the earlier plan stands (a retry is not yet due).
+        reason: One line saying why, for logs and skip reasons.
+    """
 
     now: dt.datetime
     day: dt.date
@@ -192,6 +243,16 @@ def check_refresh(
     Once today's file exists nothing is due until tomorrow's cb_time. Before today's cb_time
     nothing is due. After it, a refresh is due at most every `retry_interval`: pass the previous
     `next_check` back as `not_before`. Days and times are in `tz` (cb_time's own zone when None).
+
+    Args:
+        prefix: File name prefix, as in `<prefix>_<YYYYMMDD>.pkl.gz`.
+        cb_time: Daily time today's file is due: a `datetime.time` or "HH:MM" / "HH:MM:SS".
+        directory: Local directory or fsspec URL such as `s3://bucket/dir`.
+        tz: Zone of days and times (tzinfo or IANA name); None: cb_time's own zone, else naive local.
+        not_before: The previous check's `next_check`: no retry is due before it. None: no limit.
+        retry_interval: Wait between looks once cb_time has passed: a timedelta or seconds.
+        storage_options: fsspec options (credentials, endpoint...) for a URL `directory`.
+        now: The current time (for tests); None means now in the zone.
     """
     validate_prefix(prefix)
     cb = parse_cb_time(cb_time)

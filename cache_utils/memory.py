@@ -99,7 +99,16 @@ def _copy_pandas(value: Any) -> Any:
 
 def normalize_key(prefix_keys: MemoryKeyPart, keys: Iterable[Hashable] = ()) -> MemoryKey:
     """`("users", "john")`, `(["users"], "john")` and `(("users", "john"),)` all give
-    `("users", "john")`: the prefix is flattened one level, the other keys are kept whole."""
+    `("users", "john")`: the prefix is flattened one level, the other keys are kept whole.
+
+    Args:
+        prefix_keys: First key part, or a list/tuple of parts.
+        keys: Further key parts.
+
+    Raises:
+        ValueError: The key is empty.
+        TypeError: A key part is not hashable.
+    """
     if type(prefix_keys) is str:
         head: MemoryKey = (prefix_keys,)
     elif isinstance(prefix_keys, list | tuple):
@@ -127,7 +136,13 @@ class InMemoryCache:
 
     @classmethod
     def get(cls, prefix_keys: MemoryKeyPart, *keys: Hashable, default_copy: bool = True) -> Any:
-        """The value stored under the key, a copy by default; None when missing."""
+        """The value stored under the key, a copy by default; None when missing.
+
+        Args:
+            prefix_keys: First key part, or a list/tuple of parts (flattened one level).
+            *keys: Further key parts.
+            default_copy: Return a copy (True) or the stored object itself (False).
+        """
         # The hot path: a str prefix needs no normalizing; a bad key is explained on failure.
         key = (prefix_keys,) + keys if type(prefix_keys) is str else normalize_key(prefix_keys, keys)
         try:
@@ -148,7 +163,13 @@ class InMemoryCache:
         default_copy: bool = True,
     ) -> dict[Hashable, Any]:
         """Several values under one prefix. A list gives {key: value} of those found; a dict is
-        filled in place (its values are the defaults for keys not cached) and returned."""
+        filled in place (its values are the defaults for keys not cached) and returned.
+
+        Args:
+            prefix_keys: First key part, or a list/tuple of parts (flattened one level).
+            list_or_dict: Last key parts to look up: an iterable, or a dict of defaults.
+            default_copy: Return copies (True) or the stored objects themselves (False).
+        """
         head = normalize_key(prefix_keys)
         wanted = list(list_or_dict)
         missing = object()
@@ -162,12 +183,23 @@ class InMemoryCache:
 
     @classmethod
     def get_state(cls, prefix_keys: MemoryKeyPart, autogen_key: Hashable) -> Any:
-        """The state stored by `put_state`, itself (not a copy): callers share it."""
+        """The state stored by `put_state`, itself (not a copy): callers share it.
+
+        Args:
+            prefix_keys: First key part, or a list/tuple of parts (flattened one level).
+            autogen_key: The key `put_state` returned.
+        """
         return cls.get(prefix_keys, autogen_key, default_copy=False)
 
     @classmethod
     def put(cls, data: Any, prefix_keys: MemoryKeyPart, *keys: Hashable) -> None:
-        """Store a copy of `data` under the key."""
+        """Store a copy of `data` under the key.
+
+        Args:
+            data: The value to store (copied).
+            prefix_keys: First key part, or a list/tuple of parts (flattened one level).
+            *keys: Further key parts.
+        """
         key = (prefix_keys,) + keys if type(prefix_keys) is str else normalize_key(prefix_keys, keys)
         value = data if type(data) in _IMMUTABLE else copy_value(data)
         try:
@@ -179,7 +211,12 @@ class InMemoryCache:
 
     @classmethod
     def put_many(cls, data_dict: Mapping[Hashable, Any], prefix_keys: MemoryKeyPart) -> None:
-        """Store each item of `data_dict` under `prefix_keys + (key,)`, all at once."""
+        """Store each item of `data_dict` under `prefix_keys + (key,)`, all at once.
+
+        Args:
+            data_dict: {last key part: value}; each value is copied.
+            prefix_keys: First key part, or a list/tuple of parts (flattened one level).
+        """
         head = normalize_key(prefix_keys)
         items = {head + (k,): copy_value(v) for k, v in data_dict.items()}
         with cls._lock:
@@ -189,7 +226,13 @@ class InMemoryCache:
     def put_state(
         cls, state: Any, prefix_keys: MemoryKeyPart, autogen_key: Hashable | None = None
     ) -> Hashable:
-        """Store `state` itself (no copy) and return its key, `agk_<timestamp>_<id>` if not given."""
+        """Store `state` itself (no copy) and return its key, `agk_<timestamp>_<id>` if not given.
+
+        Args:
+            state: The object to store as is, shared by every caller.
+            prefix_keys: First key part, or a list/tuple of parts (flattened one level).
+            autogen_key: Last key part; None generates a unique one.
+        """
         head = normalize_key(prefix_keys)
         stamp = dt.datetime.now().strftime("%Y%m%d%H%M%S%f")
         with cls._lock:
@@ -203,14 +246,24 @@ class InMemoryCache:
 
     @classmethod
     def delete(cls, prefix_keys: MemoryKeyPart, *keys: Hashable) -> bool:
-        """Remove one entry; True if it existed."""
+        """Remove one entry; True if it existed.
+
+        Args:
+            prefix_keys: First key part, or a list/tuple of parts (flattened one level).
+            *keys: Further key parts.
+        """
         key = normalize_key(prefix_keys, keys)
         with cls._lock:
             return cls._cache_data.pop(key, _ABSENT) is not _ABSENT
 
     @classmethod
     def clear(cls, prefix_keys: MemoryKeyPart | None = None, *keys: Hashable) -> int:
-        """Remove every entry under a key prefix (everything when none); return how many."""
+        """Remove every entry under a key prefix (everything when none); return how many.
+
+        Args:
+            prefix_keys: First key part(s), or a list/tuple of parts; None means every entry.
+            *keys: Further key parts.
+        """
         if prefix_keys is None:
             with cls._lock:
                 count = len(cls._cache_data)
@@ -226,7 +279,12 @@ class InMemoryCache:
 
     @classmethod
     def keys(cls, prefix_keys: MemoryKeyPart | None = None, *keys: Hashable) -> list[MemoryKey]:
-        """Every full key under a key prefix (all keys when none), sorted by repr."""
+        """Every full key under a key prefix (all keys when none), sorted by repr.
+
+        Args:
+            prefix_keys: First key part(s), or a list/tuple of parts; None means every entry.
+            *keys: Further key parts.
+        """
         with cls._lock:
             snapshot = list(cls._cache_data)
         if prefix_keys is not None:
@@ -236,7 +294,12 @@ class InMemoryCache:
 
     @classmethod
     def contains(cls, prefix_keys: MemoryKeyPart, *keys: Hashable) -> bool:
-        """Whether a value is stored under exactly this key."""
+        """Whether a value is stored under exactly this key.
+
+        Args:
+            prefix_keys: First key part, or a list/tuple of parts (flattened one level).
+            *keys: Further key parts.
+        """
         key = normalize_key(prefix_keys, keys)
         with cls._lock:
             return key in cls._cache_data

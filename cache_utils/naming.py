@@ -23,7 +23,16 @@ _DEFAULT_B = dt.datetime(2002, 2, 2)
 
 
 def validate_prefix(prefix: object) -> str:
-    """Return `prefix` if it is a usable cache prefix, else raise TypeError/ValueError naming it."""
+    """Return `prefix` if it is a usable cache prefix, else raise TypeError/ValueError naming it.
+
+    Args:
+        prefix: The value to check.
+
+    Raises:
+        TypeError: `prefix` is not a str.
+        ValueError: It is empty, too long for a file name, or holds a path separator, a glob
+            character, NUL, '..' or a leading '.'.
+    """
     if not isinstance(prefix, str):
         raise TypeError(f"cache prefix must be a str, got {type(prefix).__name__}: {prefix!r}")
     if not prefix:
@@ -124,7 +133,14 @@ def cache_filename(
     keep_date_as_string: bool = False,
     directory: str = "data",
 ) -> str:
-    """Return `{directory}/{prefix}_{YYYYMMDD}.pkl.gz` for a date (today when None)."""
+    """Return `{directory}/{prefix}_{YYYYMMDD}.pkl.gz` for a date (today when None).
+
+    Args:
+        prefix: File name prefix.
+        the_date: Day of the file (date, datetime or date string); None means today, local time.
+        keep_date_as_string: Put a str `the_date` in the name as given (e.g. a glob `*`), unparsed.
+        directory: Local directory or URL; "" gives the bare file name.
+    """
     validate_prefix(prefix)
     directory = os.fspath(directory)
     if keep_date_as_string and isinstance(the_date, str):
@@ -137,7 +153,12 @@ def cache_filename(
 
 
 def parse_file_name(name: str, prefix: str | None = None) -> tuple[str, dt.date] | None:
-    """Split `<prefix>_<YYYYMMDD>.pkl.gz` into (prefix, date); None for any other name."""
+    """Split `<prefix>_<YYYYMMDD>.pkl.gz` into (prefix, date); None for any other name.
+
+    Args:
+        name: A base file name (no directory).
+        prefix: Accept only this prefix; None accepts any.
+    """
     if not name.endswith(SUFFIX):
         return None
     stem = name[: -len(SUFFIX)]

@@ -1,11 +1,15 @@
 """Pickle + standard gzip (ISA-L), verified to the end of the stream, optionally HMAC-signed.
 
-File layout: a plain gzip member (RFC 1952) whose pickle is written with protocol 5.
-When a signing key is set, the gzip header carries an FEXTRA subfield `CU` holding
-a version byte and HMAC-SHA256(key, b"cache_utils-v1\\0" + file name + b"\\0" + body),
-where body is every byte after the header (deflate stream and gzip trailer). Gzip
-readers skip FEXTRA, so signed files stay readable by `gzip`, `pandas.read_pickle`
-and `pickle.load(gzip.open(...))`; the signature is checked before decompressing.
+File layout (written since the multi-member format; see `gzip_members` for the byte layout): the
+pickle (protocol 5) cut into gzip members of MEMBER_SIZE bytes each, deflated and inflated on
+several threads, then an empty end member holding the index (members, whole-pickle CRC32 and
+length, from which the content fingerprint comes). When a signing key is set, the first member's
+gzip header carries an FEXTRA subfield `CU` holding a version byte and
+HMAC-SHA256(key, b"cache_utils-v1\\0" + file name + b"\\0" + body), where body is every byte after
+that header (all members, the end member included). Gzip readers skip FEXTRA and concatenate
+members, so files stay readable by `gzip`, `pandas.read_pickle` and `pickle.load(gzip.open(...))`;
+the signature is checked before decompressing. Files of one plain gzip member (written by earlier
+versions, or by `DataFrame.to_pickle`) are read as before.
 """
 
 from __future__ import annotations
@@ -14,16 +18,27 @@ import hashlib
 import hmac
 import os
 import pickle
-import queue
 import struct
 import tempfile
-import threading
-import time
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from isal import igzip, igzip_threaded, isal_zlib
 
 from .errors import CorruptCacheError
+from .gzip_members import (
+    END_LEN,
+    HEAD_BYTES,
+    SIGNATURE_ID,
+    SIGNATURE_LEN,
+    SIGNATURE_OFFSET,
+    MemberReader,
+    MemberWriter,
+    check_threads,
+    default_threads,
+    fingerprint_of,
+    is_multimember,
+    tail_fingerprint,
+)
 
 PROTOCOL = 5
 DEFAULT_LEVEL = 2  # ISA-L levels 0-3; 2 is igzip's default (speed and size: README, Benchmarks)
@@ -32,24 +47,21 @@ SIGNING_KEY_ENV = "CACHE_UTILS_SIGNING_KEY"
 _MAGIC = b"\x1f\x8b\x08"
 _TRAILER_LEN = 8  # CRC32 and ISIZE, little-endian, after the deflate stream
 _FEXTRA, _FNAME, _FCOMMENT, _FHCRC = 4, 8, 16, 2
-_SUBFIELD_ID = b"CU"
+_SUBFIELD_ID = SIGNATURE_ID  # b"CU"
 _SIG_VERSION = 1
 _MAC_LEN = hashlib.sha256().digest_size
-_SUBFIELD_LEN = 1 + _MAC_LEN
+_SUBFIELD_LEN = SIGNATURE_LEN  # the version byte and the MAC
 _MAC_CONTEXT = b"cache_utils-v1\0"
-# ID1 ID2 CM FLG MTIME(0: reproducible) XFL OS(255: unknown)
-_PLAIN_HEADER = _MAGIC + bytes([0]) + b"\0\0\0\0" + b"\0\xff"
-_SIGNED_PREFIX = (
-    _MAGIC + bytes([_FEXTRA]) + b"\0\0\0\0" + b"\0\xff"
-    + struct.pack("<H", 4 + _SUBFIELD_LEN) + _SUBFIELD_ID + struct.pack("<H", _SUBFIELD_LEN)
-)
-_SIG_OFFSET = len(_SIGNED_PREFIX) + 1  # after the version byte
 # Reading a signed file: a gzip header is parsed from at most this many bytes (FEXTRA alone may
 # take 65,537), and the checked copy stays in memory up to _SPOOL_MEMORY, then spills to disk.
 _MAX_HEADER = 10 + 2 + 0xFFFF + 4096
 _SIGN_CHUNK = 1 << 20
 _PROBE_BYTES = 1 << 20
+_PROBE_OUTPUT = 4 << 20
 _SPOOL_MEMORY = 64 << 20
+
+# isal's stubs declare its error as an instance: name it as the exception class it is.
+_ISAL_ERROR = cast(type[Exception], isal_zlib.error)
 
 # Raised by unpickling code that refers to modules or classes that moved or vanished.
 _MOVED_CLASS_ERRORS = (ModuleNotFoundError, ImportError, AttributeError, TypeError)
@@ -73,118 +85,16 @@ def coerce_key(key: str | bytes | None) -> bytes | None:
     raise TypeError(f"signing key must be str or bytes, got {type(key).__name__}")
 
 
-# Data moves between the (un)pickling thread and the ISA-L helper thread in batches. The helper
-# needs the GIL between two ISA-L calls, and the C pickler holds it for a millisecond or more at a
-# time on string columns, so every hand-over costs a wait: larger batches mean fewer waits and
-# more overlap. Extra memory stays bounded: `_IN_FLIGHT` batches, whatever the object's size.
-# WRITE_BATCH: bytes of pickle gathered per hand-over to the deflate helper thread (the helper starts
-# with the first full batch; a single buffer at least this large, e.g. a numpy column, goes as is).
-WRITE_BATCH = 8 << 20
-# THREADED_READ_MIN: a file with fewer compressed bytes than this is read without a helper thread.
+# THREADED_READ_MIN: a single-member (older) file with fewer compressed bytes than this is read
+# without a helper thread; larger ones inflate on ISA-L's threaded reader, _READ_BLOCK at a time.
 THREADED_READ_MIN = 4 << 20
-_IN_FLIGHT = 2
-_READ_BLOCK = 4 << 20  # inflated bytes per hand-over from ISA-L's threaded reader (2 in flight)
-
-
-class _GzipWriter:
-    """File-like sink for `pickle.dump`: deflates with ISA-L as it goes, never holds the pickle.
-
-    Once a full batch has been written, CRC, deflate and output move to a helper thread (ISA-L
-    releases the GIL), so pickling and compressing overlap. The bytes written are the same.
-    """
-
-    def __init__(self, raw: IO[bytes], level: int, mac: hmac.HMAC | None) -> None:
-        self._raw = raw
-        self._mac = mac
-        self._deflate = isal_zlib.compressobj(level, isal_zlib.DEFLATED, -isal_zlib.MAX_WBITS)
-        self._crc = 0
-        self._size = 0
-        self._pending = bytearray()
-        self._queue: queue.Queue[Any] | None = None
-        self._thread: threading.Thread | None = None
-        self._error: BaseException | None = None
-
-    def write(self, data: Any) -> int:
-        view = data.raw() if type(data) is pickle.PickleBuffer else memoryview(data)
-        n = view.nbytes
-        if n >= WRITE_BATCH:  # a large buffer (a numpy column): pass it on without copying
-            if self._pending:
-                self._submit(self._pending)
-                self._pending = bytearray()
-            self._submit(view)
-        else:  # pickle frames are small: gather them (copied, so the caller may reuse its buffer)
-            self._pending += view
-            if len(self._pending) >= WRITE_BATCH:
-                self._submit(self._pending)
-                self._pending = bytearray()
-        if self._thread is not None:
-            # Hand the GIL to the helper now if it waits for it (between two deflate calls), not
-            # at the interpreter's next forced switch 5 ms later: that wait would undo the overlap.
-            time.sleep(0)
-        return n
-
-    def _submit(self, chunk: Any) -> None:
-        if self._error is not None:
-            raise self._error
-        if self._queue is None:
-            self._queue = queue.Queue(_IN_FLIGHT)
-            self._thread = threading.Thread(target=self._work, name="cache_utils-deflate", daemon=True)
-            self._thread.start()
-        self._queue.put(chunk)
-
-    def _work(self) -> None:
-        assert self._queue is not None
-        while (chunk := self._queue.get()) is not None:
-            if self._error is None:  # after an error keep draining, so the writer never blocks
-                try:
-                    self._consume(chunk)
-                except BaseException as e:
-                    self._error = e
-
-    def _consume(self, chunk: Any) -> None:
-        self._crc = isal_zlib.crc32(chunk, self._crc)
-        self._size += len(chunk) if type(chunk) is bytearray else chunk.nbytes
-        out = self._deflate.compress(chunk)
-        if out:
-            self._emit(out)
-
-    def _emit(self, out: bytes) -> None:
-        self._raw.write(out)
-        if self._mac is not None:
-            self._mac.update(out)
-
-    def _stop(self) -> None:
-        if self._thread is not None:
-            assert self._queue is not None
-            self._queue.put(None)
-            self._thread.join()
-            self._thread = None
-
-    def finish(self) -> None:
-        """Write the rest of the deflate stream and the gzip trailer (CRC, length)."""
-        if self._thread is None:  # small: everything is still here, no thread was needed
-            self._consume(self._pending)
-        else:
-            if self._pending:
-                self._submit(self._pending)
-            self._stop()
-            if self._error is not None:
-                raise self._error
-        self._pending = bytearray()
-        self._emit(self._deflate.flush())
-        trailer = struct.pack("<II", self._crc, self._size & 0xFFFFFFFF)
-        self._emit(trailer)
-        self.fingerprint = _fingerprint(trailer)
-
-    def close(self) -> None:
-        """Stop the helper thread (after an error in pickling; a no-op after finish)."""
-        self._stop()
+_READ_BLOCK = 4 << 20
 
 
 def _fingerprint(trailer: bytes) -> str:
-    """The content fingerprint of a file from its gzip trailer: CRC32 and length of the pickle."""
+    """The content fingerprint of a single-member file from its gzip trailer: CRC32 and length."""
     crc, isize = struct.unpack("<II", trailer)
-    return f"{crc:08x}{isize:08x}"
+    return fingerprint_of(crc, isize)
 
 
 def _mac(key: bytes, name: str) -> hmac.HMAC:
@@ -244,15 +154,23 @@ def _read_exactly(fileobj: IO[bytes], size: int) -> bytes:
 
 
 class GzipPickleSerializer:
-    """Writes and reads one object as a standard gzip'd pickle, optionally HMAC-signed."""
+    """Writes and reads one object as a standard gzip'd pickle, optionally HMAC-signed.
 
-    def __init__(self, level: int = DEFAULT_LEVEL, signing_key: str | bytes | None = None) -> None:
+    `threads`: how many threads deflate (on save) and inflate (on load) gzip members at once,
+    beside the calling thread, which pickles or unpickles; 1 does everything in the calling
+    thread. By default `CACHE_UTILS_THREADS`, else the cores this process may use, at most 8.
+    The bytes written do not depend on it."""
+
+    def __init__(
+        self, level: int = DEFAULT_LEVEL, signing_key: str | bytes | None = None, threads: int | None = None
+    ) -> None:
         if isinstance(level, bool) or not isinstance(level, int):
             raise TypeError(f"compression level must be an int from 0 to 3 (ISA-L), got "
                             f"{type(level).__name__}: {level!r}")
         if not 0 <= level <= 3:
             raise ValueError(f"compression level must be an int from 0 to 3 (ISA-L), got {level!r}")
         self.level = level
+        self.threads = default_threads() if threads is None else check_threads(threads)
         self._key = coerce_key(signing_key)
 
     @property
@@ -261,19 +179,15 @@ class GzipPickleSerializer:
         return self._key is not None
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(level={self.level}, signed={self.signs})"
+        return f"{type(self).__name__}(level={self.level}, signed={self.signs}, threads={self.threads})"
 
     def dump(self, obj: Any, fileobj: IO[bytes], name: str) -> str:
         """Pickle `obj` into a seekable binary `fileobj`; `name` is the base name that gets signed.
         Returns the content fingerprint (see `fingerprint`)."""
-        if self._key is None:
-            fileobj.write(_PLAIN_HEADER)
-            mac = None
-        else:
-            start = fileobj.tell()
-            fileobj.write(_SIGNED_PREFIX + bytes([_SIG_VERSION]) + bytes(_MAC_LEN))
-            mac = _mac(self._key, name)
-        writer = _GzipWriter(fileobj, self.level, mac)
+        mac = None if self._key is None else _mac(self._key, name)
+        start = fileobj.tell() if mac is not None else 0
+        blank = None if mac is None else bytes([_SIG_VERSION]) + bytes(_MAC_LEN)
+        writer = MemberWriter(fileobj, self.level, self.threads, mac, blank)
         try:
             try:
                 pickle.dump(obj, writer, protocol=PROTOCOL)
@@ -286,25 +200,39 @@ class GzipPickleSerializer:
             writer.close()
         if mac is not None:
             end = fileobj.tell()
-            fileobj.seek(start + _SIG_OFFSET)
+            fileobj.seek(start + SIGNATURE_OFFSET)
             fileobj.write(mac.digest())
             fileobj.seek(end)
+        assert writer.fingerprint is not None
         return writer.fingerprint
 
     @staticmethod
     def fingerprint(fileobj: IO[bytes], path: str) -> str:
         """The content fingerprint of a cache file, read from its last bytes without inflating:
-        16 hex digits, the same for the same pickled bytes (signed or not, at any level).
-        Raises CorruptCacheError when the file is too short to hold one."""
+        16 hex digits, CRC32 and length (mod 2**32) of the whole pickle, the same for the same
+        pickled bytes (signed or not, at any level, with any thread count). Multi-member files
+        hold it in their end member; for a single-member file it is its gzip trailer. One read of
+        at most END_LEN bytes. Raises CorruptCacheError when the file is too short to hold one or
+        its end member is damaged."""
         try:
-            fileobj.seek(-_TRAILER_LEN, os.SEEK_END)
-            trailer = _read_exactly(fileobj, _TRAILER_LEN)
+            size = fileobj.seek(0, os.SEEK_END)
+            fileobj.seek(max(0, size - END_LEN))
+            tail = _read_exactly(fileobj, END_LEN)
         except OSError as e:
             if isinstance(e, FileNotFoundError | PermissionError | ConnectionError | TimeoutError):
                 raise
             raise CorruptCacheError(path, f"too short to be a cache file: {e}") from e
-        if len(trailer) != _TRAILER_LEN:
+        if len(tail) < _TRAILER_LEN:
             raise CorruptCacheError(path, "too short to be a cache file")
+        try:
+            fingerprint = tail_fingerprint(tail)
+        except ValueError as e:
+            raise CorruptCacheError(path, str(e)) from e
+        if fingerprint is not None:
+            return fingerprint
+        trailer = tail[-_TRAILER_LEN:]
+        if trailer == bytes(_TRAILER_LEN):  # an empty member's trailer, and no end member before it
+            raise CorruptCacheError(path, "no content fingerprint: the end member is damaged")
         return _fingerprint(trailer)
 
     def load(self, fileobj: IO[bytes], path: str) -> Any:
@@ -315,14 +243,17 @@ class GzipPickleSerializer:
             return self._unpickle(verified, path)
 
     def verify(self, fileobj: IO[bytes], path: str) -> None:
-        """Check a file without unpickling it: the signature (when keyed), then the gzip stream to
-        its end (CRC and length). Raises CorruptCacheError."""
+        """Check a file without unpickling it: the signature (when keyed), then every gzip member
+        to the end (CRC and length) and the end member's index. Raises CorruptCacheError."""
         if self._key is not None:
             fileobj = self._verified_copy(fileobj, path)
         try:
-            with fileobj, _open_gzip(fileobj) as gz:
-                while gz.read(_SIGN_CHUNK):
-                    pass
+            with fileobj, _open_gzip(fileobj, self.threads) as gz:
+                if isinstance(gz, MemberReader):
+                    gz.skip_to_end()
+                else:
+                    while gz.read(_SIGN_CHUNK):
+                        pass
         except (FileNotFoundError, PermissionError, ConnectionError, TimeoutError):
             raise
         except Exception as e:  # EOFError, BadGzipFile, isal errors...
@@ -343,10 +274,11 @@ class GzipPickleSerializer:
         mac = _mac(self._key, name)  # type: ignore[arg-type]
         # The first MiB of the deflate stream is inflated (output discarded) while hashing, so
         # garbage, such as a sparse file of zeros behind a copied header, is refused at once
-        # instead of after hashing all of it. Only that much: inflating more before the signature
-        # is checked would open the door to decompression bombs.
+        # instead of after hashing all of it. Only that much, and at most _PROBE_OUTPUT inflated:
+        # inflating more before the signature is checked would open the door to decompression
+        # bombs. Input held back by the output cap is fed again (unconsumed_tail) before more.
         probe: Any = isal_zlib.decompressobj(-15)
-        probed = 0
+        probed = probed_out = 0
         copy = tempfile.SpooledTemporaryFile(max_size=_SPOOL_MEMORY)  # noqa: SIM115 - returned
         try:
             copy.write(head[:header_len])
@@ -355,12 +287,15 @@ class GzipPickleSerializer:
                 mac.update(chunk)
                 copy.write(chunk)
                 if probe is not None:
+                    pending = chunk[: _PROBE_BYTES - probed]
+                    probed += len(pending)
                     try:
-                        probe.decompress(chunk[: _PROBE_BYTES - probed], _SIGN_CHUNK)
-                    except isal_zlib.error as e:
+                        while pending and not probe.eof and probed_out < _PROBE_OUTPUT:
+                            probed_out += len(probe.decompress(pending, _SIGN_CHUNK))
+                            pending = probe.unconsumed_tail
+                    except _ISAL_ERROR as e:
                         raise CorruptCacheError(path, f"not a deflate stream: {e}") from e
-                    probed += len(chunk)
-                    if probed >= _PROBE_BYTES or probe.eof:
+                    if probed >= _PROBE_BYTES or probe.eof or probed_out >= _PROBE_OUTPUT:
                         probe = None
                 chunk = fileobj.read(_SIGN_CHUNK)
             if not hmac.compare_digest(mac.digest(), signature):
@@ -369,12 +304,12 @@ class GzipPickleSerializer:
         except BaseException:
             copy.close()
             raise
-        return copy  # type: ignore[return-value]
+        return copy
 
     def _unpickle(self, fileobj: IO[bytes], path: str) -> Any:
         start = fileobj.tell()
         try:
-            return _load_verified(fileobj, pickle.Unpickler)
+            return _load_verified(fileobj, pickle.Unpickler, self.threads)
         except _MOVED_CLASS_ERRORS as e:
             first_error = e
         except (FileNotFoundError, PermissionError, ConnectionError, TimeoutError):
@@ -386,7 +321,7 @@ class GzipPickleSerializer:
             raise CorruptCacheError(path, f"cannot unpickle: {_describe(first_error)}") from first_error
         fileobj.seek(start)
         try:
-            return _load_verified(fileobj, compat)
+            return _load_verified(fileobj, compat, self.threads)
         except Exception as e:
             raise CorruptCacheError(
                 path,
@@ -399,26 +334,32 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def _load_verified(fileobj: IO[bytes], unpickler: type) -> Any:
-    """Unpickle, then read to the end of the gzip stream so its CRC and length are checked."""
-    with _open_gzip(fileobj) as gz:
+def _load_verified(fileobj: IO[bytes], unpickler: type, threads: int) -> Any:
+    """Unpickle, then read to the end of the gzip stream so its CRC and length are checked (and,
+    for a multi-member file, every member and the end member's index)."""
+    with _open_gzip(fileobj, threads) as gz:
         obj = unpickler(gz).load()
         if gz.read(1):
             raise ValueError("data after the end of the pickle")
     return obj
 
 
-def _open_gzip(fileobj: IO[bytes]) -> IO[bytes]:
-    """A reader of the decompressed stream; large files inflate on ISA-L's reader thread."""
+def _open_gzip(fileobj: IO[bytes], threads: int) -> Any:
+    """A reader of the decompressed stream: a multi-member file inflates on `threads` threads;
+    a large single-member file on ISA-L's reader thread."""
+    here = fileobj.tell()
+    head = _read_exactly(fileobj, HEAD_BYTES)
+    fileobj.seek(here)
+    if is_multimember(head):
+        return MemberReader(fileobj, threads)
     try:
-        here = fileobj.tell()
         remaining = fileobj.seek(0, os.SEEK_END) - here
         fileobj.seek(here)
     except (AttributeError, OSError, ValueError):
         remaining = 0
     if remaining < THREADED_READ_MIN:
-        return igzip.IGzipFile(fileobj=fileobj, mode="rb")
-    return igzip_threaded.open(fileobj, "rb", threads=1, block_size=_READ_BLOCK)
+        return igzip.IGzipFile(fileobj=fileobj, mode="rb")  # type: ignore[no-untyped-call]
+    return igzip_threaded.open(fileobj, "rb", threads=1, block_size=_READ_BLOCK)  # type: ignore[no-untyped-call]
 
 
 def _pandas_compat_unpickler() -> type | None:
@@ -426,4 +367,5 @@ def _pandas_compat_unpickler() -> type | None:
         from pandas.compat.pickle_compat import Unpickler
     except ImportError:
         return None
-    return Unpickler
+    unpickler: type = Unpickler
+    return unpickler

@@ -14,7 +14,15 @@ _UTC = dt.UTC
 
 
 def parse_cb_time(cb_time: object) -> dt.time:
-    """Accept a `datetime.time` (naive or aware) or an "HH:MM" / "HH:MM:SS" string."""
+    """Accept a `datetime.time` (naive or aware) or an "HH:MM" / "HH:MM:SS" string.
+
+    Args:
+        cb_time: The value to parse.
+
+    Raises:
+        ValueError: A string that is not a valid "HH:MM" / "HH:MM:SS" time.
+        TypeError: Neither a `datetime.time` nor a string.
+    """
     if isinstance(cb_time, dt.time):
         return cb_time
     if isinstance(cb_time, str):
@@ -32,7 +40,15 @@ def parse_cb_time(cb_time: object) -> dt.time:
 
 
 def resolve_zone(tz: ZoneLike) -> dt.tzinfo | None:
-    """A tzinfo from a tzinfo or an IANA zone name such as "Europe/London"; None stays None."""
+    """A tzinfo from a tzinfo or an IANA zone name such as "Europe/London"; None stays None.
+
+    Args:
+        tz: A tzinfo, an IANA zone name, or None.
+
+    Raises:
+        ValueError: An unknown zone name.
+        TypeError: Neither a tzinfo, a str nor None.
+    """
     if tz is None or isinstance(tz, dt.tzinfo):
         return tz
     if isinstance(tz, str):
@@ -69,6 +85,11 @@ def at_time(day: dt.date, cb_time: dt.time, zone: dt.tzinfo | None) -> dt.dateti
 
     A wall time skipped by a spring-forward change becomes the end of the gap (02:30 in
     New York becomes 03:00 EDT); one repeated by a fall-back change is the later instance.
+
+    Args:
+        day: The day.
+        cb_time: The wall time; its own tzinfo is ignored.
+        zone: The zone; None gives a naive datetime.
     """
     naive = dt.datetime.combine(day, cb_time.replace(tzinfo=None))
     if zone is None:
@@ -109,7 +130,15 @@ def next_callback(
     retry_interval: dt.timedelta = DEFAULT_RETRY_INTERVAL,
 ) -> dt.datetime:
     """When to look again: tomorrow at cb_time once today's data is in, else today at cb_time
-    while that is ahead, else `now + retry_interval`."""
+    while that is ahead, else `now + retry_interval`.
+
+    Args:
+        cb_time: Daily time the data is due (wall time in `zone`).
+        zone: Zone of the result; None means naive local time.
+        have_today: Whether today's data is already in.
+        now: The current time; None means now in `zone`.
+        retry_interval: Wait once cb_time has passed (elapsed time, not wall-clock).
+    """
     now = now or now_in(zone)
     today = now.date()
     if have_today:
@@ -132,7 +161,15 @@ def reached(now: dt.datetime, when: dt.datetime) -> bool:
 
 
 def parse_retry_interval(value: object) -> dt.timedelta:
-    """A positive timedelta from a timedelta or a number of seconds (TypeError, ValueError)."""
+    """A positive timedelta from a timedelta or a number of seconds (TypeError, ValueError).
+
+    Args:
+        value: A timedelta or a number of seconds.
+
+    Raises:
+        TypeError: Neither a timedelta nor a number (bools refused).
+        ValueError: Zero or negative.
+    """
     if isinstance(value, dt.timedelta):
         interval = value
     elif isinstance(value, int | float) and not isinstance(value, bool):

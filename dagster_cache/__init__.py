@@ -2,6 +2,7 @@
 
 from .checks import CacheChecks, build_cache_checks, build_cache_file_checks, build_cache_freshness_checks
 from .errors import CachePartitionError
+from .external import build_cache_observation_sensor, external_cache_asset
 from .io_manager import DatedCacheIOManager
 from .metadata import cache_data_version
 from .resources import InMemoryCacheResource, OpsGenieResource
@@ -17,8 +18,10 @@ __all__ = [
     "build_cache_checks",
     "build_cache_file_checks",
     "build_cache_freshness_checks",
+    "build_cache_observation_sensor",
     "build_cache_refresh_schedule",
     "build_cache_refresh_sensor",
     "cache_data_version",
+    "external_cache_asset",
     "make_opsgenie_on_run_failure_sensor",
 ]

@@ -156,6 +156,16 @@ def build_cache_file_checks(
 
     Each asset's `DatedCacheIOManager` (its own IO manager key, or `io_manager_key`) gives the
     directory, time zone, signing key and storage options.
+
+    Args:
+        assets: The cached assets: `AssetsDefinition`s or `AssetSpec`s, daily-partitioned or not.
+        max_age_days: How many days old the newest file may be before `cache_file_age` fails.
+        io_manager_key: Resource key of the `DatedCacheIOManager` for every asset; None: each
+            asset's own IO manager key.
+        name: Name of the multi-asset check.
+
+    Raises:
+        DagsterInvalidDefinitionError: A bad argument, named in the message.
     """
     if isinstance(max_age_days, bool) or not isinstance(max_age_days, int):
         raise dg.DagsterInvalidDefinitionError(
@@ -204,6 +214,15 @@ def build_cache_freshness_checks(
     Daily-partitioned assets (`end_offset=1`) get `build_time_partition_freshness_checks`: after
     cb_time, today's partition must have been materialized or observed. Unpartitioned assets get
     `build_last_update_freshness_checks`: after cb_time, the last update must be from today.
+
+    Args:
+        assets: The cached assets: `AssetsDefinition`s or `AssetSpec`s, daily-partitioned or not.
+        cb_time: Daily time today's data is due: a `datetime.time` or "HH:MM" / "HH:MM:SS".
+        timezone: IANA zone of `cb_time`, e.g. "Europe/London".
+        severity: Severity of a failed (overdue) check.
+
+    Raises:
+        DagsterInvalidDefinitionError: A bad argument, named in the message.
     """
     try:
         cb = parse_cb_time(cb_time)
@@ -237,7 +256,12 @@ def build_cache_freshness_checks(
 
 @dataclass(frozen=True)
 class CacheChecks:
-    """What `build_cache_checks` builds: pass `asset_checks` and `sensors` to `dg.Definitions`."""
+    """What `build_cache_checks` builds: pass `asset_checks` and `sensors` to `dg.Definitions`.
+
+    Attributes:
+        asset_checks: The freshness checks, then the file checks.
+        sensors: The sensor that re-runs the freshness checks.
+    """
 
     asset_checks: list[AssetChecksDefinition]
     sensors: list[dg.SensorDefinition]
@@ -255,7 +279,19 @@ def build_cache_checks(
     default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.STOPPED,
 ) -> CacheChecks:
     """One call: the file checks and the freshness checks of `assets`, and Dagster's sensor that
-    re-runs the freshness checks when they may have changed."""
+    re-runs the freshness checks when they may have changed.
+
+    Args:
+        assets: The cached assets: `AssetsDefinition`s or `AssetSpec`s, daily-partitioned or not.
+        cb_time: Daily time today's data is due: a `datetime.time` or "HH:MM" / "HH:MM:SS".
+        timezone: IANA zone of `cb_time`, e.g. "Europe/London".
+        max_age_days: How many days old the newest file may be before `cache_file_age` fails.
+        io_manager_key: Resource key of the `DatedCacheIOManager` for every asset; None: each
+            asset's own IO manager key.
+        sensor_name: Name of the freshness checks sensor.
+        minimum_interval_seconds: Seconds between the sensor's evaluations; None: Dagster's default.
+        default_status: Whether the sensor starts running or stopped.
+    """
     freshness = build_cache_freshness_checks(assets=assets, cb_time=cb_time, timezone=timezone)
     files = build_cache_file_checks(assets=assets, max_age_days=max_age_days, io_manager_key=io_manager_key)
     with _chosen_over_freshness_policy():

@@ -50,5 +50,9 @@ def cache_data_version(value: Any) -> dg.DataVersion:
     """The `DataVersion` of a value as `DatedCacheIOManager` will store it: its content fingerprint
     (`cache_utils.data_fingerprint`, one pickling pass, nothing compressed or written). Return it as
     `dg.Output(value, data_version=cache_data_version(value))`, so a rerun that produces the same data
-    does not mark downstream assets stale."""
+    does not mark downstream assets stale.
+
+    Args:
+        value: The value the asset returns; anything picklable.
+    """
     return dg.DataVersion(data_fingerprint(value))

@@ -49,47 +49,96 @@ class InMemoryCacheResource(ConfigurableResource):
         return (self.namespace, *key) if self.namespace else key
 
     def get(self, prefix_keys: MemoryKeyPart, *keys: Hashable, default_copy: bool = True) -> Any:
-        """The value under the key (a copy by default), or None."""
+        """The value under the key (a copy by default), or None.
+
+        Args:
+            prefix_keys: First key part, or a list/tuple of parts.
+            *keys: Further key parts.
+            default_copy: Return a copy (True) or the stored object itself (False).
+        """
         return InMemoryCache.get(self._key(prefix_keys, *keys), default_copy=default_copy)
 
     def get_many(
         self, prefix_keys: MemoryKeyPart, list_or_dict: Iterable[Hashable] | dict[Hashable, Any],
         default_copy: bool = True,
     ) -> dict[Hashable, Any]:
-        """Several values under one prefix, as `InMemoryCache.get_many`."""
+        """Several values under one prefix, as `InMemoryCache.get_many`.
+
+        Args:
+            prefix_keys: First key part, or a list/tuple of parts.
+            list_or_dict: Last key parts to look up: an iterable, or a dict of defaults filled in place.
+            default_copy: Return copies (True) or the stored objects themselves (False).
+        """
         return InMemoryCache.get_many(self._key(prefix_keys), list_or_dict, default_copy)
 
     def get_state(self, prefix_keys: MemoryKeyPart, autogen_key: Hashable) -> Any:
-        """The object stored by `put_state` itself (shared, not copied)."""
+        """The object stored by `put_state` itself (shared, not copied).
+
+        Args:
+            prefix_keys: First key part, or a list/tuple of parts.
+            autogen_key: The key `put_state` returned.
+        """
         return InMemoryCache.get_state(self._key(prefix_keys), autogen_key)
 
     def put(self, data: Any, prefix_keys: MemoryKeyPart, *keys: Hashable) -> None:
-        """Store a copy of `data` under the key."""
+        """Store a copy of `data` under the key.
+
+        Args:
+            data: The value to store (copied).
+            prefix_keys: First key part, or a list/tuple of parts.
+            *keys: Further key parts.
+        """
         InMemoryCache.put(data, self._key(prefix_keys, *keys))
 
     def put_many(self, data_dict: Mapping[Hashable, Any], prefix_keys: MemoryKeyPart) -> None:
-        """Store each item under `prefix_keys + (key,)`."""
+        """Store each item under `prefix_keys + (key,)`.
+
+        Args:
+            data_dict: {last key part: value}; each value is copied.
+            prefix_keys: First key part, or a list/tuple of parts.
+        """
         InMemoryCache.put_many(data_dict, self._key(prefix_keys))
 
     def put_state(
         self, state: Any, prefix_keys: MemoryKeyPart, autogen_key: Hashable | None = None
     ) -> Hashable:
-        """Store `state` itself and return its key."""
+        """Store `state` itself and return its key.
+
+        Args:
+            state: The object to store as is, shared by every caller.
+            prefix_keys: First key part, or a list/tuple of parts.
+            autogen_key: Last key part; None generates a unique one.
+        """
         return InMemoryCache.put_state(state, self._key(prefix_keys), autogen_key)
 
     def delete(self, prefix_keys: MemoryKeyPart, *keys: Hashable) -> bool:
-        """Remove one entry; True if it existed."""
+        """Remove one entry; True if it existed.
+
+        Args:
+            prefix_keys: First key part, or a list/tuple of parts.
+            *keys: Further key parts.
+        """
         return InMemoryCache.delete(self._key(prefix_keys, *keys))
 
     def clear(self, prefix_keys: MemoryKeyPart | None = None, *keys: Hashable) -> int:
-        """Remove everything under a key prefix (the whole namespace, or everything, when none)."""
+        """Remove everything under a key prefix (the whole namespace, or everything, when none).
+
+        Args:
+            prefix_keys: First key part(s); None means the whole namespace (or everything).
+            *keys: Further key parts.
+        """
         if prefix_keys is None:
             return InMemoryCache.clear(self.namespace) if self.namespace else InMemoryCache.clear()
         return InMemoryCache.clear(self._key(prefix_keys, *keys))
 
     # Not named `keys`: Dagster calls dict(resource), which would treat a `keys` method as a mapping.
     def list_keys(self, prefix_keys: MemoryKeyPart | None = None, *keys: Hashable) -> list[MemoryKey]:
-        """`InMemoryCache.keys`: every full key (namespace included) under a key prefix."""
+        """`InMemoryCache.keys`: every full key (namespace included) under a key prefix.
+
+        Args:
+            prefix_keys: First key part(s); None means the whole namespace (or everything).
+            *keys: Further key parts.
+        """
         if prefix_keys is None:
             return InMemoryCache.keys(self.namespace) if self.namespace else InMemoryCache.keys()
         return InMemoryCache.keys(self._key(prefix_keys, *keys))
@@ -143,7 +192,11 @@ class OpsGenieResource(ConfigurableResource):
         backend "jsm" (URL from `JSM_OPS_API_URL`), else `OPSGENIE_API_KEY` gives "opsgenie" (URL
         from `OPSGENIE_API_URL`), else alerting off. The key is an `EnvVar`, so the UI shows only
         the variable's name; a malformed `CACHE_UTILS_ALERT_TIMEOUT` is logged and the default
-        used. Other fields (priority, tags, team, ...) are passed through."""
+        used. Other fields (priority, tags, team, ...) are passed through.
+
+        Args:
+            **fields: Other resource fields; they override what the environment gives.
+        """
         settings = env_alert_settings()
         if settings is None:
             return cls(**{"api_key": "", **fields})
@@ -187,7 +240,17 @@ class OpsGenieResource(ConfigurableResource):
         details: Mapping[str, str] | None = None,
         source: str = "dagster_cache",
     ) -> bool:
-        """Open (or bump) the alert for `alias`; True when the service accepted it. Never raises."""
+        """Open (or bump) the alert for `alias`; True when the service accepted it. Never raises.
+
+        Args:
+            message: The alert title (cut to 130 characters).
+            alias: De-duplication key: one open alert per alias.
+            description: The alert's longer text.
+            priority: "P1" to "P5"; None means the resource's `priority`.
+            tags: Tags added to this alert, after the resource's `tags`.
+            details: Key/value pairs shown with the alert.
+            source: Where the alert comes from.
+        """
         alert = Alert(message, alias, description, priority or self.priority, tuple(tags),
                       dict(details or {}), source)
         alerter = self.alerter()
@@ -198,7 +261,12 @@ class OpsGenieResource(ConfigurableResource):
 
     def close_alert(self, alias: str, note: str = "") -> bool:
         """Close the alert for `alias` (skipped if this process already closed it and opened
-        none since). Never raises."""
+        none since). Never raises.
+
+        Args:
+            alias: Alias of the alert to close.
+            note: Note added to the alert on closing.
+        """
         alerter = self.alerter()
         if alerter is None:
             return False

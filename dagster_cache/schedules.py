@@ -30,7 +30,26 @@ def build_cache_refresh_schedule(
     description: str | None = None,
 ) -> ScheduleDefinition:
     """A daily schedule at cb_time in `timezone` that skips when today's file already exists and
-    otherwise requests the refresh (for today's partition when the job is daily-partitioned)."""
+    otherwise requests the refresh (for today's partition when the job is daily-partitioned).
+
+    Args:
+        prefix: Cache file prefix, as in `<prefix>_<YYYYMMDD>.pkl.gz`.
+        cb_time: Daily time today's data is due: a `datetime.time` or "HH:MM" / "HH:MM:SS".
+        job: The job that refreshes the cache (give exactly one of `job` and `target`).
+        target: What to run instead of a job (assets or an asset selection).
+        directory: Local directory or fsspec URL of the cache files.
+        timezone: IANA zone of `cb_time` and of "today".
+        name: Schedule name; None means `refresh_<prefix>_schedule`.
+        storage_options: fsspec options (credentials, endpoint...) for a URL `directory`.
+        partitions_def: Daily partitions (`end_offset=1`) to request today's partition of; None:
+            the job's own, if any.
+        default_status: Whether the schedule starts running or stopped.
+        tags: Tags added to each run requested.
+        description: Schedule description; None gives one naming the prefix and time.
+
+    Raises:
+        DagsterInvalidDefinitionError: A bad argument, named in the message.
+    """
     cb, tz, pdef = refresh_arguments(
         "build_cache_refresh_schedule", prefix, cb_time, timezone, job, target, partitions_def
     )

@@ -43,6 +43,25 @@ def build_cache_refresh_sensor(
     The cursor is `cache_utils.next_callback` (what `load_cache` returns as its next callback),
     as `cache_utils.check_refresh` decides: the sensor does nothing before it, and stops for the
     day once today's file exists.
+
+    Args:
+        prefix: Cache file prefix, as in `<prefix>_<YYYYMMDD>.pkl.gz`.
+        cb_time: Daily time today's data is due: a `datetime.time` or "HH:MM" / "HH:MM:SS".
+        job: The job that refreshes the cache (give exactly one of `job` and `target`).
+        target: What to run instead of a job (assets or an asset selection).
+        directory: Local directory or fsspec URL of the cache files.
+        timezone: IANA zone of `cb_time` and of "today".
+        retry_interval: Wait between requests once cb_time has passed: a timedelta or seconds.
+        name: Sensor name; None means `refresh_<prefix>_sensor`.
+        storage_options: fsspec options (credentials, endpoint...) for a URL `directory`.
+        partitions_def: Daily partitions (`end_offset=1`) to request today's partition of; None:
+            the job's own, if any.
+        minimum_interval_seconds: Seconds between evaluations.
+        default_status: Whether the sensor starts running or stopped.
+        tags: Tags added to each run requested.
+
+    Raises:
+        DagsterInvalidDefinitionError: A bad argument, named in the message.
     """
     cb, tz, pdef = refresh_arguments(
         "build_cache_refresh_sensor", prefix, cb_time, timezone, job, target, partitions_def
@@ -117,6 +136,22 @@ def make_opsgenie_on_run_failure_sensor(
 
     Pass `opsgenie=` (an OpsGenieResource), or leave it out and bind one in Definitions under
     the resource key "opsgenie".
+
+    Args:
+        opsgenie: The resource to alert through; None uses the one bound under "opsgenie".
+        name: Sensor name; None means "opsgenie_on_run_failure".
+        monitored_jobs: Jobs to watch; None means every job of the code location.
+        monitor_all_code_locations: Watch the jobs of every code location.
+        default_status: Whether the sensor starts running or stopped.
+        message_fn: Alert message from the failure context.
+        alias_fn: Alert alias from the failure context (one open alert per alias).
+        priority: "P1" to "P5"; None means the resource's priority.
+        tags: Tags added to each alert, after "dagster".
+        webserver_base_url: Dagster UI URL, to link the failed run in the alert; None: no link.
+        minimum_interval_seconds: Seconds between evaluations; None: Dagster's default.
+
+    Raises:
+        DagsterInvalidDefinitionError: A bad argument, named in the message.
     """
     if priority is not None and priority not in get_args(AlertPriority):
         raise dg.DagsterInvalidDefinitionError(

@@ -11,6 +11,7 @@ caches; everything else (the ops of memory_cache_job) keeps Dagster's default IO
 
 import datetime as dt
 import os
+import warnings
 from zoneinfo import ZoneInfo
 
 import dagster as dg
@@ -21,9 +22,11 @@ from dagster_cache import (
     InMemoryCacheResource,
     OpsGenieResource,
     build_cache_checks,
+    build_cache_observation_sensor,
     build_cache_refresh_schedule,
     build_cache_refresh_sensor,
     cache_data_version,
+    external_cache_asset,
     make_opsgenie_on_run_failure_sensor,
 )
 
@@ -56,8 +59,11 @@ def sales_data(context: dg.AssetExecutionContext) -> dg.Output[pd.DataFrame]:
         "units": [(seed * k) % 97 for k in (3, 5, 7, 11)],
     })
     # The file's content fingerprint as data version: re-running a day that gives the same data
-    # does not mark sales_summary stale.
-    return dg.Output(frame, data_version=cache_data_version(frame))
+    # does not mark sales_summary stale. (Output's data_version is a Dagster beta parameter: its
+    # notice is muted here, where it is used on purpose.)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=dg.BetaWarning)
+        return dg.Output(frame, data_version=cache_data_version(frame))
 
 
 @dg.asset(partitions_def=daily, group_name="caches", kinds={"pandas"}, io_manager_key=CACHE_IO,
@@ -74,6 +80,25 @@ def sales_summary(context: dg.AssetExecutionContext, sales_data: pd.DataFrame) -
           "else its scheduled day, else today.")
 def exchange_rates() -> dict[str, float]:
     return {"EURUSD": 1.08, "GBPUSD": 1.27, "USDJPY": 151.2}
+
+
+# Written outside Dagster (a vendor's cron job calling cache_utils.save_cache): the sensor reports
+# each new `market_prices_<YYYYMMDD>.pkl.gz` as a materialization, and market_report follows it.
+market_prices = external_cache_asset(
+    "market_prices", group_name="external", kinds={"pandas"},
+    description="Daily market prices saved by a script outside Dagster (cache_utils.save_cache).",
+).with_io_manager_key(CACHE_IO)  # read by the cache IO manager, as its consumers' inputs
+
+
+@dg.asset(group_name="external", io_manager_key=CACHE_IO, automation_condition=dg.AutomationCondition.eager(),
+          description="Runs whenever a new market_prices file arrives with new data.")
+def market_report(market_prices: pd.DataFrame) -> pd.DataFrame:
+    return market_prices.describe()
+
+
+observe_market_prices = build_cache_observation_sensor(
+    assets=[market_prices], directory=CACHE_DIR, timezone=TIMEZONE, name="market_prices_files",
+)
 
 
 @dg.op
@@ -118,11 +143,11 @@ cache_checks = build_cache_checks(
 )
 
 defs = dg.Definitions(
-    assets=[sales_data, sales_summary, exchange_rates],
+    assets=[sales_data, sales_summary, exchange_rates, market_prices, market_report],
     asset_checks=cache_checks.asset_checks,
     jobs=[refresh_sales, memory_cache_job],
     schedules=[refresh_schedule],
-    sensors=[refresh_sensor, failure_sensor, *cache_checks.sensors],
+    sensors=[refresh_sensor, failure_sensor, observe_market_prices, *cache_checks.sensors],
     resources={
         CACHE_IO: DatedCacheIOManager(directory=CACHE_DIR, timezone=TIMEZONE, opsgenie=opsgenie,
                                       keep_days=60),

@@ -1,7 +1,7 @@
 """Every bad input gives the documented error type with a message naming the value.
 
 The table lives in `benchmarks/scenarios.py` (`bad_input_cases`) so that
-`benchmarks/reliability_figures.py` prints the same table into the README.
+`benchmarks/reliability_figures.py` prints the same table into docs/reliability.md.
 """
 
 from __future__ import annotations

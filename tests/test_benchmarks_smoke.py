@@ -32,3 +32,24 @@ def test_benchmark_runs_quick_and_prints_a_table(module: str, tmp_path: Path) ->
     assert any(line.rstrip().endswith(("| PASS |", "| MISS |")) for line in rows)
     assert "--quick" in done.stdout  # a smoke run says it is not the real measurement
     assert HEADER in out.read_text()
+
+
+def test_range_loads_benchmark_runs_quick(tmp_path: Path) -> None:
+    """moto and the latency proxy in child processes; every row printed, the in-flight bound kept
+    (a count, not a timing)."""
+    out = tmp_path / "table.md"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPSGENIE_", "CACHE_UTILS_"))}
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench_range_loads", "--quick", "--out", str(out)],
+        capture_output=True, text=True, timeout=300, env=env, cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert HEADER in done.stdout and "--quick" in done.stdout
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| ") and line != HEADER]
+    assert any(r.startswith("| 10 partitions, sequential") for r in rows)
+    assert any(r.startswith("| 10 partitions, concurrent (default") for r in rows)
+    assert any("UPathIOManager" in r for r in rows), done.stdout[-3000:]
+    assert sum(r.startswith("| local dir") for r in rows) == 3
+    [bound] = [r for r in rows if r.startswith("| requests in flight at most")]
+    assert bound.rstrip().endswith("| PASS |")
+    assert HEADER in out.read_text()

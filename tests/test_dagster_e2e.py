@@ -44,7 +44,9 @@ def test_definitions_validate(tmp_path: Path) -> None:
 def test_make_demo_materializes_today_with_the_cli_and_lists_files(tmp_path: Path) -> None:
     work = tmp_path / "cwd"
     work.mkdir()
-    proc = subprocess.run([sys.executable, "-m", "definitions.demo"], cwd=work, env=env_for(tmp_path),
+    env = env_for(tmp_path)
+    env["DAGSTER_HOME"] = str(tmp_path / "demo_home")  # none yet: the demo writes its own settings
+    proc = subprocess.run([sys.executable, "-m", "definitions.demo"], cwd=work, env=env,
                           capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     names = sorted(p.name for p in (tmp_path / "data").iterdir())
@@ -53,6 +55,32 @@ def test_make_demo_materializes_today_with_the_cli_and_lists_files(tmp_path: Pat
     listing = proc.stdout[proc.stdout.index("cache-utils ls"):]
     for prefix in ("exchange_rates", "sales_data", "sales_summary"):
         assert prefix in listing
+    # Quiet: instance settings instead of a DEBUG line per event and the telemetry banner.
+    output = proc.stdout + proc.stderr
+    assert [line for line in output.splitlines() if "DEBUG" in line] == []
+    for banner in ("Telemetry", "Welcome to Dagster", "No dagster instance configuration file",
+                   "SupersessionWarning"):
+        assert banner not in output, banner
+    assert "enabled: false" in (tmp_path / "demo_home" / "dagster.yaml").read_text()
+    # It ends with what was written, where, and the next command.
+    tail = proc.stdout.rstrip().splitlines()
+    assert f"in {tmp_path / 'data'}:" in proc.stdout
+    for name in names:
+        assert any(line.strip().startswith(name) for line in tail[-6:]), name
+    assert tail[-1].startswith("Next: make ui")
+
+
+def test_demo_instance_settings_are_written_once(tmp_path: Path) -> None:
+    from definitions.demo import SUPERSEDED, demo_env
+
+    home = tmp_path / "home"
+    env = demo_env({"DAGSTER_HOME": str(home), "PYTHONWARNINGS": "error::ResourceWarning"})
+    settings = (home / "dagster.yaml").read_text()
+    assert "telemetry:\n  enabled: false" in settings and "python_log_level: INFO" in settings
+    assert env["PYTHONWARNINGS"].split(",") == ["error::ResourceWarning", *SUPERSEDED]
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: true\n")  # the user's own: kept
+    demo_env({"DAGSTER_HOME": str(home)})
+    assert (home / "dagster.yaml").read_text() == "telemetry:\n  enabled: true\n"
 
 
 EXAMPLE_CHECKS = """

@@ -1,4 +1,4 @@
-"""The serializer's large-object paths: deflate and inflate on helper threads, same format."""
+"""The serializer's large-object paths: members deflated and inflated on worker threads."""
 
 from __future__ import annotations
 
@@ -11,16 +11,17 @@ import threading
 import pytest
 
 from cache_utils import CorruptCacheError, GzipPickleSerializer, read_cache, save_cache
-from cache_utils.serialization import THREADED_READ_MIN, WRITE_BATCH
+from cache_utils.gzip_members import END_LEN, MEMBER_SIZE
+from cache_utils.serialization import THREADED_READ_MIN
 
 
 def big_value() -> dict:
-    """Several write batches of both kinds: big zero-copy buffers and many small pickle frames."""
+    """Several members of both kinds: big zero-copy buffers and many small pickle frames."""
     rng = bytes(range(256))
     return {
-        "noise": os.urandom(3 * WRITE_BATCH),  # incompressible: the file stays large
+        "noise": os.urandom(3 * MEMBER_SIZE),  # incompressible: the file stays large
         "words": [f"w{i}-{rng[i % 256]}" for i in range(400_000)],  # many small frames
-        "tail": os.urandom(WRITE_BATCH // 3),
+        "tail": os.urandom(MEMBER_SIZE // 3),
     }
 
 
@@ -52,7 +53,9 @@ def test_large_damage_is_detected(value: dict, key: bytes | None) -> None:
     middle = len(data) // 2
     flipped = bytearray(data)
     flipped[middle] ^= 0x10
-    for damaged in (data[:middle], bytes(flipped), data + b"garbage!", data[:-4] + b"\0\0\0\0"):
+    # The last data member's ISIZE zeroed (the end member, whose trailer is zero, follows it).
+    zeroed = data[: -END_LEN - 4] + b"\0\0\0\0" + data[-END_LEN:]
+    for damaged in (data[:middle], bytes(flipped), data + b"garbage!", zeroed):
         with pytest.raises(CorruptCacheError):
             load(damaged, key)
 

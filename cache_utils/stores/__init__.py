@@ -28,7 +28,11 @@ __all__ = [
 
 
 def is_url(directory: str) -> bool:
-    """True for fsspec URLs such as `s3://bucket/dir` (but `file://` maps to a local path)."""
+    """True for fsspec URLs such as `s3://bucket/dir` (but `file://` maps to a local path).
+
+    Args:
+        directory: A directory setting: local path or URL.
+    """
     return "://" in directory and not directory.startswith("file://")
 
 

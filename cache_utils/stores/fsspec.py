@@ -58,7 +58,7 @@ _CONNECTION_ERRORS = frozenset({
     "ClientConnectorError", "ClientConnectionError", "ServerDisconnectedError",
     "ClientOSError", "ConnectionError",
 })
-_CREDENTIAL_ERRORS = frozenset({
+CREDENTIAL_ERRORS = frozenset({
     "NoCredentialsError", "PartialCredentialsError", "CredentialRetrievalError",
     "ProfileNotFound", "TokenRetrievalError", "SSOTokenLoadError",
 })
@@ -86,7 +86,7 @@ def raise_store_error(error: BaseException, url: str, action: str) -> NoReturn:
     detail = f"{type(error).__name__}: {error}"
     if isinstance(error, FileNotFoundError):
         raise FileNotFoundError(errno.ENOENT, f"{action}: not found: {url} ({detail})", url) from error
-    if isinstance(error, PermissionError) or names & _CREDENTIAL_ERRORS:
+    if isinstance(error, PermissionError) or names & CREDENTIAL_ERRORS:
         raise PermissionError(
             errno.EACCES, f"{action}: access denied to {url}; check the credentials ({detail})", url
         ) from error

@@ -1,0 +1,360 @@
+"""External caches: files `cache_utils.save_cache` writes outside Dagster (cron scripts, notebooks,
+other teams) shown as Dagster assets, reported by a sensor with their content's data version."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import dagster as dg
+from dagster import DefaultSensorStatus, MetadataValue, SensorDefinition, SkipReason
+
+from cache_utils import CacheFile, CorruptCacheError, cache_fingerprint, list_caches, validate_prefix
+
+from .dates import is_sub_daily, zone
+from .io_manager import FINGERPRINT_KEY
+from .prefixes import PREFIX_METADATA_KEY, cache_prefix_of, prefix_for
+from .refresh import partition_key_for, storage_options_arg
+
+# The event tags that carry a data version (what `ObserveResult(data_version=...)` and the webserver's
+# report_asset_materialization endpoint write); dagster 1.13 does not re-export the names.
+try:
+    from dagster._core.definitions.data_version import DATA_VERSION_IS_USER_PROVIDED_TAG, DATA_VERSION_TAG
+except ImportError:  # pragma: no cover - only if dagster moves the constants
+    DATA_VERSION_TAG = "dagster/data_version"  # type: ignore[misc]
+    DATA_VERSION_IS_USER_PROVIDED_TAG = "dagster/data_version_is_user_provided"
+
+DEFAULT_MAX_FILES_PER_TICK = 100
+CURSOR_DATE = "date"
+CURSOR_FINGERPRINT = "fingerprint"
+CORRUPT = ""  # the fingerprint recorded for a file too short to hold a gzip trailer
+
+
+def _check_partitions(builder: str, what: str, pdef: Any) -> dg.TimeWindowPartitionsDefinition | None:
+    """None, or a time-window partitions definition with one window a day at most and end_offset >= 1."""
+    if pdef is None:
+        return None
+    if not isinstance(pdef, dg.TimeWindowPartitionsDefinition):
+        raise dg.DagsterInvalidDefinitionError(
+            f"{builder}: {what} has {type(pdef).__name__}; an external cache is one file per day, so it "
+            "takes a daily (time-window) partitions definition or none"
+        )
+    if is_sub_daily(pdef):
+        raise dg.DagsterInvalidDefinitionError(
+            f"{builder}: {what} has sub-daily partitions ({pdef.cron_schedule!r}); an external cache is "
+            "one file per day: use DailyPartitionsDefinition (or weekly, monthly)"
+        )
+    if pdef.end_offset < 1:
+        raise dg.DagsterInvalidDefinitionError(
+            f"{builder}: {what} has end_offset={pdef.end_offset}: today's partition does not exist until "
+            "the day ends, but today's file is written today. Use "
+            "DailyPartitionsDefinition(..., end_offset=1)."
+        )
+    return pdef
+
+
+def external_cache_asset(
+    prefix: str,
+    *,
+    key: dg.AssetKey | str | Sequence[str] | None = None,
+    partitions_def: dg.TimeWindowPartitionsDefinition | None = None,
+    group_name: str | None = None,
+    description: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    tags: Mapping[str, str] | None = None,
+    owners: Sequence[str] | None = None,
+    kinds: set[str] | None = None,
+) -> dg.AssetSpec:
+    """An external asset for the files `<prefix>_<YYYYMMDD>.pkl.gz` that code outside Dagster writes
+    with `cache_utils.save_cache`.
+
+    Its key defaults to `AssetKey(prefix)`; its metadata names the prefix (`cache_prefix`), so a
+    Dagster asset that takes it as an input reads the same files through `DatedCacheIOManager`.
+    With a daily `partitions_def` (`end_offset=1`), each file is the partition of its day.
+    `build_cache_observation_sensor` reports the files as they appear.
+
+    Args:
+        prefix: Cache file prefix, as in `<prefix>_<YYYYMMDD>.pkl.gz`.
+        key: Asset key; None means `AssetKey(prefix)`.
+        partitions_def: Daily (or coarser) time-window partitions with `end_offset=1`; None: unpartitioned.
+        group_name: Asset group.
+        description: Asset description; None gives one naming the files.
+        metadata: Extra asset metadata; `cache_prefix`, if given, must equal `prefix`.
+        tags: Asset tags.
+        owners: Asset owners.
+        kinds: Asset kinds shown in the UI.
+
+    Raises:
+        DagsterInvalidDefinitionError: A bad argument, named in the message.
+    """
+    builder = "external_cache_asset"
+    try:
+        validate_prefix(prefix)
+    except (TypeError, ValueError) as e:
+        raise dg.DagsterInvalidDefinitionError(f"{builder}: {e}") from e
+    _check_partitions(builder, f"external cache {prefix!r}", partitions_def)
+    named = cache_prefix_of(metadata)
+    if named is not None and named != prefix:
+        raise dg.DagsterInvalidDefinitionError(
+            f"{builder}: metadata names {PREFIX_METADATA_KEY}={named!r} but the prefix is {prefix!r}"
+        )
+    return dg.AssetSpec(
+        key=key if key is not None else dg.AssetKey(prefix),
+        partitions_def=partitions_def,
+        group_name=group_name,
+        description=description or f"Cache files {prefix}_<YYYYMMDD>.pkl.gz written outside Dagster.",
+        metadata={**(metadata or {}), PREFIX_METADATA_KEY: prefix},
+        tags=tags,
+        owners=owners,
+        kinds=kinds,
+    )
+
+
+@dataclass(frozen=True)
+class _Watched:
+    """One external asset the sensor watches: its key, prefix and daily partitions (or None)."""
+
+    key: dg.AssetKey
+    prefix: str
+    partitions_def: dg.TimeWindowPartitionsDefinition | None
+
+
+@dataclass(frozen=True)
+class _New:
+    """A file to report: the asset, its partition key, and its fingerprint when already read."""
+
+    order: int  # the asset's position in `assets`: files of one day are reported in that order
+    watched: _Watched
+    file: CacheFile
+    partition_key: str | None
+    fingerprint: str | None = None
+
+
+def _watched(builder: str, assets: Any) -> list[_Watched]:
+    specs = [assets] if isinstance(assets, dg.AssetSpec) else list(assets or ())
+    if not specs:
+        raise dg.DagsterInvalidDefinitionError(f"{builder} needs at least one asset")
+    watched: list[_Watched] = []
+    owners: dict[str, dg.AssetKey] = {}
+    for spec in specs:
+        if not isinstance(spec, dg.AssetSpec):
+            raise dg.DagsterInvalidDefinitionError(
+                f"{builder}: assets must be AssetSpecs (see external_cache_asset), got {spec!r}"
+            )
+        name = f"asset {spec.key.to_user_string()}"
+        try:
+            prefix = prefix_for(spec.key, spec.metadata)
+        except (TypeError, ValueError) as e:
+            raise dg.DagsterInvalidDefinitionError(f"{builder}: {name}: {e}") from e
+        if prefix in owners:
+            raise dg.DagsterInvalidDefinitionError(
+                f"{builder}: {name} and asset {owners[prefix].to_user_string()} both map to the files "
+                f"'{prefix}_<YYYYMMDD>.pkl.gz'"
+            )
+        owners[prefix] = spec.key
+        watched.append(_Watched(spec.key, prefix, _check_partitions(builder, name, spec.partitions_def)))
+    return watched
+
+
+def _read_cursor(text: str | None) -> dict[str, dict[str, str]]:
+    """{prefix: {"date": ISO date, "fingerprint": ...}}: the newest file reported per prefix."""
+    if not text:
+        return {}
+    try:
+        cursor = json.loads(text)
+        for entry in cursor.values():
+            dt.date.fromisoformat(entry[CURSOR_DATE])
+            if not isinstance(entry[CURSOR_FINGERPRINT], str):
+                raise TypeError("a fingerprint must be a string")
+    except (ValueError, TypeError, KeyError, AttributeError) as e:
+        raise ValueError(
+            f"cache observation sensor: unreadable cursor {text[:200]!r} ({e}); reset the cursor to "
+            "report every file again"
+        ) from e
+    return cursor
+
+
+def _fingerprint(file: CacheFile, directory: str, options: dict[str, Any] | None) -> str | None:
+    """The file's content fingerprint; CORRUPT if it is too short to hold one; None if it is gone."""
+    try:
+        return cache_fingerprint(file.prefix, file.date, directory, storage_options=options).fingerprint
+    except FileNotFoundError:
+        return None
+    except CorruptCacheError:
+        return CORRUPT
+
+
+def _new_files(
+    order: int, watched: _Watched, files: list[CacheFile], seen: Mapping[str, str] | None, today: dt.date,
+    directory: str, options: dict[str, Any] | None,
+) -> list[_New]:
+    """The files of one prefix to report, oldest first: those dated after the cursor's newest, and
+    the cursor's own day again when its content changed. An unpartitioned asset is its newest file
+    on or before today (what its consumers load), so only that one is reported."""
+    last = dt.date.fromisoformat(seen[CURSOR_DATE]) if seen else None
+    pdef = watched.partitions_def
+    new: list[_New] = []
+    last_start = None
+    if pdef is None:
+        files = [f for f in files if f.date <= today][-1:]  # a later-dated file waits for its day
+    else:
+        window = pdef.get_last_partition_window()
+        last_start = window.start.date() if window is not None else None
+    for f in files:
+        if last is not None and f.date < last:
+            continue
+        key = None
+        if pdef is not None:
+            key = partition_key_for(pdef, f.date)
+            if not pdef.has_partition_key(key):
+                if last_start is None or f.date > last_start:
+                    break  # not a partition yet: reported once its day's partition exists
+                continue  # never a partition (before the start date, not a window's start)
+        fingerprint = None
+        if seen and f.date == last:  # the day already reported: again only if rewritten
+            fingerprint = _fingerprint(f, directory, options)
+            if fingerprint is None or fingerprint == seen[CURSOR_FINGERPRINT]:
+                continue
+        new.append(_New(order, watched, f, key, fingerprint))
+    return new
+
+
+def _events(
+    new: _New, fingerprint: str
+) -> list[dg.AssetMaterialization | dg.AssetObservation]:
+    """A materialization with the file's date, size, path and data version; for a partitioned asset,
+    an observation with the same data version before it (see build_cache_observation_sensor)."""
+    f = new.file
+    tags = {DATA_VERSION_TAG: fingerprint, DATA_VERSION_IS_USER_PROVIDED_TAG: "true"}
+    text = f"{f.path} ({f.size} bytes), written outside Dagster"
+    metadata: dict[str, Any] = {
+        "path": MetadataValue.path(f.path),
+        "dagster_cache/prefix": f.prefix,
+        "dagster_cache/date": MetadataValue.text(f.date.isoformat()),
+        "dagster_cache/size_bytes": MetadataValue.int(f.size),
+        FINGERPRINT_KEY: MetadataValue.text(fingerprint),
+    }
+    key, partition = new.watched.key, new.partition_key
+    events: list[dg.AssetMaterialization | dg.AssetObservation] = []
+    if partition is not None:
+        events.append(dg.AssetObservation(
+            key, partition=partition, tags=tags, description=f"data version of {text}",
+            metadata={"path": MetadataValue.path(f.path), FINGERPRINT_KEY: MetadataValue.text(fingerprint)},
+        ))
+    events.append(dg.AssetMaterialization(key, partition=partition, tags=tags, description=text,
+                                          metadata=metadata))
+    return events
+
+
+def build_cache_observation_sensor(
+    *,
+    assets: dg.AssetSpec | Sequence[dg.AssetSpec],
+    directory: str = "data",
+    storage_options: Mapping[str, Any] | None = None,
+    timezone: str = "UTC",
+    name: str | None = None,
+    max_files_per_tick: int = DEFAULT_MAX_FILES_PER_TICK,
+    minimum_interval_seconds: int = 60,
+    default_status: DefaultSensorStatus = DefaultSensorStatus.STOPPED,
+    description: str | None = None,
+) -> SensorDefinition:
+    """A sensor that reports each new cache file of external assets (`external_cache_asset`) once,
+    as an `AssetMaterialization` carrying its date, size, path and, for daily partitions, its
+    partition key, with the file's content fingerprint (`cache_utils.cache_fingerprint`: the gzip
+    trailer, one 8-byte read) as its `DataVersion`.
+
+    A materialization, not an observation: dagster 1.13 counts only materializations as updates of
+    an external `AssetSpec` (`AutomationCondition.eager()` and "missing" ignore observations of an
+    asset that is not observable), and only they drive staleness of an unpartitioned dependency.
+    For a partitioned asset, though, the stale-status resolver reads only observations of an
+    external dependency's partition (dagster issue 26162), so an observation with the same data
+    version goes first: downstream partitions then show "upstream changed" too. (A consumer that
+    loads the partition as an input through `DatedCacheIOManager` also gets the input metadata the
+    manager records, which Dagster stores as a versionless observation of that partition.)
+
+    Each tick lists each prefix once (`cache_utils.list_caches` with the prefix: on object stores
+    only `<prefix>_*` is listed, never the whole directory). The cursor holds, per prefix, the newest
+    date reported and its fingerprint: later-dated files are reported, and the newest day's file
+    again when it was rewritten with different content, not when identical data was written again.
+    An unpartitioned asset is its newest file on or before today in `timezone`, so older files
+    are not reported. At most `max_files_per_tick` files are reported per tick, oldest first, the
+    cursor advancing to the last one: a first run over a long history catches up tick by tick.
+
+    Args:
+        assets: The external assets to watch (`external_cache_asset` specs), one or several.
+        directory: Local directory or fsspec URL of the cache files.
+        storage_options: fsspec options (credentials, endpoint...) for a URL `directory`.
+        timezone: IANA zone of "today".
+        name: Sensor name; None means "cache_observation_sensor".
+        max_files_per_tick: Most files reported per tick (>= 1).
+        minimum_interval_seconds: Seconds between evaluations.
+        default_status: Whether the sensor starts running or stopped.
+        description: Sensor description; None gives one naming the prefixes.
+
+    Raises:
+        DagsterInvalidDefinitionError: A bad argument, named in the message.
+    """
+    builder = "build_cache_observation_sensor"
+    watched = _watched(builder, assets)
+    whole = isinstance(max_files_per_tick, int) and not isinstance(max_files_per_tick, bool)
+    if not whole or max_files_per_tick < 1:
+        raise dg.DagsterInvalidDefinitionError(
+            f"{builder}: max_files_per_tick must be a whole number >= 1, got {max_files_per_tick!r}"
+        )
+    try:
+        tz = zone(timezone)
+    except (TypeError, ValueError) as e:
+        raise dg.DagsterInvalidDefinitionError(f"{builder}: {e}") from e
+    options = storage_options_arg(storage_options)
+    shown = ", ".join(w.prefix for w in watched[:3])
+    if len(watched) > 3:
+        shown += f" and {len(watched) - 3} more"
+
+    def evaluate(context: dg.SensorEvaluationContext) -> dg.SensorResult | SkipReason:
+        seen = _read_cursor(context.cursor)
+        cursor = {w.prefix: seen[w.prefix] for w in watched if w.prefix in seen}
+        now = dt.datetime.now(tz)
+        new: list[_New] = []
+        with dg.partition_loading_context(effective_dt=now):
+            for order, w in enumerate(watched):
+                files = list_caches(directory, w.prefix, storage_options=options)
+                new += _new_files(order, w, files, cursor.get(w.prefix), now.date(), directory, options)
+        new.sort(key=lambda n: (n.file.date, n.order))
+
+        events: list[dg.AssetMaterialization | dg.AssetObservation] = []
+        reported = 0
+        for i, n in enumerate(new):
+            if reported == max_files_per_tick:
+                context.log.info(f"reported {reported} files; {len(new) - i} more wait for the next tick")
+                break
+            fingerprint = n.fingerprint
+            if fingerprint is None:  # read only for the files reported, not the whole backlog
+                fingerprint = _fingerprint(n.file, directory, options)
+            if fingerprint is None:  # deleted since it was listed
+                continue
+            cursor[n.file.prefix] = {CURSOR_DATE: n.file.date.isoformat(), CURSOR_FINGERPRINT: fingerprint}
+            if fingerprint == CORRUPT:
+                context.log.warning(f"{n.file.path} is too short to be a cache file: not reported")
+                continue
+            events += _events(n, fingerprint)
+            reported += 1
+
+        text = json.dumps(cursor, sort_keys=True, separators=(",", ":"))
+        if events:
+            return dg.SensorResult(asset_events=events, cursor=text)
+        reason = f"no new cache files of {shown} in {directory}"
+        if cursor != seen:
+            return dg.SensorResult(skip_reason=reason, cursor=text)
+        return SkipReason(reason)
+
+    return SensorDefinition(
+        name=name or "cache_observation_sensor",
+        evaluation_fn=evaluate,
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=default_status,
+        description=description or f"Reports new {shown} cache files in {directory}, written outside "
+        "Dagster, as materializations with their content's data version.",
+    )
