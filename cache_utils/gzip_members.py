@@ -35,9 +35,11 @@ from typing import IO, Any
 
 from isal import igzip_lib, isal_zlib
 
-MEMBER_SIZE = 4 << 20  # bytes of pickle per data member (fixed by the format version)
+MEMBER_SIZE = 2 << 20  # bytes of pickle per data member (recorded in the index; fixed for a version)
 MAX_MEMBER = 64 << 20  # reader limit: larger members (compressed or inflated) are refused as damaged
-IN_FLIGHT_SPARE = 1  # members in flight: one per thread, and this many more waiting their turn
+# Members in flight: writing, one per thread (a block being deflated holds its data and ISA-L's
+# output: the bound that matters); reading, one per thread and one more, inflated ahead.
+READ_AHEAD = 1
 MAX_THREADS = 64
 DEFAULT_MAX_THREADS = 8  # the default thread count: the usable cores, at most this many
 THREADS_ENV = "CACHE_UTILS_THREADS"
@@ -208,12 +210,12 @@ class MemberWriter:
     on `threads` worker threads while pickling goes on, writing the members in order (with
     `threads=1`, in the calling thread, between two writes of the pickler).
 
-    At most `threads + 1` blocks are in flight, whatever the object's size. A block of a large
-    buffer (a numpy or Arrow column) is deflated from the buffer itself, without a copy. An object
-    smaller than one block is deflated in the calling thread: no thread is started. `mac`, when
-    given, is updated with every byte written after the first member's header, which holds
-    `signature` as its `CU` subfield (the caller writes the MAC into it at the end). `finish`
-    writes the end member and sets `fingerprint`.
+    At most `threads` blocks are in flight, and one being filled, whatever the object's size. A
+    block of a large buffer (a numpy or Arrow column) is deflated from the buffer itself, without
+    a copy. An object smaller than one block is deflated in the calling thread: no thread is
+    started. `mac`, when given, is updated with every byte written after the first member's
+    header, which holds `signature` as its `CU` subfield (the caller writes the MAC into it at the
+    end). `finish` writes the end member and sets `fingerprint`.
     """
 
     def __init__(
@@ -225,7 +227,7 @@ class MemberWriter:
         self._signature = signature
         self._level = level
         self._threads = threads
-        self._max_in_flight = threads + IN_FLIGHT_SPARE
+        self._max_in_flight = threads
         self._mac = mac
         self._pending = bytearray()
         self._jobs: deque[_Job | _Ready] = deque()
@@ -365,7 +367,8 @@ def _inflate(body: bytes) -> tuple[bytes, int, int]:
     return data, crc, isize
 
 
-def _read_exactly(raw: IO[bytes], size: int) -> bytes:
+def read_exactly(raw: IO[bytes], size: int) -> bytes:
+    """Up to `size` bytes (fewer only at the end of the file), whatever the reader's chunking."""
     parts, got = [], 0
     while got < size:
         chunk = raw.read(size - got)
@@ -382,16 +385,16 @@ class MemberReader:
     Reading, in the calling thread, walks the members by their sizes; up to `threads + 1` are
     inflated at once on worker threads (with `threads=1`, or for a file of one member, each is
     inflated in the calling thread when needed), and `read`/`readinto` hand their bytes out in
-    order. Every member's CRC and length are checked; when the last one
-    has been read, the end member's totals (members, length, whole CRC32, bytes) are checked and
-    nothing may follow it. Damage raises ValueError, EOFError or isal's IsalError.
+    order. Every member's CRC and length are checked; when the last one has been read, the end
+    member's totals (members, length, whole CRC32, bytes, member size) are checked and nothing may
+    follow it. Damage raises ValueError, EOFError or isal's IsalError.
     """
 
     def __init__(self, raw: IO[bytes], threads: int) -> None:
         self._raw = raw
         self._threads = threads
         # One thread: each member is inflated in the calling thread when it is needed.
-        self._max_in_flight = 1 if threads == 1 else threads + IN_FLIGHT_SPARE
+        self._max_in_flight = 1 if threads == 1 else threads + READ_AHEAD
         self._pool: _Pool | None = None
         self._jobs: deque[_Job | _Ready] = deque()
         self._held: bytes | None = None  # the first member, until we know whether a second follows
@@ -533,13 +536,13 @@ class MemberReader:
     def _read_member(self) -> bytes | None:
         """The next data member's deflate stream and trailer; None (after checking it) at the end
         member."""
-        head = _read_exactly(self._raw, 12)
+        head = read_exactly(self._raw, 12)
         if len(head) < 12:
             raise EOFError("Compressed file ended before the end member (truncated file)")
         if head[:10] != FIXED_HEADER:
             raise ValueError(f"gzip member {self._read_members + 1}: not the header this format writes")
         (xlen,) = struct.unpack_from("<H", head, 10)
-        extra = _read_exactly(self._raw, xlen)
+        extra = read_exactly(self._raw, xlen)
         if len(extra) < xlen:
             raise EOFError("Compressed file ended inside a gzip header (truncated file)")
         fields = _subfields(extra)
@@ -557,7 +560,7 @@ class MemberReader:
         header_len = 12 + xlen
         if not header_len + len(_EMPTY_DEFLATE) + 8 <= size <= header_len + MAX_MEMBER:
             raise ValueError(f"gzip member {self._read_members + 1}: impossible size {size}")
-        body = _read_exactly(self._raw, size - header_len)
+        body = read_exactly(self._raw, size - header_len)
         if len(body) < size - header_len:
             raise EOFError("Compressed file ended inside a gzip member (truncated file)")
         self._read_members += 1
@@ -565,7 +568,7 @@ class MemberReader:
         return body
 
     def _read_end(self, payload: bytes) -> None:
-        rest = _read_exactly(self._raw, len(_EMPTY_DEFLATE) + 8)
+        rest = read_exactly(self._raw, len(_EMPTY_DEFLATE) + 8)
         if len(payload) != _INDEX_LEN or rest != _EMPTY_DEFLATE + bytes(8):
             raise ValueError("end member damaged")
         (check,) = struct.unpack_from("<I", payload, _INDEX.size)

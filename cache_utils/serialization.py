@@ -39,6 +39,9 @@ from .gzip_members import (
     is_multimember,
     tail_fingerprint,
 )
+from .gzip_members import (
+    read_exactly as _read_exactly,
+)
 
 PROTOCOL = 5
 DEFAULT_LEVEL = 2  # ISA-L levels 0-3; 2 is igzip's default (speed and size: README, Benchmarks)
@@ -139,18 +142,6 @@ def _parse_header(buf: bytes) -> tuple[int, bytes | None]:
     if pos > len(buf):
         raise ValueError("truncated gzip header")
     return pos, signature
-
-
-def _read_exactly(fileobj: IO[bytes], size: int) -> bytes:
-    """Up to `size` bytes (fewer only at the end of the file), whatever the reader's chunking."""
-    parts, got = [], 0
-    while got < size:
-        chunk = fileobj.read(size - got)
-        if not chunk:
-            break
-        parts.append(chunk)
-        got += len(chunk)
-    return b"".join(parts)
 
 
 class GzipPickleSerializer:
