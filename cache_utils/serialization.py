@@ -147,10 +147,14 @@ def _parse_header(buf: bytes) -> tuple[int, bytes | None]:
 class GzipPickleSerializer:
     """Writes and reads one object as a standard gzip'd pickle, optionally HMAC-signed.
 
-    `threads`: how many threads deflate (on save) and inflate (on load) gzip members at once,
-    beside the calling thread, which pickles or unpickles; 1 does everything in the calling
-    thread. By default `CACHE_UTILS_THREADS`, else the cores this process may use, at most 8.
-    The bytes written do not depend on it."""
+    Args:
+        level: ISA-L compression level, 0 to 3.
+        signing_key: HMAC-SHA256 key (str or bytes): sign on write, verify on read; None: unsigned.
+        threads: threads that deflate (on save) and inflate (on load) gzip members beside the
+            calling thread, which pickles or unpickles; 1 does everything in the calling thread.
+            None: `CACHE_UTILS_THREADS`, else the cores this process may use, at most 8. The bytes
+            written do not depend on it.
+    """
 
     def __init__(
         self, level: int = DEFAULT_LEVEL, signing_key: str | bytes | None = None, threads: int | None = None
