@@ -284,18 +284,7 @@ def verify_cache(
         FileNotFoundError: The file does not exist.
         CorruptCacheError: The file cannot be trusted.
     """
-    validate_prefix(prefix)
-    day = to_date(the_date)
-    store = get_store(directory, storage_options)
-    name = file_name(prefix, date_stamp(day))
-    path = store.path(name)
-    serializer = serializer_for(signing_key)
-    with _open(store, name) as f:
-        fingerprint = serializer.fingerprint(f, path)
-        size = f.seek(0, 2)
-        f.seek(0)
-        serializer.verify(f, path)
-    return CacheFile(prefix, day, path, size, fingerprint)
+    return _inspect(prefix, the_date, directory, storage_options, serializer_for(signing_key))
 
 
 def cache_fingerprint(
@@ -305,8 +294,9 @@ def cache_fingerprint(
     *,
     storage_options: StorageOptions | None = None,
 ) -> CacheFile:
-    """One file's `CacheFile` with its content fingerprint, read from the file's last 8 bytes (the
-    gzip trailer: CRC32 and length of the pickle) without inflating it: one small read, even on S3.
+    """One file's `CacheFile` with its content fingerprint (CRC32 and length of the whole pickle),
+    read from the file's end without inflating it: the 59-byte end member's index, or an older
+    single-member file's 8-byte gzip trailer; one small read, even on S3.
     Equal fingerprints mean the same pickled bytes.
 
     Args:
@@ -319,6 +309,14 @@ def cache_fingerprint(
         FileNotFoundError: The file does not exist.
         CorruptCacheError: The file is too short to hold a gzip trailer.
     """
+    return _inspect(prefix, the_date, directory, storage_options, None)
+
+
+def _inspect(
+    prefix: str, the_date: DateLike, directory: str, storage_options: StorageOptions | None,
+    verifier: GzipPickleSerializer | None,
+) -> CacheFile:
+    """One file's `CacheFile` with its fingerprint; with a `verifier`, also checked to the end."""
     validate_prefix(prefix)
     day = to_date(the_date)
     store = get_store(directory, storage_options)
@@ -327,6 +325,9 @@ def cache_fingerprint(
     with _open(store, name) as f:
         fingerprint = GzipPickleSerializer.fingerprint(f, path)
         size = f.seek(0, 2)
+        if verifier is not None:
+            f.seek(0)
+            verifier.verify(f, path)
     return CacheFile(prefix, day, path, size, fingerprint)
 
 

@@ -263,8 +263,8 @@ def build_cache_observation_sensor(
 ) -> SensorDefinition:
     """A sensor that reports each new cache file of external assets (`external_cache_asset`) once,
     as an `AssetMaterialization` carrying its date, size, path and, for daily partitions, its
-    partition key, with the file's content fingerprint (`cache_utils.cache_fingerprint`: the gzip
-    trailer, one 8-byte read) as its `DataVersion`.
+    partition key, with the file's content fingerprint (`cache_utils.cache_fingerprint`: one small
+    read from the file's end) as its `DataVersion`.
 
     A materialization, not an observation: dagster 1.13 counts only materializations as updates of
     an external `AssetSpec` (`AutomationCondition.eager()` and "missing" ignore observations of an
