@@ -25,6 +25,7 @@ checks the `CI` totals and that nothing follows: memory stays bounded by the mem
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import queue
@@ -34,6 +35,8 @@ from collections import deque
 from typing import IO, Any
 
 from isal import igzip_lib, isal_zlib
+
+log = logging.getLogger("cache_utils")
 
 MEMBER_SIZE = 2 << 20  # bytes of pickle per data member (recorded in the index; fixed for a version)
 MAX_MEMBER = 64 << 20  # reader limit: larger members (compressed or inflated) are refused as damaged
@@ -82,17 +85,29 @@ def check_threads(threads: object) -> int:
 
 
 def default_threads() -> int:
-    """`CACHE_UTILS_THREADS` when set, else the usable cores, at most DEFAULT_MAX_THREADS."""
+    """`CACHE_UTILS_THREADS` when set, else the usable cores, at most DEFAULT_MAX_THREADS.
+
+    A malformed value (not a whole number from 1 to MAX_THREADS) is logged as a warning once per
+    value and the default is used, as a bad `CACHE_UTILS_ALERT_TIMEOUT` is: a setting that only
+    tunes speed must never stop a load."""
     value = os.environ.get(THREADS_ENV, "").strip()
+    default = min(available_cores(), DEFAULT_MAX_THREADS)
     if not value:
-        return min(available_cores(), DEFAULT_MAX_THREADS)
+        return default
     try:
         threads = int(value)
     except ValueError:
         threads = 0
     if not 1 <= threads <= MAX_THREADS:
-        raise ValueError(f"{THREADS_ENV} must be a whole number from 1 to {MAX_THREADS}, got {value!r}")
+        if value not in _warned_threads:
+            _warned_threads.add(value)
+            log.warning("ignoring %s=%r: not a whole number from 1 to %d; using %d thread(s)",
+                        THREADS_ENV, value[:50], MAX_THREADS, default)
+        return default
     return threads
+
+
+_warned_threads: set[str] = set()  # malformed CACHE_UTILS_THREADS values already reported
 
 
 def fingerprint_of(crc: int, length: int) -> str:

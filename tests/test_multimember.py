@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import io
 import json
+import logging
 import os
 import pickle
 import re
@@ -380,10 +381,26 @@ def test_default_threads_are_the_usable_cores_capped(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv(gm.THREADS_ENV, "3")
     assert GzipPickleSerializer().threads == 3
     assert GzipPickleSerializer(threads=1).threads == 1  # an explicit count wins
-    for bad in ("0", "many", "2.5", "65"):
-        monkeypatch.setenv(gm.THREADS_ENV, bad)
-        with pytest.raises(ValueError, match=f"CACHE_UTILS_THREADS.*{bad!r}"):
-            GzipPickleSerializer()
+
+
+@pytest.mark.parametrize("bad", ["0", "many", "2.5", "65", "-3"])
+def test_a_bad_thread_setting_warns_once_and_loads_anyway(
+    bad: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Like a bad CACHE_UTILS_ALERT_TIMEOUT: a warning naming the variable and value, once, and the
+    default count; loads (with and without data) go on."""
+    monkeypatch.setattr(gm, "_warned_threads", set())
+    monkeypatch.setattr(gm, "available_cores", lambda: 3)
+    monkeypatch.setenv(gm.THREADS_ENV, bad)
+    with caplog.at_level(logging.WARNING, logger="cache_utils"):
+        assert GzipPickleSerializer().threads == 3
+        save_cache({"a": 1}, "t", "2024-01-15", str(tmp_path))
+        with freeze_time("2024-01-15 09:00"):
+            assert load_cache("t", "08:00", str(tmp_path))[0] == {"a": 1}
+            assert load_cache("none", "08:00", str(tmp_path), allow_no_data=True)[0] == {}
+    warned = [r.getMessage() for r in caplog.records if gm.THREADS_ENV in r.getMessage()]
+    assert warned == [f"ignoring {gm.THREADS_ENV}={bad!r}: not a whole number from 1 to "
+                      f"{gm.MAX_THREADS}; using 3 thread(s)"]
 
 
 def test_workers_are_used_and_stopped(big: dict, monkeypatch: pytest.MonkeyPatch) -> None:
