@@ -237,16 +237,24 @@ def _day(text: str) -> Any:
         raise argparse.ArgumentTypeError(plain(e)) from e
 
 
+_JSON_KINDS = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "true/false",
+               type(None): "null"}
+
+
 def _storage_options(text: str | None) -> dict[str, Any] | None:
+    """The `--storage-options` JSON object. The value itself is never echoed in an error: it holds
+    credentials; a syntax error is located by line and column instead."""
     if not text:
         return None
     try:
         value = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise Failure(f"--storage-options must be a JSON object, got {printable(repr(text))}",
-                      EXIT_USAGE) from e
+    except json.JSONDecodeError as e:  # e.msg is a fixed phrase such as "Expecting value", never the text
+        raise Failure(f"--storage-options is not valid JSON: {e.msg.lower()} at line {e.lineno}, column "
+                      f"{e.colno} (value not shown: it may hold secrets)", EXIT_USAGE) from e
     if not isinstance(value, dict):
-        raise Failure(f"--storage-options must be a JSON object, got {printable(repr(text))}", EXIT_USAGE)
+        kind = _JSON_KINDS.get(type(value), "not an object")
+        raise Failure(f"--storage-options must be a JSON object such as '{{\"key\": \"...\"}}', got "
+                      f"{kind} (value not shown: it may hold secrets)", EXIT_USAGE)
     return value
 
 
@@ -373,36 +381,69 @@ def cmd_show(args: argparse.Namespace) -> int:
                      if dates else f"no {printable(args.prefix)} files in {printable(directory)}")
             raise Failure(f"{printable(e.filename or e)}: no such file ({where})", EXIT_NOT_FOUND) from e
         path = cache_filename(args.prefix, day, directory=directory)
-    if args.json:
-        size = next((c.size for c in list_caches(directory, args.prefix, storage_options=options)
-                     if c.date == day), None)
-        _print_json({"prefix": args.prefix, "date": day.isoformat(), "path": path, "size": size,
-                     "type": _type_name(value), "repr": _SHORT.repr(value)})
-        return EXIT_OK
+    try:
+        if args.json:
+            size = next((c.size for c in list_caches(directory, args.prefix, storage_options=options)
+                         if c.date == day), None)
+            _print_json({"prefix": args.prefix, "date": day.isoformat(), "path": path, "size": size,
+                         "type": _type_name(value), "repr": _SHORT.repr(value)})
+            return EXIT_OK
+        lines = describe(value, args.head).splitlines()
+    except RecursionError as e:  # a value nested deeper than Python's stack allows (built by a loop)
+        raise Failure(f"{printable(path)}: the value is nested too deeply to describe; load it in "
+                      f"Python and look at it part by part") from e
     print(f"{printable(args.prefix)} {day.isoformat()}")
-    for line in describe(value, args.head).splitlines():
+    for line in lines:
         print(printable(line))
     return EXIT_OK
 
 
-def _delete(directory: str, options: dict[str, Any] | None, paths: list[str], label: str) -> list[str]:
-    """Delete the files `prune` chose, one by one, with a progress line; the paths deleted."""
+def _delete(directory: str, options: dict[str, Any] | None, paths: list[str], label: str,
+            removed: list[str]) -> list[str]:
+    """Delete the files `prune` chose, one by one, with a progress line; appends each path deleted
+    to `removed` as it goes (so that an interrupted prune can say what it did) and returns it."""
     store = get_store(directory, options)
     base = store.path("")  # store.path(name) == base + name
-    removed = []
-    with Progress(label, len(paths)) as progress:
-        for path in paths:
-            name = path[len(base):]
-            if not path.startswith(base) or store.path(name) != path:  # pragma: no cover - defensive
-                raise Failure(f"{printable(path)}: not in {printable(directory)}")
-            try:
-                store.remove(name)
-            except FileNotFoundError:  # deleted meanwhile (another prune): nothing left to do
-                pass
-            else:
-                removed.append(path)
-            progress.advance()
+    current = None  # the file being deleted, until it is counted in `removed`
+    try:
+        with Progress(label, len(paths)) as progress:
+            for path in paths:
+                name = path[len(base):]
+                if not path.startswith(base) or store.path(name) != path:  # pragma: no cover - defensive
+                    raise Failure(f"{printable(path)}: not in {printable(directory)}")
+                current = name
+                try:
+                    store.remove(name)
+                except FileNotFoundError:  # deleted meanwhile (another prune): nothing left to do
+                    pass
+                else:
+                    removed.append(path)
+                current = None
+                progress.advance()
+    except KeyboardInterrupt:
+        # Ctrl-C between the delete and the count: whether the file is gone decides.
+        if current is not None and store.path(current) not in removed and not store.exists(current):
+            removed.append(store.path(current))
+        raise
     return removed
+
+
+def _print_pruned(args: argparse.Namespace, paths: list[str], planned: int | None = None) -> None:
+    """What prune deleted (or would): one line per file and a count, or JSON. `planned` is given
+    when it was interrupted: how many it meant to delete."""
+    if args.json:
+        report: dict[str, Any] = {"prefix": args.prefix, "dry_run": args.dry_run, "removed": paths}
+        if planned is not None:
+            report.update(interrupted=True, planned=planned)
+        _print_json(report)
+        return
+    verb = "would delete" if args.dry_run else "deleted"
+    for path in paths:
+        print(f"{verb} {printable(path)}")
+    if planned is None:
+        print(f"{verb} {len(paths)} file(s)")
+    else:
+        print(f"interrupted: deleted {len(paths)} of {planned} file(s)")
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
@@ -415,15 +456,16 @@ def cmd_prune(args: argparse.Namespace) -> int:
         if _missing_directory(directory):
             raise _no_such_directory(directory)
         raise _no_files(args.prefix, directory)
-    paths = planned if args.dry_run else _delete(directory, options, planned,
-                                                 f"deleting {printable(args.prefix)} files")
-    if args.json:
-        _print_json({"prefix": args.prefix, "dry_run": args.dry_run, "removed": paths})
-        return EXIT_OK
-    verb = "would delete" if args.dry_run else "deleted"
-    for path in paths:
-        print(f"{verb} {printable(path)}")
-    print(f"{verb} {len(paths)} file(s)")
+    if args.dry_run:
+        paths = planned
+    else:
+        paths = []
+        try:
+            _delete(directory, options, planned, f"deleting {printable(args.prefix)} files", paths)
+        except KeyboardInterrupt:  # say what is already gone, then exit 130 as before
+            _print_pruned(args, paths, len(planned))
+            raise
+    _print_pruned(args, paths)
     return EXIT_OK
 
 
@@ -592,6 +634,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:
             _report("interrupted")
             code = EXIT_INTERRUPTED
+        except RecursionError:  # a value nested too deeply, anywhere else
+            _report("a value is nested too deeply for Python's recursion limit")
+            code = EXIT_ERROR
+        except MemoryError:
+            _report("out of memory (the file may be too large for this machine)")
+            code = EXIT_ERROR
         sys.stdout.flush()  # a closed pipe shows here, not at exit as "Exception ignored"
         return code
     except BrokenPipeError:

@@ -171,7 +171,7 @@ def test_help(entry: str, tmp_path: Path) -> None:
         (["prune", "sales", "--keep", "-1"], EXIT_USAGE, "-1"),
         (["prune", "sales"], EXIT_USAGE, "--keep"),
         (["ls", "--dir", "data/sales_20240115.pkl.gz"], EXIT_ERROR, "not a directory"),
-        (["ls", "--storage-options", "{not json"], EXIT_USAGE, "{not json"),
+        (["ls", "--storage-options", "{not json"], EXIT_USAGE, "line 1, column 2"),
         (["ls", "--storage-options", "[1]"], EXIT_USAGE, "JSON object"),
         (["frobnicate"], EXIT_USAGE, "frobnicate"),
         ([], EXIT_USAGE, "COMMAND"),
@@ -258,7 +258,8 @@ LS_HINT = "(`cache-utils ls --dir data` lists the prefixes there)"
          "cache-utils prune: argument --keep: must be a whole number >= 1, got '0' "
          "(see `cache-utils prune --help`)"),
         (["ls", "--storage-options", "[1]"], EXIT_USAGE,
-         "cache-utils: --storage-options must be a JSON object, got '[1]'"),
+         """cache-utils: --storage-options must be a JSON object such as '{"key": "..."}', got an array """
+         "(value not shown: it may hold secrets)"),
     ],
 )
 def test_errors_are_one_line_and_say_what_to_do(args: list[str], code: int, line: str, caches: Path) -> None:
