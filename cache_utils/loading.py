@@ -17,6 +17,8 @@ from .timing import (
     DEFAULT_RETRY_INTERVAL,
     TimeType,
     ZoneLike,
+    as_now,
+    as_zoned,
     at_time,
     next_callback,
     now_in,
@@ -250,15 +252,27 @@ def check_refresh(
         directory: Local directory or fsspec URL such as `s3://bucket/dir`.
         tz: Zone of days and times (tzinfo or IANA name); None: cb_time's own zone, else naive local.
         not_before: The previous check's `next_check`: no retry is due before it. None: no limit.
+            A naive value is a wall time in the zone; an aware one is converted to it (a cursor
+            stored before the zone setting changed still works).
         retry_interval: Wait between looks once cb_time has passed: a timedelta or seconds.
         storage_options: fsspec options (credentials, endpoint...) for a URL `directory`.
-        now: The current time (for tests); None means now in the zone.
+        now: The current time (for tests); None means now in the zone. Like `load_cache`'s own
+            clock, it must be aware when a zone is in force (`tz=` or an aware cb_time; it is
+            converted to that zone, so the day is the zone's) and naive local time otherwise.
+
+    Raises:
+        ValueError: `now` is naive while a zone is in force, or aware while none is (the message
+            says what to pass); a bad prefix, cb_time, zone or retry_interval.
+        TypeError: `now` is not a datetime; a value of the wrong type.
     """
     validate_prefix(prefix)
     cb = parse_cb_time(cb_time)
     zone = zone_of(cb, tz)
     interval = parse_retry_interval(retry_interval)
-    now = now or now_in(zone)  # fold set right in a repeated hour, as load_cache has it
+    # fold set right in a repeated hour, and the zone's day, as load_cache has them
+    now = now_in(zone) if now is None else as_now(now, zone, "check_refresh")
+    if not_before is not None:
+        not_before = as_zoned(not_before, zone)
     day = now.date()
     if cache_exists(prefix, day, directory, storage_options=storage_options):
         tomorrow = next_callback(cb, zone, True, now=now, retry_interval=interval)

@@ -11,6 +11,7 @@ ZoneLike = dt.tzinfo | str | None
 DEFAULT_RETRY_INTERVAL = dt.timedelta(minutes=15)
 _TIME_RE = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$", re.ASCII)
 _UTC = dt.UTC
+_ZERO = dt.timedelta(0)
 
 
 def parse_cb_time(cb_time: object) -> dt.time:
@@ -73,6 +74,45 @@ def now_in(zone: dt.tzinfo | None) -> dt.datetime:
     return dt.datetime.now() if zone is None else in_zone(dt.datetime.now(_UTC), zone)
 
 
+def as_now(now: object, zone: dt.tzinfo | None, caller: str) -> dt.datetime:
+    """A caller's `now` in the form the zone calls for: aware and expressed in `zone` when one is
+    set (the same day and wall times `load_cache` would see), naive local time when none is.
+
+    Args:
+        now: The datetime given as `now`.
+        zone: The zone in force (`tz=`, else cb_time's zone); None means naive local time.
+        caller: The function name, for the error message.
+
+    Raises:
+        TypeError: `now` is not a datetime.
+        ValueError: `now` is naive while a zone is set, or aware while none is.
+    """
+    if not isinstance(now, dt.datetime):
+        raise TypeError(f"{caller}: now must be a datetime, got {type(now).__name__}: {now!r}")
+    if zone is None and now.tzinfo is not None:
+        raise ValueError(
+            f"{caller}: now={now.isoformat()} is aware but no zone is set, so days and times are "
+            f"naive local time: pass tz= (e.g. tz='UTC') or an aware cb_time, or a naive now"
+        )
+    if zone is not None and now.tzinfo is None:
+        raise ValueError(
+            f"{caller}: now={now.isoformat()} is naive but days and times are in zone {zone}: pass an "
+            f"aware now, e.g. datetime.now(ZoneInfo('{zone}'))"
+        )
+    return now if zone is None or now.tzinfo is zone else in_zone(now, zone)
+
+
+def as_zoned(value: dt.datetime, zone: dt.tzinfo | None) -> dt.datetime:
+    """A stored time (a sensor's cursor) in the form of the zone in force, even if the zone
+    changed since it was stored: a naive value read as a wall time in `zone`, an aware one
+    converted to `zone`, or to naive local time when there is no zone."""
+    if zone is None:
+        return value if value.tzinfo is None else value.astimezone().replace(tzinfo=None)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=zone)
+    return value if value.tzinfo is zone else in_zone(value, zone)
+
+
 def in_zone(instant: dt.datetime, zone: dt.tzinfo) -> dt.datetime:
     """An aware instant expressed in `zone`, with `fold` set right in a repeated hour."""
     # Same as instant.astimezone(zone), which freezegun's FakeDatetime (used by every test
@@ -95,7 +135,10 @@ def at_time(day: dt.date, cb_time: dt.time, zone: dt.tzinfo | None) -> dt.dateti
     if zone is None:
         return naive
     later = naive.replace(tzinfo=zone, fold=1)
-    round_trip = in_zone(later, zone)
+    try:
+        round_trip = in_zone(later, zone)
+    except OverflowError:  # 9999-12-31 late in a zone west of UTC: no UTC instant, and no DST change
+        return later
     if round_trip.replace(tzinfo=None) == naive:
         return round_trip
     return _end_of_gap(naive, zone)
@@ -132,6 +175,10 @@ def next_callback(
     """When to look again: tomorrow at cb_time once today's data is in, else today at cb_time
     while that is ahead, else `now + retry_interval`.
 
+    The calendar ends on 9999-12-31: a time that would fall after it is `CALENDAR_END`
+    (9999-12-31 23:59:59.999999, in `zone` when one is given), so a caller never gets an
+    OverflowError and simply waits past the last day there is.
+
     Args:
         cb_time: Daily time the data is due (wall time in `zone`).
         zone: Zone of the result; None means naive local time.
@@ -141,23 +188,36 @@ def next_callback(
     """
     now = now or now_in(zone)
     today = now.date()
-    if have_today:
-        return at_time(today + dt.timedelta(days=1), cb_time, zone)
-    due = at_time(today, cb_time, zone)
-    if not reached(now, due):
-        return due
-    if zone is None:
-        return now + retry_interval
-    return in_zone(now.astimezone(_UTC) + retry_interval, zone)  # elapsed, not wall-clock, time
+    try:
+        if have_today:
+            return at_time(today + dt.timedelta(days=1), cb_time, zone)
+        due = at_time(today, cb_time, zone)
+        if not reached(now, due):
+            return due
+        if zone is None:
+            return now + retry_interval
+        return in_zone(now.astimezone(_UTC) + retry_interval, zone)  # elapsed, not wall-clock, time
+    except OverflowError:
+        return calendar_end(zone)
+
+
+CALENDAR_END = dt.datetime.max  # 9999-12-31 23:59:59.999999: Python's datetimes end there
+
+
+def calendar_end(zone: dt.tzinfo | None) -> dt.datetime:
+    """The last wall time there is (`CALENDAR_END`), in `zone`; naive when zone is None."""
+    return CALENDAR_END if zone is None else CALENDAR_END.replace(tzinfo=zone)
 
 
 def reached(now: dt.datetime, when: dt.datetime) -> bool:
     """Whether `now` is at or after `when`, as instants."""
     # Aware datetimes sharing a tzinfo compare by wall time and ignore `fold`, so in a
-    # repeated hour 01:45 EDT would count as after 01:30 EST: compare in UTC instead.
+    # repeated hour 01:45 EDT would count as after 01:30 EST: compare the offsets too. (Not by
+    # converting both to UTC: 9999-12-31 evening west of UTC has no UTC datetime.)
     if now.tzinfo is None or when.tzinfo is None:
         return now >= when
-    return now.astimezone(_UTC) >= when.astimezone(_UTC)
+    wall = now.replace(tzinfo=None) - when.replace(tzinfo=None)
+    return wall >= (now.utcoffset() or _ZERO) - (when.utcoffset() or _ZERO)
 
 
 def parse_retry_interval(value: object) -> dt.timedelta:

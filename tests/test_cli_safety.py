@@ -39,7 +39,9 @@ def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     ],
 )
 @pytest.mark.parametrize("command", [["ls"], ["show", "sales"], ["prune", "sales", "--keep", "1"]])
-def test_storage_options_are_never_echoed(options: str, where: str, command: list[str], tmp_path: Path) -> None:
+def test_storage_options_are_never_echoed(
+    options: str, where: str, command: list[str], tmp_path: Path
+) -> None:
     result = cli(*command, "--dir", "s3://bucket/c", "--storage-options", options, cwd=tmp_path)
     assert result.returncode == EXIT_USAGE
     assert SECRET not in result.stderr + result.stdout
