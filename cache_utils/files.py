@@ -91,7 +91,7 @@ def write_cache(
     Returns:
         The `CacheFile` written, fingerprint included.
     """
-    validate_prefix(prefix)
+    prefix = validate_prefix(prefix)
     day = to_date(the_date)
     serializer = serializer_for(signing_key, level)
     store = get_store(directory, storage_options, file_mode=file_mode)
@@ -160,7 +160,7 @@ def cache_exists(
         directory: Local directory or fsspec URL such as `s3://bucket/dir`.
         storage_options: fsspec options (credentials, endpoint...) for a URL `directory`.
     """
-    validate_prefix(prefix)
+    prefix = validate_prefix(prefix)
     return get_store(directory, storage_options).exists(file_name(prefix, date_stamp(the_date)))
 
 
@@ -179,7 +179,7 @@ def get_latest_cache_filename(
         on_or_before: Latest day to consider; None means no bound (later-dated files count too).
         storage_options: fsspec options (credentials, endpoint...) for a URL `directory`.
     """
-    validate_prefix(prefix)
+    prefix = validate_prefix(prefix)
     bound = None if on_or_before is None else date_stamp(on_or_before)
     store = get_store(directory, storage_options)
     stamps = store.stamps(prefix, bound)
@@ -201,7 +201,7 @@ def cache_dates(
         on_or_before: Latest day to list; None means no bound.
         storage_options: fsspec options (credentials, endpoint...) for a URL `directory`.
     """
-    validate_prefix(prefix)
+    prefix = validate_prefix(prefix)
     bound = None if on_or_before is None else date_stamp(on_or_before)
     store = get_store(directory, storage_options)
     return [to_date(s) for s in store.stamps(prefix, bound)]
@@ -231,7 +231,7 @@ def read_cache(
         FileNotFoundError: The file does not exist.
         CorruptCacheError: The file cannot be trusted (bad signature, gzip stream or pickle).
     """
-    validate_prefix(prefix)
+    prefix = validate_prefix(prefix)
     store = get_store(directory, storage_options)
     return read_file(store, file_name(prefix, date_stamp(the_date)), serializer_for(signing_key))
 
@@ -317,7 +317,7 @@ def _inspect(
     verifier: GzipPickleSerializer | None,
 ) -> CacheFile:
     """One file's `CacheFile` with its fingerprint; with a `verifier`, also checked to the end."""
-    validate_prefix(prefix)
+    prefix = validate_prefix(prefix)
     day = to_date(the_date)
     store = get_store(directory, storage_options)
     name = file_name(prefix, date_stamp(day))
@@ -367,7 +367,7 @@ def list_caches(
         storage_options: fsspec options (credentials, endpoint...) for a URL `directory`.
     """
     if prefix is not None:
-        validate_prefix(prefix)
+        prefix = validate_prefix(prefix)
     store = get_store(directory, storage_options)
     return sorted(_cache_files(store, prefix), key=lambda c: (c.prefix, c.date))
 
@@ -413,7 +413,7 @@ def prune(
         TypeError: `keep` is not a whole number.
         ValueError: `keep` is below 1.
     """
-    validate_prefix(prefix)
+    prefix = validate_prefix(prefix)
     if isinstance(keep, bool) or not isinstance(keep, int):
         raise TypeError(f"keep must be a whole number >= 1, got {type(keep).__name__}: {keep!r}")
     if keep < 1:

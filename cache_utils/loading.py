@@ -92,7 +92,7 @@ def load_latest_cache(
     Returns:
         (the `CacheHit`, or None when no file loads; every file skipped).
     """
-    validate_prefix(prefix)
+    prefix = validate_prefix(prefix)
     store = get_store(directory, storage_options)
     return _load_latest(store, prefix, to_date(on_or_before), serializer_for(signing_key))
 
@@ -163,7 +163,7 @@ def load_cache(
     Raises:
         CacheNotFoundError: No file loads and `allow_no_data` is False.
     """
-    validate_prefix(prefix)
+    prefix = validate_prefix(prefix)
     cb = parse_cb_time(cb_time)
     zone = zone_of(cb, tz)
     interval = parse_retry_interval(retry_interval)
@@ -265,7 +265,7 @@ def check_refresh(
             says what to pass); a bad prefix, cb_time, zone or retry_interval.
         TypeError: `now` is not a datetime; a value of the wrong type.
     """
-    validate_prefix(prefix)
+    prefix = validate_prefix(prefix)
     cb = parse_cb_time(cb_time)
     zone = zone_of(cb, tz)
     interval = parse_retry_interval(retry_interval)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import unicodedata
 from collections.abc import Iterable
 
 SUFFIX = ".pkl.gz"
@@ -23,21 +24,38 @@ _DEFAULT_B = dt.datetime(2002, 2, 2)
 
 
 def validate_prefix(prefix: object) -> str:
-    """Return `prefix` if it is a usable cache prefix, else raise TypeError/ValueError naming it.
+    """Return `prefix` in Unicode NFC form if it is a usable cache prefix, else raise
+    TypeError/ValueError naming it.
+
+    Every function that takes a prefix normalizes it to NFC, the form macOS, most keyboards and
+    the web produce: "café" typed as one code point or as "e" and a combining accent (NFD) names
+    the same files, whichever spelling wrote or reads them.
 
     Args:
         prefix: The value to check.
 
+    Returns:
+        The prefix, NFC-normalized.
+
     Raises:
         TypeError: `prefix` is not a str.
-        ValueError: It is empty, too long for a file name, or holds a path separator, a glob
-            character, NUL, '..' or a leading '.'.
+        ValueError: It is empty, too long for a file name, holds a lone surrogate (no file name
+            can), or holds a path separator, a glob character, NUL, '..' or a leading '.'.
     """
     if not isinstance(prefix, str):
         raise TypeError(f"cache prefix must be a str, got {type(prefix).__name__}: {prefix!r}")
     if not prefix:
         raise ValueError("cache prefix must not be empty")
-    size = len(prefix.encode("utf-8", "surrogateescape"))
+    prefix = unicodedata.normalize("NFC", prefix)
+    try:
+        # surrogateescape: a name read from a directory in an undecodable encoding round-trips.
+        size = len(prefix.encode("utf-8", "surrogateescape"))
+    except UnicodeEncodeError as e:
+        raise ValueError(
+            f"invalid cache prefix {prefix!r}: {prefix[e.start]!r} at position {e.start} is a lone "
+            f"surrogate, which no file name can hold (a str decoded wrongly, or cut inside a UTF-16 "
+            f"pair?): pass the text it stands for"
+        ) from e
     if size > MAX_PREFIX_BYTES:
         raise ValueError(
             f"cache prefix {prefix[:40]!r}... is {size} bytes long: at most {MAX_PREFIX_BYTES} fit, "
@@ -141,7 +159,7 @@ def cache_filename(
         keep_date_as_string: Put a str `the_date` in the name as given (e.g. a glob `*`), unparsed.
         directory: Local directory or URL; "" gives the bare file name.
     """
-    validate_prefix(prefix)
+    prefix = validate_prefix(prefix)
     directory = os.fspath(directory)
     if keep_date_as_string and isinstance(the_date, str):
         if "/" in the_date or "\\" in the_date or "\0" in the_date:

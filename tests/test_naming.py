@@ -6,13 +6,24 @@ import datetime as dt
 import os
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pytest
 from freezegun import freeze_time
 
-from cache_utils import cache_filename, get_latest_cache_filename, load_cache, save_cache
+from cache_utils import (
+    cache_exists,
+    cache_filename,
+    check_refresh,
+    get_latest_cache_filename,
+    list_caches,
+    load_cache,
+    prune,
+    read_cache,
+    save_cache,
+)
 from cache_utils.naming import parse_file_name, validate_prefix
 
 DAY = "data/sales_20240115.pkl.gz"
@@ -158,3 +169,59 @@ def test_unicode_and_underscored_prefixes_are_fine() -> None:
 )
 def test_parse_file_name(name: str, prefix: str | None, expected: object) -> None:
     assert parse_file_name(name, prefix) == expected
+
+
+# --- Unicode: lone surrogates and normalization (issue 18.15) ------------------------------------
+
+LONE = "sales\ud800eu"  # a high surrogate with no pair: not encodable, not even with surrogateescape
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda d: save_cache(1, LONE, "2024-01-15", d),
+        lambda d: load_cache(LONE, "08:00", d, allow_no_data=True),
+        lambda d: read_cache(LONE, "2024-01-15", d),
+        lambda d: cache_exists(LONE, "2024-01-15", d),
+        lambda d: list_caches(d, LONE),
+        lambda d: prune(LONE, 1, d),
+        lambda d: cache_filename(LONE, "2024-01-15", directory=d),
+        lambda d: check_refresh(LONE, "08:00", d),
+    ],
+)
+def test_a_lone_surrogate_prefix_is_a_clear_value_error(call, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError, match=r"invalid cache prefix 'sales\\ud800eu': '\\ud800' at position 5 "
+                       r"is a lone surrogate, which no file name can hold"):
+        call(str(tmp_path))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_undecodable_byte_prefix_still_works(tmp_path: Path) -> None:
+    """A name read from a non-UTF-8 directory ('\\udcff' stands for the byte 0xff) stays usable."""
+    prefix = "sales\udcff"
+    save_cache({"x": 1}, prefix, "2024-01-15", str(tmp_path))
+    assert read_cache(prefix, "2024-01-15", str(tmp_path)) == {"x": 1}
+
+
+NFC = "caf\u00e9_ventes"  # é as one code point
+NFD = "cafe\u0301_ventes"  # e and a combining acute accent: the same text to a reader
+
+
+def test_nfc_and_nfd_spellings_name_the_same_files(tmp_path: Path) -> None:
+    d = str(tmp_path)
+    assert validate_prefix(NFD) == NFC
+    path = save_cache({"day": 14}, NFD, "2024-01-14", d)
+    save_cache({"day": 15}, NFC, "2024-01-15", d)
+    assert path == os.path.join(d, f"{NFC}_20240114.pkl.gz")  # written under the NFC name
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{NFC}_20240114.pkl.gz", f"{NFC}_20240115.pkl.gz"]
+    today = os.path.join(d, f"{NFC}_20240115.pkl.gz")
+    for spelling in (NFC, NFD):
+        assert read_cache(spelling, "2024-01-14", d) == {"day": 14}
+        assert cache_exists(spelling, "2024-01-15", d)
+        assert [c.date for c in list_caches(d, spelling)] == [dt.date(2024, 1, 14), dt.date(2024, 1, 15)]
+        assert cache_filename(spelling, "2024-01-15", directory=d) == today
+        assert get_latest_cache_filename(spelling, d) == today
+        with freeze_time("2024-01-15 09:00:00"):
+            assert load_cache(spelling, "08:00", d)[0] == {"day": 15}
+    with freeze_time("2024-01-15 09:00:00"):
+        assert prune(NFD, 1, d) == [os.path.join(d, f"{NFC}_20240114.pkl.gz")]
