@@ -16,7 +16,14 @@ from isal import isal_zlib
 from .errors import CorruptCacheError
 from .naming import DateLike, date_stamp, file_name, parse_file_name, to_date, validate_prefix
 from .serialization import DEFAULT_LEVEL, PROTOCOL, GzipPickleSerializer, coerce_key, signing_key_from_env
-from .stores import STALE_TEMP_SECONDS, NotARegularFileError, Store, get_store, sweep_temp_files
+from .stores import (
+    STALE_TEMP_SECONDS,
+    NotARegularFileError,
+    Store,
+    UnreadableFileError,
+    get_store,
+    sweep_temp_files,
+)
 from .timing import ZoneLike, resolve_zone
 
 log = logging.getLogger("cache_utils")
@@ -230,6 +237,8 @@ def read_cache(
     Raises:
         FileNotFoundError: The file does not exist.
         CorruptCacheError: The file cannot be trusted (bad signature, gzip stream or pickle).
+        PermissionError: This user may not read the file (`cache_utils.stores.UnreadableFileError`,
+            which loaders skip), or may not search the directory.
     """
     prefix = validate_prefix(prefix)
     store = get_store(directory, storage_options)
@@ -447,5 +456,8 @@ def _loads(store: Store, name: str, serializer: GzipPickleSerializer) -> bool:
     try:
         read_file(store, name, serializer)
     except (CorruptCacheError, FileNotFoundError):
+        return False
+    except UnreadableFileError as e:  # not this user's to read: it cannot count as the kept file
+        log.warning("skipping unreadable cache file %s: %s", e.filename, e.reason)
         return False
     return True

@@ -12,7 +12,7 @@ from .errors import CacheNotFoundError, CorruptCacheError
 from .files import StorageOptions, cache_exists, read_file, serializer_for
 from .naming import DateLike, date_stamp, file_name, to_date, validate_prefix
 from .serialization import GzipPickleSerializer
-from .stores import Store, get_store
+from .stores import Store, UnreadableFileError, get_store
 from .timing import (
     DEFAULT_RETRY_INTERVAL,
     TimeType,
@@ -37,11 +37,13 @@ class Skipped:
 
     Attributes:
         path: Path of the file skipped.
-        reason: Why it was skipped (what made it untrustworthy).
+        reason: Why it was skipped (what made it untrustworthy, or unreadable).
+        kind: "corrupt" (it cannot be trusted) or "unreadable" (this user may not read it).
     """
 
     path: str
     reason: str
+    kind: str = "corrupt"  # or "unreadable": a local file this user may not read
 
 
 @dataclass(frozen=True)
@@ -79,8 +81,9 @@ def load_latest_cache(
 ) -> tuple[CacheHit | None, tuple[Skipped, ...]]:
     """Load the file for `on_or_before` (today when None), else the newest good older one.
 
-    Corrupt files are skipped and reported; a file that vanishes between listing and reading
-    is a miss.
+    Corrupt files, and local files this user may not read, are skipped and reported; a file that
+    vanishes between listing and reading is a miss. A directory that can be listed but not
+    searched raises PermissionError naming it.
 
     Args:
         prefix: File name prefix, as in `<prefix>_<YYYYMMDD>.pkl.gz`.
@@ -112,6 +115,10 @@ def _load_latest(
         except CorruptCacheError as e:
             log.warning("skipping %s", e)
             skipped.append(Skipped(e.path, e.reason))
+            return None
+        except UnreadableFileError as e:  # mode 000, or another user's 0600 file: skipped the same way
+            log.warning("skipping unreadable cache file %s: %s", e.filename, e.reason)
+            skipped.append(Skipped(str(e.filename), e.reason, "unreadable"))
             return None
         return CacheHit(data, to_date(stamp), store.path(name), tuple(skipped))
 
@@ -177,7 +184,7 @@ def load_cache(
     fresh = hit is not None and hit.date == today
     when = next_callback(cb, zone, fresh, now=now, retry_interval=interval)
 
-    problems = [f"skipped corrupt file {s.path}: {s.reason}" for s in skipped]
+    problems = [f"skipped {s.kind} file {s.path}: {s.reason}" for s in skipped]
     if hit is None:
         message = f"no cache data for {prefix!r} in {store.directory!r}"
         details = _details(prefix, store, today)

@@ -8,7 +8,14 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from .base import STALE_TEMP_SECONDS, Entry, NotARegularFileError, Store, sweep_temp_files
+from .base import (
+    STALE_TEMP_SECONDS,
+    Entry,
+    NotARegularFileError,
+    Store,
+    UnreadableFileError,
+    sweep_temp_files,
+)
 from .local import LocalStore
 
 if TYPE_CHECKING:
@@ -21,6 +28,7 @@ __all__ = [
     "LocalStore",
     "NotARegularFileError",
     "Store",
+    "UnreadableFileError",
     "get_store",
     "is_url",
     "sweep_temp_files",

@@ -40,6 +40,14 @@ class NotARegularFileError(OSError):
     """A cache file's name is taken by a FIFO, a device, a socket or a directory."""
 
 
+class UnreadableFileError(PermissionError):
+    """A local cache file this process may not read (its mode, owner or ACL): skipped by loaders
+    like a corrupt file. Not raised when the directory itself cannot be searched (that is a plain
+    PermissionError naming the directory), nor by object stores (where it means credentials)."""
+
+    reason = "not readable by this user (permission denied): check its mode and owner"
+
+
 def sweep_temp_files(
     store: Store, prefix: str | None = None, older_than: float = STALE_TEMP_SECONDS
 ) -> list[str]:

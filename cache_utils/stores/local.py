@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import IO
 
 from ..naming import TEMP_SUFFIX, is_temp_name, join, matching_stamps
-from .base import Entry, NotARegularFileError
+from .base import Entry, NotARegularFileError, UnreadableFileError
 
 DEFAULT_FILE_MODE = 0o600  # mkstemp's mode: owner-only unless configured otherwise
 
@@ -36,15 +36,31 @@ class LocalStore:
         return matching_stamps(files, prefix, on_or_before)
 
     def _listing(self) -> list[os.DirEntry[str]]:
-        """The directory's entries at once (no generator step per entry: 100,000 files add up)."""
+        """The directory's entries at once (no generator step per entry: 100,000 files add up).
+        A directory that can be listed but not searched is an error, not an empty listing."""
         try:
             with os.scandir(self.directory or ".") as it:
-                return list(it)
+                entries = list(it)
         except FileNotFoundError:
             return []
         except NotADirectoryError as e:
             raise NotADirectoryError(
                 e.errno, f"cache directory {self.directory!r} is not a directory", e.filename
+            ) from e
+        self._check_searchable()
+        return entries
+
+    def _check_searchable(self) -> None:
+        """PermissionError naming the directory when this process may not search it (no x bit):
+        its names can be listed, but no file in it can be checked or opened."""
+        directory = self.directory or "."
+        try:
+            os.stat(os.path.join(directory, "."))  # resolving `dir/.` needs search permission on dir
+        except PermissionError as e:
+            raise PermissionError(
+                e.errno, f"cache directory {directory!r} cannot be searched (no execute permission "
+                "for this user): its files can be listed but not opened; check its mode and owner",
+                directory,
             ) from e
 
     def entries(self) -> Iterator[Entry]:
@@ -63,14 +79,24 @@ class LocalStore:
         return found
 
     def exists(self, name: str) -> bool:
-        return os.path.isfile(self.path(name))
+        try:
+            return stat.S_ISREG(os.stat(self.path(name)).st_mode)
+        except PermissionError:  # stat needs no permission on the file: the directory is the cause
+            self._check_searchable()
+            return False
+        except (OSError, ValueError):  # as os.path.isfile: absent, a symlink loop, a bad name
+            return False
 
     def open_read(self, name: str) -> IO[bytes]:
         """Open a regular file for reading; anything else (a FIFO, a device, a directory) raises
         `NotARegularFileError` at once instead of blocking or reading forever."""
         path = self.path(name)
         # O_NONBLOCK: opening a FIFO with no writer would otherwise wait for one, forever.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        except PermissionError as e:
+            self._check_searchable()  # the directory's fault: raised as such
+            raise UnreadableFileError(e.errno, UnreadableFileError.reason, path) from e
         try:
             mode = os.fstat(fd).st_mode
             if not stat.S_ISREG(mode):
