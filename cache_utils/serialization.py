@@ -326,7 +326,10 @@ class GzipPickleSerializer:
 
 
 def _describe(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}"
+    if isinstance(error, MemoryError):  # raised without a message: say what it means here
+        return "MemoryError: the pickle asks for more memory than this process can have"
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def _load_verified(fileobj: IO[bytes], unpickler: type, threads: int) -> Any:

@@ -135,3 +135,16 @@ def test_sigint_during_prune_says_what_was_deleted(as_json: bool, tmp_path: Path
         assert out.splitlines() == [f"deleted {p}" for p in sorted(gone, reverse=True)] + [
             "interrupted: deleted 5 of 18 file(s)"]
     assert err.splitlines()[-1] == "cache-utils: interrupted"
+
+
+def test_show_of_a_pickle_asking_for_too_much_memory_is_one_line(tmp_path: Path) -> None:
+    """A 20-byte pickle declaring a 64 TiB bytes object: the allocation fails (MemoryError), and the
+    line says so instead of an empty reason."""
+    data = tmp_path / "data"
+    data.mkdir()
+    pickle = b"\x80\x05\x8e" + (1 << 46).to_bytes(8, "little") + b"."
+    (data / "big_20240115.pkl.gz").write_bytes(gzip.compress(pickle))
+    result = cli("show", "big", "--date", "2024-01-15", cwd=tmp_path)
+    assert result.returncode == EXIT_ERROR
+    assert result.stderr == ("cache-utils: corrupt cache file data/big_20240115.pkl.gz: the pickle asks "
+                             "for more memory than this process can have\n")
