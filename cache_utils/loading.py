@@ -95,12 +95,29 @@ def load_latest_cache(
     Returns:
         (the `CacheHit`, or None when no file loads; every file skipped).
     """
-    prefix = validate_prefix(prefix)
+    given, prefix = prefix, validate_prefix(prefix)
     store = get_store(directory, storage_options)
-    return _load_latest(store, prefix, to_date(on_or_before), serializer_for(signing_key))
+    return _load_latest(store, prefix, to_date(on_or_before), serializer_for(signing_key), given)
 
 
 def _load_latest(
+    store: Store, prefix: str, day: dt.date, serializer: GzipPickleSerializer, given: str = ""
+) -> tuple[CacheHit | None, tuple[Skipped, ...]]:
+    """The newest good file of `prefix` (NFC) on or before `day`. When none is found and the
+    caller spelled the prefix differently (`given`, e.g. NFD), files an earlier release wrote
+    under that spelling are looked for too, with a warning to rename them."""
+    hit, skipped = _search(store, prefix, day, serializer)
+    if hit is None and given and given != prefix:
+        hit, more = _search(store, given, day, serializer)
+        skipped += more
+        if hit is not None:
+            nfc_path = store.path(file_name(prefix, date_stamp(hit.date)))
+            log.warning("loaded %s, written under a non-NFC spelling of prefix %r by an earlier "
+                        "release: rename it to %s", hit.path, prefix, nfc_path)
+    return hit, skipped
+
+
+def _search(
     store: Store, prefix: str, day: dt.date, serializer: GzipPickleSerializer
 ) -> tuple[CacheHit | None, tuple[Skipped, ...]]:
     skipped: list[Skipped] = []
@@ -170,7 +187,7 @@ def load_cache(
     Raises:
         CacheNotFoundError: No file loads and `allow_no_data` is False.
     """
-    prefix = validate_prefix(prefix)
+    given, prefix = prefix, validate_prefix(prefix)
     cb = parse_cb_time(cb_time)
     zone = zone_of(cb, tz)
     interval = parse_retry_interval(retry_interval)
@@ -180,7 +197,7 @@ def load_cache(
 
     now = now_in(zone)
     today = now.date()
-    hit, skipped = _load_latest(store, prefix, today, serializer)
+    hit, skipped = _load_latest(store, prefix, today, serializer, given)
     fresh = hit is not None and hit.date == today
     when = next_callback(cb, zone, fresh, now=now, retry_interval=interval)
 

@@ -225,3 +225,21 @@ def test_nfc_and_nfd_spellings_name_the_same_files(tmp_path: Path) -> None:
             assert load_cache(spelling, "08:00", d)[0] == {"day": 15}
     with freeze_time("2024-01-15 09:00:00"):
         assert prune(NFD, 1, d) == [os.path.join(d, f"{NFC}_20240114.pkl.gz")]
+
+
+def test_a_file_an_earlier_release_wrote_under_an_nfd_name_still_loads_by_that_spelling(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before normalization, save_cache(NFD) wrote an NFD-named file. Its callers, who still spell
+    the prefix that way, keep loading it (with a warning saying to rename it); new saves go to NFC."""
+    d = str(tmp_path)
+    nfc_path = save_cache({"old": True}, NFC, "2024-01-14", d)
+    legacy = os.path.join(d, f"{NFD}_20240114.pkl.gz")
+    os.rename(nfc_path, legacy)  # as the earlier release named it
+    with freeze_time("2024-01-15 09:00:00"):
+        assert load_cache(NFD, "08:00", d)[0] == {"old": True}
+    assert f"loaded {legacy}, written under a non-NFC spelling of prefix {NFC!r}" in caplog.text
+    assert f"rename it to {nfc_path}" in caplog.text
+    save_cache({"new": True}, NFD, "2024-01-15", d)
+    with freeze_time("2024-01-15 09:00:00"):
+        assert load_cache(NFD, "08:00", d)[0] == {"new": True}  # the NFC file wins once there
