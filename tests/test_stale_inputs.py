@@ -6,7 +6,6 @@ partition; Dagster's time-partition freshness check then said "fresh, partition 
 observed" although today's file did not exist.
 """
 
-import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,10 @@ from dagster_cache import (
 )
 
 LONDON = "Europe/London"  # on UTC in March
+def _io(tmp_path: Path) -> dict[str, DatedCacheIOManager]:
+    return {"io_manager": DatedCacheIOManager(directory=str(tmp_path), timezone=LONDON)}
+
+
 DAILY = dg.DailyPartitionsDefinition(start_date="2024-01-01", end_offset=1, timezone=LONDON)
 
 
@@ -61,15 +64,16 @@ def _materialize(tmp_path: Path, instance: dg.DagsterInstance, asset: dg.AssetsD
     selection = dg.AssetSelection.assets(asset)
     return dg.materialize([*ASSETS, *checks.asset_checks], partition_key=partition, instance=instance,
                           selection=selection,
-                          resources={"io_manager": DatedCacheIOManager(directory=str(tmp_path), timezone=LONDON)})
+                          resources=_io(tmp_path))
 
 
-def _run_checks(tmp_path: Path, instance: dg.DagsterInstance, names: set[str]) -> dict[tuple[str, str], dg.AssetCheckEvaluation]:
+def _run_checks(tmp_path: Path, instance: dg.DagsterInstance,
+                names: set[str]) -> dict[tuple[str, str], dg.AssetCheckEvaluation]:
     checks = _checks()
     keys = [k for c in checks.asset_checks for k in c.check_keys if k.name in names]
     result = dg.materialize([*ASSETS, *checks.asset_checks], instance=instance,
                             selection=dg.AssetSelection.checks(*keys),
-                            resources={"io_manager": DatedCacheIOManager(directory=str(tmp_path), timezone=LONDON)})
+                            resources=_io(tmp_path))
     return {(e.asset_key.to_user_string(), e.check_name): e for e in result.get_asset_check_evaluations()}
 
 
@@ -111,7 +115,7 @@ def test_fallback_leaves_the_upstream_stale_and_fails_the_consumers_inputs_curre
         assert got[("report", "inputs_current")].passed
 
 
-def test_unpartitioned_fallback_is_shown_on_the_consumer_and_not_as_an_upstream_update(tmp_path: Path) -> None:
+def test_unpartitioned_fallback_shows_on_the_consumer_not_as_an_upstream_update(tmp_path: Path) -> None:
     instance = dg.DagsterInstance.ephemeral()
     with freeze_time("2024-03-04 08:00:00"):
         _materialize(tmp_path, instance, rates)
@@ -129,7 +133,7 @@ def test_a_fallback_re_runs_the_upstreams_file_checks(tmp_path: Path) -> None:
     checks = _checks()
     [freshness_sensor, stale_sensor] = checks.sensors
     defs = dg.Definitions(assets=ASSETS, asset_checks=checks.asset_checks, sensors=checks.sensors,
-                          resources={"io_manager": DatedCacheIOManager(directory=str(tmp_path), timezone=LONDON)})
+                          resources=_io(tmp_path))
     repository = defs.get_repository_def()
 
     def tick(cursor: str | None) -> Any:
@@ -149,8 +153,7 @@ def test_a_fallback_re_runs_the_upstreams_file_checks(tmp_path: Path) -> None:
         # Run as the sensor asks, the exists check reports the missing file.
         result = dg.materialize([*ASSETS, *checks.asset_checks], instance=instance,
                                 selection=dg.AssetSelection.checks(*request.asset_check_keys),
-                                resources={"io_manager": DatedCacheIOManager(directory=str(tmp_path),
-                                                                             timezone=LONDON)})
+                                resources=_io(tmp_path))
         exists = [e for e in result.get_asset_check_evaluations() if e.check_name == "cache_file_exists"]
         assert [e.passed for e in exists] == [False]
         assert tick(data.cursor).run_requests == []  # each fallback once
