@@ -100,8 +100,9 @@ def build_cache_refresh_sensor(
         target = refresh_target(prefix, request_pdef, check.now, tz)
         if target is None:
             return SkipReason(f"no partition contains {check.now.isoformat()}: before the partitions' start")
-        if target.partition_key is not None and cache_exists(target.file_prefix, target.file_day, directory,
-                                                             storage_options=options):
+        # check_refresh looked at today's file; an hour slot's, week's or month's file is another one.
+        other = (target.file_prefix, target.file_day) != (prefix, check.day)
+        if other and cache_exists(target.file_prefix, target.file_day, directory, storage_options=options):
             return SkipReason(f"{target.file_prefix} cache for {target.file_day.isoformat()} (partition "
                               f"{target.partition_key}) exists")
         # UTC in the key: a local wall time repeats in the fall-back hour, and a repeated run key
