@@ -44,7 +44,8 @@ def rates() -> dict:
     return {"r": 1}
 
 
-@dg.asset
+# Rebuilt when one of its checks fails: automation conditions see `inputs_current`.
+@dg.asset(automation_condition=dg.AutomationCondition.any_checks_match(dg.AutomationCondition.check_failed()))
 def summary(rates: dict) -> dict:
     return dict(rates)
 
@@ -117,10 +118,18 @@ def test_fallback_leaves_the_upstream_stale_and_fails_the_consumers_inputs_curre
 
 def test_unpartitioned_fallback_shows_on_the_consumer_not_as_an_upstream_update(tmp_path: Path) -> None:
     instance = dg.DagsterInstance.ephemeral()
+
+    def requested() -> int:
+        return dg.evaluate_automation_conditions(defs=[*ASSETS, *_checks().asset_checks],
+                                                 instance=instance).total_requested
+
     with freeze_time("2024-03-04 08:00:00"):
         _materialize(tmp_path, instance, rates)
+        _materialize(tmp_path, instance, summary)
+        assert requested() == 0  # inputs current: nothing to do
     with freeze_time("2024-03-05 06:40:00"):
         consumer = _materialize(tmp_path, instance, summary)
+        assert requested() == 1  # the failed inputs_current check is seen by the condition
         assert instance.fetch_observations(dg.AssetRecordsFilter(asset_key=rates.key), limit=5).records == []
         got = _run_checks(tmp_path, instance, {"freshness_check"})
         assert got[("rates", "freshness_check")].passed is False
