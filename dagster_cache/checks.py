@@ -28,12 +28,14 @@ from cache_utils import (
 )
 
 from .dates import partition_file, zone
+from .io_manager import STALE_INPUTS_KEY
 from .prefixes import prefix_for
 from .refresh import cron_for
 
 EXISTS_CHECK = "cache_file_exists"
 VERIFIES_CHECK = "cache_file_verifies"
 AGE_CHECK = "cache_file_age"
+INPUTS_CHECK = "inputs_current"
 CachedAsset = dg.AssetsDefinition | dg.AssetSpec
 
 
@@ -254,13 +256,181 @@ def build_cache_freshness_checks(
     return checks
 
 
+# --- the consumer's view: were its inputs current? ------------------------------------------------
+
+
+def _positive_days(builder: str, name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise dg.DagsterInvalidDefinitionError(
+            f"{builder}: {name} must be a whole number of days >= 0, got {value!r}")
+    return value
+
+
+def _materializations(context: AssetCheckExecutionContext, key: AssetKey) -> list[dg.EventLogEntry]:
+    """The consumer's materializations this check judges: those of the check's own run (the check
+    runs after its asset in the same run), else the asset's latest one (a check launched alone)."""
+    instance = context.instance
+    logs = instance.all_logs(context.run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+    own = [entry for entry in logs
+           if entry.asset_materialization is not None and entry.asset_materialization.asset_key == key]
+    if own:
+        return own
+    records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key), limit=1).records
+    return [r.event_log_entry for r in records]
+
+
+def inputs_current_result(
+    key: AssetKey, entries: Sequence[dg.EventLogEntry], error_after_days: int,
+) -> AssetCheckResult:
+    """The `inputs_current` result for a consumer's materializations: WARN when an input came from
+    an earlier day's file (a fallback), ERROR when one is more than `error_after_days` days old."""
+    if not entries:
+        return AssetCheckResult(asset_key=key, check_name=INPUTS_CHECK, passed=True,
+                                description="not materialized yet: no inputs to judge")
+    stale: dict[str, Any] = {}
+    partitions = []
+    for entry in entries:
+        materialization = entry.asset_materialization
+        assert materialization is not None
+        partitions.append(materialization.partition)
+        value = materialization.metadata.get(STALE_INPUTS_KEY)
+        for name, info in (value.value if value is not None else {}).items():  # type: ignore[union-attr]
+            if isinstance(info, dict) and int(info.get("stale_days", 0)) > stale.get(name, {}).get(
+                    "stale_days", 0):
+                stale[name] = info
+    which = ", ".join(str(p) for p in partitions if p is not None) or "unpartitioned"
+    run = entries[-1].run_id
+    meta: dict[str, Any] = {"materialization_run_id": run, "partitions": which,
+                            "error_after_days": error_after_days}
+    if not stale:
+        return AssetCheckResult(asset_key=key, check_name=INPUTS_CHECK, passed=True, metadata=meta,
+                                description=f"every input was the wanted day's file (run {run[:8]}, {which})")
+    worst = max(int(info["stale_days"]) for info in stale.values())
+    shown = "; ".join(f"{info.get('asset', name)}: wanted {info.get('date_wanted')}, used "
+                      f"{info.get('date_used')} ({info['stale_days']} day(s) old)"
+                      for name, info in stale.items())
+    meta.update({STALE_INPUTS_KEY: dg.MetadataValue.json(stale), "max_stale_days": worst})
+    return AssetCheckResult(
+        asset_key=key, check_name=INPUTS_CHECK, passed=False, metadata=meta,
+        severity=AssetCheckSeverity.ERROR if worst > error_after_days else AssetCheckSeverity.WARN,
+        description=f"built from older data than wanted (run {run[:8]}, {which}): {shown}",
+    )
+
+
+def build_inputs_current_checks(
+    *,
+    assets: Sequence[CachedAsset],
+    error_after_days: int = 1,
+    name: str = "inputs_current_checks",
+) -> list[AssetChecksDefinition]:
+    """An `inputs_current` check per consumer asset (an asset that loads cached inputs through
+    `DatedCacheIOManager`), shown in its Checks tab and seen by automation conditions:
+
+    - passes when its latest materialization read each input's wanted day;
+    - fails with WARN when an input fell back to an earlier day's file;
+    - fails with ERROR when an input is more than `error_after_days` days older than wanted.
+
+    The check runs after the asset in the same run (then it judges that run's materializations),
+    or alone from the UI (then the asset's latest materialization). It reads the
+    `dagster_cache/stale_inputs` metadata the IO manager puts on that materialization. A
+    fallback never counts as the upstream's wanted partition existing: the upstream's own
+    freshness checks stay failed until its file arrives.
+
+    Args:
+        assets: The consumer assets (`AssetsDefinition`s or `AssetSpec`s).
+        error_after_days: Days of staleness a WARN tolerates; more is an ERROR.
+        name: Name of the multi-asset check.
+
+    Raises:
+        DagsterInvalidDefinitionError: A bad argument, named in the message.
+    """
+    error_after_days = _positive_days("build_inputs_current_checks", "error_after_days", error_after_days)
+    keys = list(dict.fromkeys(
+        spec.key for asset in assets
+        for spec in (asset.specs if isinstance(asset, dg.AssetsDefinition) else [asset])))
+    if not keys:
+        raise dg.DagsterInvalidDefinitionError("build_inputs_current_checks needs at least one asset")
+    text = (f"Each input was the wanted day's file: WARN on a fallback to an earlier file, ERROR when "
+            f"more than {error_after_days} day(s) older.")
+    specs = [dg.AssetCheckSpec(INPUTS_CHECK, asset=k, description=text) for k in keys]
+
+    @dg.multi_asset_check(specs=specs, name=name, can_subset=True)
+    def inputs_current_checks(context: AssetCheckExecutionContext) -> Iterator[AssetCheckResult]:
+        for check_key in context.selected_asset_check_keys:
+            yield inputs_current_result(check_key.asset_key, _materializations(context, check_key.asset_key),
+                                        error_after_days)
+
+    return [inputs_current_checks]
+
+
+def build_stale_inputs_sensor(
+    *,
+    consumers: Sequence[CachedAsset],
+    file_checks: Sequence[AssetChecksDefinition],
+    name: str = "stale_inputs_sensor",
+    minimum_interval_seconds: int | None = None,
+    default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.STOPPED,
+) -> dg.SensorDefinition:
+    """A sensor that re-runs an upstream asset's cache file checks when a consumer fell back to an
+    earlier file of it, so the upstream's Checks tab shows the missing file at once rather than at
+    its next scheduled check.
+
+    It reads the consumers' new materializations (a cursor of event storage ids) and requests one
+    run of the file checks (`build_cache_file_checks`) of every upstream named in their
+    `dagster_cache/stale_inputs` metadata.
+
+    Args:
+        consumers: The consumer assets to watch.
+        file_checks: The file checks to re-run (those of `build_cache_file_checks`).
+        name: Sensor name.
+        minimum_interval_seconds: Seconds between evaluations; None: Dagster's default.
+        default_status: Whether the sensor starts running or stopped.
+    """
+    keys = list(dict.fromkeys(
+        spec.key for asset in consumers
+        for spec in (asset.specs if isinstance(asset, dg.AssetsDefinition) else [asset])))
+    check_keys = [k for checks in file_checks for k in checks.check_keys]
+    if not keys or not check_keys:
+        raise dg.DagsterInvalidDefinitionError(
+            "build_stale_inputs_sensor needs at least one consumer asset and one file check")
+
+    @dg.sensor(name=name, asset_selection=dg.AssetSelection.checks(*check_keys),
+               minimum_interval_seconds=minimum_interval_seconds, default_status=default_status,
+               description="Re-runs an upstream's cache file checks when a consumer loaded an earlier "
+                           "file of it than wanted.")
+    def stale_inputs_sensor(context: dg.SensorEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+        after = int(context.cursor) if context.cursor else None
+        newest = after or 0
+        stale_upstreams: set[str] = set()
+        for key in keys:
+            # First tick: only each consumer's latest materialization, not its whole history.
+            records = context.instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=key, after_storage_id=after),
+                limit=1 if after is None else 1000, ascending=after is not None).records
+            for record in records:
+                newest = max(newest, record.storage_id)
+                materialization = record.asset_materialization
+                value = materialization.metadata.get(STALE_INPUTS_KEY) if materialization else None
+                for info in (value.value if value is not None else {}).values():  # type: ignore[union-attr]
+                    if isinstance(info, dict) and info.get("asset"):
+                        stale_upstreams.add(str(info["asset"]))
+        context.update_cursor(str(newest))
+        wanted = [k for k in check_keys if k.asset_key.to_user_string() in stale_upstreams]
+        if not wanted:
+            return dg.SkipReason("no new consumer materialization fell back to an earlier file")
+        return dg.RunRequest(run_key=f"{name}:{newest}", asset_check_keys=wanted)
+
+    return stale_inputs_sensor
+
+
 @dataclass(frozen=True)
 class CacheChecks:
     """What `build_cache_checks` builds: pass `asset_checks` and `sensors` to `dg.Definitions`.
 
     Attributes:
-        asset_checks: The freshness checks, then the file checks.
-        sensors: The sensor that re-runs the freshness checks.
+        asset_checks: The freshness checks, the file checks, then the consumers' `inputs_current`.
+        sensors: The sensor that re-runs the freshness checks, and with consumers the one that
+            re-runs an upstream's file checks when a consumer fell back.
     """
 
     asset_checks: list[AssetChecksDefinition]
@@ -277,6 +447,8 @@ def build_cache_checks(
     sensor_name: str = "cache_freshness_checks_sensor",
     minimum_interval_seconds: int | None = None,
     default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.STOPPED,
+    consumers: Sequence[CachedAsset] = (),
+    error_after_days: int = 1,
 ) -> CacheChecks:
     """One call: the file checks and the freshness checks of `assets`, and Dagster's sensor that
     re-runs the freshness checks when they may have changed.
@@ -290,7 +462,12 @@ def build_cache_checks(
             asset's own IO manager key.
         sensor_name: Name of the freshness checks sensor.
         minimum_interval_seconds: Seconds between the sensor's evaluations; None: Dagster's default.
-        default_status: Whether the sensor starts running or stopped.
+        default_status: Whether the sensors start running or stopped.
+        consumers: Assets that load `assets` through the IO manager: each gets an `inputs_current`
+            check (`build_inputs_current_checks`), and a sensor re-runs an upstream's file checks
+            when one of them fell back (`build_stale_inputs_sensor`).
+        error_after_days: `inputs_current` fails with ERROR (not WARN) when an input is more
+            than this many days older than wanted.
     """
     freshness = build_cache_freshness_checks(assets=assets, cb_time=cb_time, timezone=timezone)
     files = build_cache_file_checks(assets=assets, max_age_days=max_age_days, io_manager_key=io_manager_key)
@@ -298,7 +475,13 @@ def build_cache_checks(
         sensor = dg.build_sensor_for_freshness_checks(
             freshness_checks=freshness, name=sensor_name, minimum_interval_seconds=minimum_interval_seconds,
             default_status=default_status)
-    return CacheChecks([*freshness, *files], [sensor])
+    if not consumers:
+        return CacheChecks([*freshness, *files], [sensor])
+    inputs = build_inputs_current_checks(assets=consumers, error_after_days=error_after_days)
+    stale = build_stale_inputs_sensor(consumers=consumers, file_checks=files,
+                                      minimum_interval_seconds=minimum_interval_seconds,
+                                      default_status=default_status)
+    return CacheChecks([*freshness, *files, *inputs], [sensor, stale])
 
 
 @contextlib.contextmanager

@@ -350,10 +350,13 @@ class DatedCacheIOManager(ConfigurableIOManager):
             return self._missing(context, prefix, day, allow_missing,
                                  self._missing_message(prefix, day, what, fallback))
         value, used = found
-        # Dagster stores input metadata as an observation of the upstream without a data version;
-        # for an external (sensor-reported) partitioned upstream that reads as "upstream changed",
-        # so an external input records it only when it fell back (the consumer is behind anyway).
-        if used.stale_days > 0 or not _is_external(context):
+        # Dagster stores an asset input's metadata as an observation of the upstream's *wanted*
+        # partition: after a fallback that would make the missing partition look observed, so
+        # fresh to Dagster's freshness checks. A fallback is recorded on the consumer instead
+        # (`_record_stale`: output metadata the `inputs_current` check reads, and a run tag). An
+        # external (sensor-reported) upstream gets no observation either: without a data version
+        # it reads as "upstream changed".
+        if not context.has_asset_key or (used.stale_days == 0 and not _is_external(context)):
             context.add_input_metadata(_input_metadata(used))
         if used.stale_days > 0 and run_scoped:
             context.log.info(f"{what}: the run's own output, written on {used.date.isoformat()}")
@@ -681,8 +684,10 @@ def _record_stale(context: InputContext, used: Mapping[str, Loaded]) -> None:
         outputs = step.op_def.output_defs
     except Exception:  # noqa: BLE001 - no step context: built with build_input_context
         return
+    # The upstream's asset key lets the stale-input sensor re-run that asset's file checks.
+    upstream = {"asset": context.asset_key.to_user_string()} if context.has_asset_key else {}
     entries = {name: {"used": u.path, "date_used": u.date.isoformat(), "date_wanted": u.wanted.isoformat(),
-                      "stale_days": u.stale_days} for name, u in used.items()}
+                      "stale_days": u.stale_days, **upstream} for name, u in used.items()}
     for out in outputs:
         if out.is_dynamic or step.has_seen_output(out.name):
             continue

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
@@ -11,7 +12,7 @@ from dagster import RunRequest
 
 from cache_utils import TimeType, parse_cb_time, validate_prefix
 
-from .dates import zone
+from .dates import partition_file, zone
 
 
 def cron_for(cb_time: dt.time) -> str:
@@ -25,8 +26,9 @@ def storage_options_arg(storage_options: Mapping[str, Any] | None) -> dict[str, 
 
 
 def job_partitions_def(job: Any, partitions_def: Any) -> dg.TimeWindowPartitionsDefinition | None:
-    """The daily partitions to request: given explicitly, else the job's own; checked to contain
-    today (a daily partition exists only once its day ends unless end_offset >= 1)."""
+    """The time-window partitions to request: given explicitly, else the job's own; checked to have
+    the partition containing the refresh time (a window exists only once it ends unless
+    end_offset >= 1)."""
     pdef = partitions_def if partitions_def is not None else getattr(job, "partitions_def", None)
     if pdef is None:
         return None
@@ -36,9 +38,9 @@ def job_partitions_def(job: Any, partitions_def: Any) -> dg.TimeWindowPartitions
         )
     if pdef.end_offset < 1:
         raise dg.DagsterInvalidDefinitionError(
-            f"{pdef!r} has end_offset={pdef.end_offset}: today's partition does not exist until the "
-            "day ends, but the cache file for today is written today. Use "
-            "DailyPartitionsDefinition(..., end_offset=1)."
+            f"{pdef!r} has end_offset={pdef.end_offset}: the partition containing the refresh time "
+            "(today's, this hour's, this week's...) does not exist until its window ends, but the "
+            "refresh writes it now. Use end_offset=1, e.g. DailyPartitionsDefinition(..., end_offset=1)."
         )
     return pdef
 
@@ -81,13 +83,43 @@ def partition_key_for(pdef: dg.TimeWindowPartitionsDefinition, day: dt.date) -> 
     return dt.datetime.combine(day, dt.time()).strftime(pdef.fmt)
 
 
+@dataclass(frozen=True)
+class RefreshTarget:
+    """What a refresh at one instant produces: the partition requested (None: unpartitioned) and
+    the (prefix, day) of the file the IO manager writes for it, whose existence ends the refresh."""
+
+    partition_key: str | None
+    file_prefix: str
+    file_day: dt.date
+
+
+def refresh_target(
+    prefix: str, pdef: dg.TimeWindowPartitionsDefinition | None, when: dt.datetime, tz: dt.tzinfo,
+) -> RefreshTarget | None:
+    """The partition whose window contains the refresh time `when` (Dagster's last partition at
+    `when`, given end_offset >= 1): today's day, this hour's slot, this week's or month's window,
+    the window of a daily definition with an hour offset. Its file is the one `DatedCacheIOManager`
+    writes for it (`partition_file`). None: `when` is before the first partition."""
+    if pdef is None:
+        return RefreshTarget(None, prefix, when.astimezone(tz).date())
+    with dg.partition_loading_context(effective_dt=when):
+        try:
+            key = pdef.get_partition_key_for_timestamp(when.timestamp())
+        except Exception:  # noqa: BLE001 - before the start date: no window contains `when`
+            return None
+        if not pdef.has_partition_key(key):
+            return None
+    file_prefix, file_day = partition_file(pdef, key, prefix)
+    return RefreshTarget(key, file_prefix, file_day)
+
+
 def refresh_request(
-    prefix: str, day: dt.date, pdef: dg.TimeWindowPartitionsDefinition | None, suffix: str = "",
+    prefix: str, day: dt.date, target: RefreshTarget, suffix: str = "",
     tags: Mapping[str, str] | None = None,
 ) -> RunRequest:
     """The RunRequest refreshing `day`: run_key `<prefix>:<YYYY-MM-DD>` (plus a retry suffix)."""
     return RunRequest(
         run_key=f"{prefix}:{day.isoformat()}{suffix}",
-        partition_key=partition_key_for(pdef, day) if pdef is not None else None,
+        partition_key=target.partition_key,
         tags={"dagster_cache/prefix": prefix, "dagster_cache/date": day.isoformat(), **(tags or {})},
     )

@@ -11,7 +11,14 @@ from dagster import DefaultScheduleStatus, RunRequest, ScheduleDefinition, SkipR
 
 from cache_utils import TimeType, cache_exists
 
-from .refresh import cron_for, partitions_at_tick, refresh_arguments, refresh_request, storage_options_arg
+from .refresh import (
+    cron_for,
+    partitions_at_tick,
+    refresh_arguments,
+    refresh_request,
+    refresh_target,
+    storage_options_arg,
+)
 
 
 def build_cache_refresh_schedule(
@@ -30,7 +37,11 @@ def build_cache_refresh_schedule(
     description: str | None = None,
 ) -> ScheduleDefinition:
     """A daily schedule at cb_time in `timezone` that skips when today's file already exists and
-    otherwise requests the refresh (for today's partition when the job is daily-partitioned).
+    otherwise requests the refresh.
+
+    A partitioned job is asked for the partition whose window contains the tick (today's day, this
+    hour, this week or month, a daily window with an hour offset), and the tick skips when that
+    partition's file (as `DatedCacheIOManager` names it) exists.
 
     Args:
         prefix: Cache file prefix, as in `<prefix>_<YYYYMMDD>.pkl.gz`.
@@ -41,8 +52,8 @@ def build_cache_refresh_schedule(
         timezone: IANA zone of `cb_time` and of "today".
         name: Schedule name; None means `refresh_<prefix>_schedule`.
         storage_options: fsspec options (credentials, endpoint...) for a URL `directory`.
-        partitions_def: Daily partitions (`end_offset=1`) to request today's partition of; None:
-            the job's own, if any.
+        partitions_def: Time-window partitions (`end_offset=1`) to request the partition containing
+            the tick of; None: the job's own, if any.
         default_status: Whether the schedule starts running or stopped.
         tags: Tags added to each run requested.
         description: Schedule description; None gives one naming the prefix and time.
@@ -57,9 +68,14 @@ def build_cache_refresh_schedule(
     def evaluate(context: dg.ScheduleEvaluationContext) -> RunRequest | SkipReason:
         when = context.scheduled_execution_time or dt.datetime.now(tz)
         day = when.astimezone(tz).date()
-        if cache_exists(prefix, day, directory, storage_options=storage_options_arg(storage_options)):
-            return SkipReason(f"{prefix} cache for {day.isoformat()} already exists in {directory}")
-        return refresh_request(prefix, day, partitions_at_tick(context, pdef, schedule.job_name), tags=tags)
+        target = refresh_target(prefix, partitions_at_tick(context, pdef, schedule.job_name), when, tz)
+        if target is None:
+            return SkipReason(f"no partition contains {when.isoformat()}: before the partitions' start")
+        if cache_exists(target.file_prefix, target.file_day, directory,
+                        storage_options=storage_options_arg(storage_options)):
+            return SkipReason(f"{target.file_prefix} cache for {target.file_day.isoformat()} already exists "
+                              f"in {directory}")
+        return refresh_request(prefix, day, target, tags=tags)
 
     schedule = ScheduleDefinition(
         name=name or f"refresh_{prefix}_schedule",

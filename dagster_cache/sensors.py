@@ -16,9 +16,22 @@ from dagster import (
     SkipReason,
 )
 
-from cache_utils import DEFAULT_RETRY_INTERVAL, AlertPriority, TimeType, check_refresh, parse_retry_interval
+from cache_utils import (
+    DEFAULT_RETRY_INTERVAL,
+    AlertPriority,
+    TimeType,
+    cache_exists,
+    check_refresh,
+    parse_retry_interval,
+)
 
-from .refresh import partitions_at_tick, refresh_arguments, refresh_request, storage_options_arg
+from .refresh import (
+    partitions_at_tick,
+    refresh_arguments,
+    refresh_request,
+    refresh_target,
+    storage_options_arg,
+)
 from .resources import OpsGenieResource
 
 
@@ -42,7 +55,8 @@ def build_cache_refresh_sensor(
 
     The cursor is `cache_utils.next_callback` (what `load_cache` returns as its next callback),
     as `cache_utils.check_refresh` decides: the sensor does nothing before it, and stops for the
-    day once today's file exists.
+    day once today's file exists. Run keys are `<prefix>:<day>:<UTC time>`, unique even in a
+    repeated (fall-back) hour.
 
     Args:
         prefix: Cache file prefix, as in `<prefix>_<YYYYMMDD>.pkl.gz`.
@@ -54,7 +68,8 @@ def build_cache_refresh_sensor(
         retry_interval: Wait between requests once cb_time has passed: a timedelta or seconds.
         name: Sensor name; None means `refresh_<prefix>_sensor`.
         storage_options: fsspec options (credentials, endpoint...) for a URL `directory`.
-        partitions_def: Daily partitions (`end_offset=1`) to request today's partition of; None:
+        partitions_def: Time-window partitions (`end_offset=1`) to request the partition containing
+            the check's time of (the hour, week or month too), skipping once its file exists; None:
             the job's own, if any.
         minimum_interval_seconds: Seconds between evaluations.
         default_status: Whether the sensor starts running or stopped.
@@ -82,7 +97,18 @@ def build_cache_refresh_sensor(
         if not check.due:
             return SkipReason(check.reason)
         request_pdef = partitions_at_tick(context, pdef, sensor.job_name if sensor.has_jobs else None)
-        return refresh_request(prefix, check.day, request_pdef, suffix=f":{check.now:%H%M%S}", tags=tags)
+        target = refresh_target(prefix, request_pdef, check.now, tz)
+        if target is None:
+            return SkipReason(f"no partition contains {check.now.isoformat()}: before the partitions' start")
+        # check_refresh looked at today's file; an hour slot's, week's or month's file is another one.
+        other = (target.file_prefix, target.file_day) != (prefix, check.day)
+        if other and cache_exists(target.file_prefix, target.file_day, directory, storage_options=options):
+            return SkipReason(f"{target.file_prefix} cache for {target.file_day.isoformat()} (partition "
+                              f"{target.partition_key}) exists")
+        # UTC in the key: a local wall time repeats in the fall-back hour, and a repeated run key
+        # makes Dagster drop the retry.
+        at = check.now.astimezone(dt.UTC)
+        return refresh_request(prefix, check.day, target, suffix=f":{at:%Y%m%dT%H%M%SZ}", tags=tags)
 
     sensor = SensorDefinition(
         name=name or f"refresh_{prefix}_sensor",

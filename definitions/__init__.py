@@ -68,7 +68,8 @@ def sales_data(context: dg.AssetExecutionContext) -> dg.Output[pd.DataFrame]:
 
 @dg.asset(partitions_def=daily, group_name="caches", kinds={"pandas"}, io_manager_key=CACHE_IO,
           description="Per-day totals. If that day's sales_data file is missing, the IO manager "
-          "loads the newest earlier one and records its date and staleness in the input metadata.")
+          "loads the newest earlier one, records which on this asset's materialization and fails its "
+          "inputs_current check (WARN, ERROR after 2 days).")
 def sales_summary(context: dg.AssetExecutionContext, sales_data: pd.DataFrame) -> pd.DataFrame:
     context.log.info(f"summarising {len(sales_data)} rows from {sales_data['date'].iloc[0]}")
     return (sales_data.groupby("date", as_index=False)["units"].sum()
@@ -138,8 +139,11 @@ opsgenie = OpsGenieResource.from_env(tags=["dated-caches"])
 failure_sensor = make_opsgenie_on_run_failure_sensor(name="opsgenie_on_run_failure")
 
 # Checks tab and freshness status: the files exist, verify and are recent; today's data by 06:30.
+# Consumers get `inputs_current` (WARN on a fallback, ERROR past 2 days) and a sensor re-running the
+# upstream's file checks when one falls back.
 cache_checks = build_cache_checks(
     assets=[sales_data, sales_summary, exchange_rates], cb_time=REFRESH_TIME, timezone=TIMEZONE,
+    consumers=[sales_summary, market_report], error_after_days=2,
 )
 
 defs = dg.Definitions(

@@ -338,7 +338,7 @@ def test_consumer_materialization_and_run_say_which_upstream_day_was_used(tmp_pa
     stale = mat.metadata["dagster_cache/stale_inputs"].value
     assert stale == {"upstream_prices": {"used": str(tmp_path / "upstream_prices_20240108.pkl.gz"),
                                          "date_used": "2024-01-08", "date_wanted": "2024-01-10",
-                                         "stale_days": 2}}
+                                         "stale_days": 2, "asset": "upstream_prices"}}
     run = instance.get_run_by_id(result.run_id)
     assert run.tags["dagster_cache/stale_inputs"] == "upstream_prices from 2024-01-08 (2d)"
     # A fresh input leaves no such mark.

@@ -111,7 +111,7 @@ def test_sensor_retries_after_cb_time_until_todays_file_exists(tmp_path: Path) -
     assert early.run_requests == [] and cursor == "2024-03-31T06:30:00+01:00"
     first = tick("2024-03-31T06:31:00+01:00")
     assert [(r.run_key, r.partition_key) for r in first.run_requests] == [
-        ("sales_data:2024-03-31:063100", "2024-03-31")]
+        ("sales_data:2024-03-31:20240331T053100Z", "2024-03-31")]
     assert cursor == "2024-03-31T06:46:00+01:00"
     assert tick("2024-03-31T06:40:00+01:00").run_requests == []  # not due yet
     again = tick("2024-03-31T06:47:00+01:00")
