@@ -500,7 +500,8 @@ def build_parser() -> argparse.ArgumentParser:
     ls = sub.add_parser(
         "ls", parents=[where, out], help="list prefixes with counts, dates, sizes",
         description="List each prefix with its file count, first and latest date, total size and "
-        "whether today's file is there (from the names and sizes: no file is read). --json: a list of {prefix, date (ISO), path, size (bytes)}, "
+        "whether today's file is there (from the names and sizes: no file is read). --json: a list of "
+        "{prefix, date (ISO), path, size (bytes)}, "
         "one per file. (`ls DIR`, the directory as a positional argument, still works but is "
         "deprecated: use --dir.)", epilog=EXIT_CODES,
     )

@@ -15,6 +15,8 @@ import pytest
 from freezegun import freeze_time
 
 from cache_utils import (
+    Alert,
+    Alerter,
     CorruptCacheError,
     GzipPickleSerializer,
     load_cache,
@@ -31,12 +33,14 @@ OLD, NEW = "old-key-0f3c", "new-key-9a1e"
 KEY_ENV, FALLBACKS_ENV = "CACHE_UTILS_SIGNING_KEY", "CACHE_UTILS_SIGNING_KEY_FALLBACKS"
 
 
-class _NoAlerts:
-    def send(self, alert: object) -> bool:
-        return True
+class _NoAlerts(Alerter):
+    """An alerter that records nothing and never touches the network."""
 
-    def secrets(self) -> tuple[str, ...]:
-        return ()
+    def create(self, alert: Alert) -> None:
+        pass
+
+    def close(self, alias: str, note: str = "") -> None:
+        pass
 
 
 @pytest.fixture(autouse=True)
@@ -73,8 +77,9 @@ def test_a_set_of_keys_is_refused_it_has_no_first() -> None:
 def test_fallbacks_are_comma_separated_and_an_empty_entry_never_prints_a_key() -> None:
     assert split_signing_keys(" a , b c,d ") == (b"a", b"b c", b"d")
     assert split_signing_keys("") == split_signing_keys("  ") == split_signing_keys(None) == ()
-    for text, where in ((f"{OLD},,{NEW}", "entry 2 of 3"), (f"{OLD},", "entry 2 of 2"), (f",{OLD}", "entry 1 of 2"),
-                        (f"{OLD}, ,{NEW}", "entry 2 of 3")):
+    cases = ((f"{OLD},,{NEW}", "entry 2 of 3"), (f"{OLD},", "entry 2 of 2"), (f",{OLD}", "entry 1 of 2"),
+             (f"{OLD}, ,{NEW}", "entry 2 of 3"))
+    for text, where in cases:
         with pytest.raises(ValueError, match=where) as e:
             split_signing_keys(text)
         assert FALLBACKS_ENV in str(e.value)

@@ -139,7 +139,7 @@ def test_signed_verification_streams_a_huge_file_in_bounded_memory(tmp_path: Pat
 
     deflate = zlib.compressobj(2, zlib.DEFLATED, -15)
     body = deflate.compress(pickle.dumps("x")) + deflate.flush()
-    header = b"\x1f\x8b\x08\x04\0\0\0\0\0\xff" + (37).to_bytes(2, "little") + b"CU" + (33).to_bytes(2, "little")
+    header = b"\x1f\x8b\x08\x04\0\0\0\0\0\xff" + struct.pack("<H2sH", 37, b"CU", 33)
     path = tmp_path / "big_20240115.pkl.gz"
     with path.open("wb") as f:
         f.write(header + b"\x01" + bytes(32) + body + struct.pack("<II", zlib.crc32(pickle.dumps("x")), 16))

@@ -13,7 +13,7 @@ import pandas as pd  # noqa: F401 - imported before any freeze_time (pandas#6402
 import pytest
 from freezegun import freeze_time
 
-from cache_utils import CorruptCacheError, GzipPickleSerializer, load_cache, save_cache
+from cache_utils import Alert, Alerter, CorruptCacheError, GzipPickleSerializer, load_cache, save_cache
 from cache_utils.gzip_members import END_LEN, end_member
 
 KEY = "sparse-test-key"
@@ -22,12 +22,14 @@ REAL = 2 << 20  # the first 2 MiB of a real signed file
 NAME = "s_20240115.pkl.gz"
 
 
-class _NoAlerts:
-    def send(self, alert: object) -> bool:
-        return True
+class _NoAlerts(Alerter):
+    """An alerter that records nothing and never touches the network."""
 
-    def secrets(self) -> tuple[str, ...]:
-        return ()
+    def create(self, alert: Alert) -> None:
+        pass
+
+    def close(self, alias: str, note: str = "") -> None:
+        pass
 
 
 class Counting:
