@@ -659,21 +659,26 @@ def member_chunks(raw: IO[bytes], head: bytes, chunk: int) -> Iterator[bytes]:
             left -= len(piece)
 
 
-def check_length(raw: IO[bytes], start: int) -> None:
-    """Check, from its last END_LEN bytes, that the multi-member file starting at `start` in `raw`
-    ends with an intact end member and is exactly as long as that index says: ValueError if not
-    (truncated, padded, or a hole of zeros at its end). One small read; the position is restored."""
-    here = raw.tell()
-    size = raw.seek(0, os.SEEK_END)
-    raw.seek(max(start, size - END_LEN))
+def read_end(raw: IO[bytes], start: int) -> tuple[int, bytes]:
+    """The length of the file starting at `start` in `raw`, and its last END_LEN bytes (fewer when
+    it is shorter): one small read, after which the position is back at `start`."""
+    size = raw.seek(0, os.SEEK_END) - start
+    raw.seek(start + max(0, size - END_LEN))
     tail = read_exactly(raw, END_LEN)
-    raw.seek(here)
+    raw.seek(start)
+    return size, tail
+
+
+def check_length(size: int, tail: bytes) -> None:
+    """Check that a multi-member file of `size` bytes whose last bytes are `tail` (`read_end`) ends
+    with an intact end member and is exactly as long as that index says: ValueError if not
+    (truncated, padded, or a hole of zeros at its end)."""
     index = _end_index(tail)
     if index is None:
         raise ValueError("the file does not end with an end member (truncated, or padded with other bytes)")
     expected = index[5] + END_LEN
-    if size - start != expected:
-        raise ValueError(f"the file is {size - start} bytes long, its index says {expected}")
+    if size != expected:
+        raise ValueError(f"the file is {size} bytes long, its index says {expected}")
 
 
 def _end_index(tail: bytes) -> tuple[int, ...] | None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import os
 import pickle
 import pickletools
@@ -41,6 +42,7 @@ from .gzip_members import (
     fingerprint_of,
     is_multimember,
     member_chunks,
+    read_end,
     tail_fingerprint,
 )
 from .gzip_members import (
@@ -345,7 +347,11 @@ class GzipPickleSerializer:
         in bounded memory (spilled to a temp file past `_SPOOL_MEMORY`). Unpickling reads the copy,
         so bytes changed in the file after the check are never unpickled."""
         name = os.path.basename(path.rstrip("/"))
-        start = fileobj.tell()
+        # The end first: on object storage, one small ranged read before the one from the start.
+        try:
+            end: tuple[int, bytes] | None = read_end(fileobj, fileobj.tell())
+        except (io.UnsupportedOperation, AttributeError):  # a stream: the member walk still bounds it
+            end = None
         head = _read_exactly(fileobj, _MAX_HEADER)
         try:
             header_len, signature = _parse_header(head)
@@ -359,7 +365,8 @@ class GzipPickleSerializer:
             # file with a hole of zeros (sparse) or padding is refused at once, or after at most
             # one member, not after hashing and copying all of it.
             try:
-                check_length(fileobj, start)
+                if end is not None:
+                    check_length(*end)
             except (ValueError, struct.error) as e:
                 raise CorruptCacheError(path, str(e)) from e
             body = member_chunks(fileobj, head, _SIGN_CHUNK)
