@@ -530,7 +530,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser(
         "prune", parents=[where, out], help="delete all but the newest N files",
         description="Delete all but the newest N files of PREFIX dated up to today, and its stale "
-        "temp files; when none of the N newest files is sound, the newest one that is is kept too "
+        "temp files; when none of the N newest files is sound, the newest sound one is kept too "
         "(load_cache would fall back to it). prune never unpickles: a file is checked without "
         "running it (signature when CACHE_UTILS_SIGNING_KEY is set, gzip CRC to the end, a walk of "
         "its pickle opcodes). A progress line is shown on stderr "
