@@ -328,9 +328,10 @@ class GzipPickleSerializer:
             with fileobj, _open_gzip(fileobj, self.threads) as gz:
                 if pickle_opcodes:
                     # genops only calls read and readline: _OpcodeSource is the file it needs.
-                    for _ in pickletools.genops(cast(IO[bytes], _OpcodeSource(gz))):
+                    source = _OpcodeSource(gz)
+                    for _ in pickletools.genops(cast(IO[bytes], source)):
                         pass
-                    if gz.read(1):
+                    if not source.at_end():
                         raise ValueError("data after the end of the pickle")
                 if isinstance(gz, MemberReader):
                     gz.skip_to_end()
@@ -457,6 +458,7 @@ def _checked(chunks: Iterator[bytes], path: str) -> Iterator[bytes]:
 # through and dropped; a text-protocol line longer than _MAX_LINE is refused.
 _HOLD = 1 << 20
 _MAX_LINE = 16 << 20
+_BUFFER = 64 << 10
 
 
 class _Dropped(bytes):
@@ -476,25 +478,49 @@ class _Dropped(bytes):
 
 class _OpcodeSource:
     """The decompressed stream as `pickletools.genops` reads it, in bounded memory: it reads each
-    opcode argument with one `read(n)`, and a large one (a 1 GB column) is consumed in pieces."""
+    opcode argument with one `read(n)`, and a large one (a 1 GB column) is consumed in pieces.
+    Small reads (one a byte per opcode) are served from a 64 KiB buffer: a call to the gzip
+    reader per opcode would cost as much as the walk."""
 
     def __init__(self, gz: Any) -> None:
         self._gz = gz
+        self._buf = b""
+        self._pos = 0
 
     def read(self, size: int = -1) -> bytes:
-        if 0 <= size <= _HOLD:
-            data: bytes = self._gz.read(size)
-            return data
+        pos = self._pos
+        if 0 <= size <= len(self._buf) - pos:
+            self._pos = pos + size
+            return self._buf[pos : pos + size]
         if size < 0:
             raise ValueError("a pickle opcode without a length")  # pragma: no cover - genops never asks
-        left = size
-        while left and (piece := self._gz.read(min(left, _HOLD))):
-            left -= len(piece)
-        return _Dropped(size - left)
+        have = self._buf[pos:]
+        self._buf, self._pos = b"", 0
+        if size > _HOLD:
+            left = size - len(have)
+            while left and (piece := self._gz.read(min(left, _HOLD))):
+                left -= len(piece)
+            return _Dropped(size - left)
+        self._buf = have + _read_exactly(self._gz, max(size - len(have), _BUFFER))
+        self._pos = min(size, len(self._buf))
+        return self._buf[:size]
+
+    def at_end(self) -> bool:
+        """Whether nothing is left: neither in the buffer nor in the stream."""
+        return self._pos == len(self._buf) and not self._gz.read(1)
 
     def readline(self) -> bytes:
-        line: bytes = self._gz.readline(_MAX_LINE)
-        return line  # without its newline when longer: pickletools refuses it
+        end = self._buf.find(b"\n", self._pos, self._pos + _MAX_LINE)
+        if end >= 0:
+            line = self._buf[self._pos : end + 1]
+            self._pos = end + 1
+            return line
+        have = self._buf[self._pos :]
+        self._buf, self._pos = b"", 0
+        if len(have) >= _MAX_LINE:  # no newline in the first _MAX_LINE bytes
+            return have[:_MAX_LINE]
+        rest: bytes = self._gz.readline(_MAX_LINE - len(have))
+        return have + rest  # without its newline when longer than _MAX_LINE: pickletools refuses it
 
 
 def _load_verified(fileobj: IO[bytes], unpickler: type, threads: int) -> Any:
