@@ -179,3 +179,20 @@ def test_io_manager_rotation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     errors = [e for e in bad.all_events if e.is_failure]
     text = " ".join(str(e.event_specific_data) for e in errors)
     assert "signing_key_fallbacks is set but signing_key is not" in text and OLD not in text
+
+
+def test_the_verifies_check_accepts_a_fallback_key(tmp_path: Path) -> None:
+    from dagster_cache import build_cache_file_checks
+
+    save_cache({"p": 1}, "prices", "2024-01-15", str(tmp_path), signing_key=OLD)
+
+    def verifies(**keys: object) -> bool:
+        resources = {"io_manager": DatedCacheIOManager(directory=str(tmp_path), timezone="UTC", **keys)}  # type: ignore[arg-type]
+        result = dg.materialize([prices, *build_cache_file_checks(assets=[prices])], resources=resources,
+                                selection=dg.AssetSelection.all_asset_checks())
+        return next(e.passed for e in result.get_asset_check_evaluations()
+                    if e.check_name == "cache_file_verifies")
+
+    with freeze_time("2024-01-15 12:00:00"):
+        assert not verifies(signing_key=NEW)
+        assert verifies(signing_key=NEW, signing_key_fallbacks=OLD)
