@@ -43,7 +43,7 @@ from .files import (
 from .loading import CacheHit, RefreshCheck, Skipped, check_refresh, load_cache, load_latest_cache
 from .memory import InMemoryCache, MemoryKey, MemoryKeyPart, normalize_key
 from .naming import cache_filename, parse_file_name, validate_prefix
-from .serialization import GzipPickleSerializer
+from .serialization import GzipPickleSerializer, split_signing_keys
 from .stores import is_url
 from .timing import (
     DEFAULT_RETRY_INTERVAL,
@@ -114,6 +114,7 @@ __all__ = [
     "send_alert",
     "send_test_alert",
     "service_name",
+    "split_signing_keys",
     "validate_prefix",
     "verify_cache",
     "write_cache",

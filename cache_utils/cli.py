@@ -542,7 +542,8 @@ def build_parser() -> argparse.ArgumentParser:
     ls = sub.add_parser(
         "ls", parents=[where, out], help="list prefixes with counts, dates, sizes",
         description="List each prefix with its file count, first and latest date, total size and "
-        "whether today's file is there. --json: a list of {prefix, date (ISO), path, size (bytes)}, "
+        "whether today's file is there (from the names and sizes: no file is read). --json: a list of "
+        "{prefix, date (ISO), path, size (bytes)}, "
         "one per file. (`ls DIR`, the directory as a positional argument, still works but is "
         "deprecated: use --dir.)", epilog=EXIT_CODES,
     )
@@ -553,7 +554,11 @@ def build_parser() -> argparse.ArgumentParser:
         "show", parents=[where, out], help="describe what one cache file holds",
         description="Print `PREFIX DATE`, then what the file holds: keys, types, DataFrame shapes, "
         "dtypes and a head. Without --date: the newest file up to today that loads (corrupt ones "
-        "are skipped with a warning). --json: {prefix, date, path, size, type, repr} (repr: short).",
+        "are skipped with a warning). --json: {prefix, date, path, size, type, repr} (repr: short). "
+        "show unpickles the file, and unpickling runs code the file names: show only files you "
+        "trust. With CACHE_UTILS_SIGNING_KEY set (older keys in CACHE_UTILS_SIGNING_KEY_FALLBACKS, "
+        "comma-separated), an unsigned or wrongly signed file is refused before anything in it is "
+        "read. ls and prune never unpickle.",
         epilog=EXIT_CODES,
     )
     show.add_argument("prefix", metavar="PREFIX", help="the <prefix> of <prefix>_<YYYYMMDD>.pkl.gz")
@@ -567,8 +572,10 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser(
         "prune", parents=[where, out], help="delete all but the newest N files",
         description="Delete all but the newest N files of PREFIX dated up to today, and its stale "
-        "temp files; when none of the N newest files loads, the newest one that does is kept too "
-        "(load_cache would fall back to it). A progress line is shown on stderr "
+        "temp files; when none of the N newest files is sound, the newest sound one is kept too "
+        "(load_cache would fall back to it). prune never unpickles: a file is checked without "
+        "running it (signature when CACHE_UTILS_SIGNING_KEY is set, gzip CRC to the end, a walk of "
+        "its pickle opcodes). A progress line is shown on stderr "
         "when it is a terminal. --json: {prefix, dry_run, removed: [paths]}.",
         epilog=EXIT_CODES,
     )

@@ -15,7 +15,14 @@ from isal import isal_zlib
 
 from .errors import CorruptCacheError
 from .naming import DateLike, date_stamp, file_name, parse_file_name, to_date, validate_prefix
-from .serialization import DEFAULT_LEVEL, PROTOCOL, GzipPickleSerializer, coerce_key, signing_key_from_env
+from .serialization import (
+    DEFAULT_LEVEL,
+    PROTOCOL,
+    GzipPickleSerializer,
+    SigningKeys,
+    coerce_keys,
+    signing_keys_from_env,
+)
 from .stores import (
     STALE_TEMP_SECONDS,
     NotARegularFileError,
@@ -32,11 +39,12 @@ StorageOptions = dict[str, Any]
 
 
 def serializer_for(
-    signing_key: str | bytes | None = None, level: int = DEFAULT_LEVEL
+    signing_key: SigningKeys | None = None, level: int = DEFAULT_LEVEL
 ) -> GzipPickleSerializer:
-    """The serializer for an explicit signing key, else `CACHE_UTILS_SIGNING_KEY`, else unsigned."""
-    key = coerce_key(signing_key) or signing_key_from_env()
-    return GzipPickleSerializer(level=level, signing_key=key)
+    """The serializer for explicit signing keys (one, or a list: the first signs, all verify),
+    else `CACHE_UTILS_SIGNING_KEY` and `CACHE_UTILS_SIGNING_KEY_FALLBACKS`, else unsigned."""
+    keys = coerce_keys(signing_key) or signing_keys_from_env()
+    return GzipPickleSerializer(level=level, signing_key=keys or None)
 
 
 def save_cache(
@@ -45,7 +53,7 @@ def save_cache(
     the_date: DateLike = None,
     directory: str = "data",
     *,
-    signing_key: str | bytes | None = None,
+    signing_key: SigningKeys | None = None,
     level: int = DEFAULT_LEVEL,
     file_mode: int | None = None,
     storage_options: StorageOptions | None = None,
@@ -57,8 +65,8 @@ def save_cache(
         prefix: File name prefix, as in `<prefix>_<YYYYMMDD>.pkl.gz`.
         the_date: Day of the file (date, datetime or date string); None means today, local time.
         directory: Local directory or fsspec URL such as `s3://bucket/dir`.
-        signing_key: Key to sign the file with; None uses `CACHE_UTILS_SIGNING_KEY`, else the file
-            is unsigned.
+        signing_key: Key to sign the file with (a list of keys: the first signs); None uses
+            `CACHE_UTILS_SIGNING_KEY`, else the file is unsigned.
         level: ISA-L gzip compression level, 0 (fastest) to 3.
         file_mode: Permission bits of a local file; None means 0o600 (owner only).
         storage_options: fsspec options (credentials, endpoint...) for a URL `directory`.
@@ -76,7 +84,7 @@ def write_cache(
     the_date: DateLike = None,
     directory: str = "data",
     *,
-    signing_key: str | bytes | None = None,
+    signing_key: SigningKeys | None = None,
     level: int = DEFAULT_LEVEL,
     file_mode: int | None = None,
     storage_options: StorageOptions | None = None,
@@ -89,8 +97,8 @@ def write_cache(
         prefix: File name prefix, as in `<prefix>_<YYYYMMDD>.pkl.gz`.
         the_date: Day of the file (date, datetime or date string); None means today, local time.
         directory: Local directory or fsspec URL such as `s3://bucket/dir`.
-        signing_key: Key to sign the file with; None uses `CACHE_UTILS_SIGNING_KEY`, else the file
-            is unsigned.
+        signing_key: Key to sign the file with (a list of keys: the first signs); None uses
+            `CACHE_UTILS_SIGNING_KEY`, else the file is unsigned.
         level: ISA-L gzip compression level, 0 (fastest) to 3.
         file_mode: Permission bits of a local file; None means 0o600 (owner only).
         storage_options: fsspec options (credentials, endpoint...) for a URL `directory`.
@@ -219,7 +227,7 @@ def read_cache(
     the_date: DateLike = None,
     directory: str = "data",
     *,
-    signing_key: str | bytes | None = None,
+    signing_key: SigningKeys | None = None,
     storage_options: StorageOptions | None = None,
 ) -> Any:
     """Load one cache file exactly (no fallback).
@@ -228,7 +236,8 @@ def read_cache(
         prefix: File name prefix, as in `<prefix>_<YYYYMMDD>.pkl.gz`.
         the_date: Day of the file (date, datetime or date string); None means today, local time.
         directory: Local directory or fsspec URL such as `s3://bucket/dir`.
-        signing_key: Key to verify signatures with; None uses `CACHE_UTILS_SIGNING_KEY` when set.
+        signing_key: Key to verify signatures with, or a list of keys any of which may have signed
+            the file; None uses `CACHE_UTILS_SIGNING_KEY` (and `..._FALLBACKS`) when set.
         storage_options: fsspec options (credentials, endpoint...) for a URL `directory`.
 
     Returns:
@@ -273,7 +282,7 @@ def verify_cache(
     the_date: DateLike = None,
     directory: str = "data",
     *,
-    signing_key: str | bytes | None = None,
+    signing_key: SigningKeys | None = None,
     storage_options: StorageOptions | None = None,
 ) -> CacheFile:
     """Check one cache file without unpickling it: its signature (when a key is given or set in
@@ -283,7 +292,8 @@ def verify_cache(
         prefix: File name prefix, as in `<prefix>_<YYYYMMDD>.pkl.gz`.
         the_date: Day of the file (date, datetime or date string); None means today, local time.
         directory: Local directory or fsspec URL such as `s3://bucket/dir`.
-        signing_key: Key to verify signatures with; None uses `CACHE_UTILS_SIGNING_KEY` when set.
+        signing_key: Key to verify signatures with, or a list of keys any of which may have signed
+            the file; None uses `CACHE_UTILS_SIGNING_KEY` (and `..._FALLBACKS`) when set.
         storage_options: fsspec options (credentials, endpoint...) for a URL `directory`.
 
     Returns:
@@ -398,15 +408,18 @@ def prune(
     temp_older_than: float = STALE_TEMP_SECONDS,
     storage_options: StorageOptions | None = None,
     tz: ZoneLike = None,
-    signing_key: str | bytes | None = None,
+    signing_key: SigningKeys | None = None,
 ) -> list[str]:
     """Delete all but the newest `keep` files of `prefix` dated on or before today (in `tz`; local
     time when None), and its orphaned temp files. Returns the paths deleted (or that would be,
     with `dry_run`).
 
     Never takes from `load_cache` what it would load: files dated after today are neither counted
-    nor deleted, and when none of the kept files loads (as `load_cache` loads it: signature, gzip
-    CRC, unpickling), the newest older file that does is kept as well.
+    nor deleted, and when none of the kept files is sound, the newest older file that is sound is
+    kept as well. Sound is checked without running the file (housekeeping never unpickles, so a
+    malicious pickle in the directory is never executed): signature, every gzip member's CRC and
+    length, and a walk of the pickle's opcodes with `pickletools` (a whole pickle and nothing after
+    it). A pickle naming a class that no longer exists passes that check.
 
     Args:
         prefix: File name prefix, as in `<prefix>_<YYYYMMDD>.pkl.gz`.
@@ -416,7 +429,8 @@ def prune(
         temp_older_than: Age in seconds after which a temp file counts as orphaned.
         storage_options: fsspec options (credentials, endpoint...) for a URL `directory`.
         tz: Zone of "today" (tzinfo or IANA name); None means local time.
-        signing_key: Key to check that kept files load; None uses `CACHE_UTILS_SIGNING_KEY` when set.
+        signing_key: Key (or list of keys) to check kept files' signatures with; None uses
+            `CACHE_UTILS_SIGNING_KEY` (and `..._FALLBACKS`) when set.
 
     Raises:
         TypeError: `keep` is not a whole number.
@@ -431,8 +445,8 @@ def prune(
     serializer = serializer_for(signing_key)
     past = [file_name(prefix, s) for s in store.stamps(prefix, date_stamp(None, resolve_zone(tz)))]
     doomed = past[keep:]
-    if not any(_loads(store, name, serializer) for name in past[:keep]):
-        good = next((name for name in doomed if _loads(store, name, serializer)), None)
+    if not any(_sound(store, name, serializer) for name in past[:keep]):
+        good = next((name for name in doomed if _sound(store, name, serializer)), None)
         if good is not None:
             log.warning("keeping %s: the newer files of %s do not load", store.path(good), prefix)
             doomed.remove(good)
@@ -450,11 +464,13 @@ def prune(
     return removed + sweep_temp_files(store, prefix, temp_older_than)
 
 
-def _loads(store: Store, name: str, serializer: GzipPickleSerializer) -> bool:
-    """Whether a file loads as `load_cache` would load it (a broken pickle in a whole gzip
-    stream, or a class that no longer exists, does not)."""
+def _sound(store: Store, name: str, serializer: GzipPickleSerializer) -> bool:
+    """Whether a file would load, checked without unpickling it (see `prune`): a broken pickle in a
+    whole gzip stream is not sound."""
+    path = store.path(name)
     try:
-        read_file(store, name, serializer)
+        with _open(store, name) as f:
+            serializer.verify(f, path, pickle_opcodes=True)
     except (CorruptCacheError, FileNotFoundError):
         return False
     except UnreadableFileError as e:  # not this user's to read: it cannot count as the kept file

@@ -32,7 +32,8 @@ import queue
 import struct
 import threading
 from collections import deque
-from typing import IO, Any
+from collections.abc import Iterator
+from typing import IO, Any, Protocol
 
 from isal import igzip_lib, isal_zlib
 
@@ -382,7 +383,13 @@ def _inflate(body: bytes) -> tuple[bytes, int, int]:
     return data, crc, isize
 
 
-def read_exactly(raw: IO[bytes], size: int) -> bytes:
+class Readable(Protocol):
+    """What `read_exactly` reads from: a binary file, or anything with its `read`."""
+
+    def read(self, size: int, /) -> bytes: ...
+
+
+def read_exactly(raw: Readable, size: int) -> bytes:
     """Up to `size` bytes (fewer only at the end of the file), whatever the reader's chunking."""
     parts, got = [], 0
     while got < size:
@@ -551,30 +558,11 @@ class MemberReader:
     def _read_member(self) -> bytes | None:
         """The next data member's deflate stream and trailer; None (after checking it) at the end
         member."""
-        head = read_exactly(self._raw, 12)
-        if len(head) < 12:
-            raise EOFError("Compressed file ended before the end member (truncated file)")
-        if head[:10] != FIXED_HEADER:
-            raise ValueError(f"gzip member {self._read_members + 1}: not the header this format writes")
-        (xlen,) = struct.unpack_from("<H", head, 10)
-        extra = read_exactly(self._raw, xlen)
-        if len(extra) < xlen:
-            raise EOFError("Compressed file ended inside a gzip header (truncated file)")
-        fields = _subfields(extra)
-        ids = [sub_id for sub_id, _ in fields]
-        if ids == [INDEX_ID]:
-            self._read_end(fields[0][1])
+        header, size = _next_header(self._raw, self._read_members)
+        if size is None:
+            self._read_end(header)
             return None
-        first = self._read_members == 0
-        if ids != [MEMBER_ID] and not (first and ids == [SIGNATURE_ID, MEMBER_ID]):
-            raise ValueError(f"gzip member {self._read_members + 1}: unexpected extra subfields {ids}")
-        data = fields[-1][1]
-        if len(data) != 4:
-            raise ValueError(f"gzip member {self._read_members + 1}: size subfield of {len(data)} bytes")
-        (size,) = struct.unpack("<I", data)
-        header_len = 12 + xlen
-        if not header_len + len(_EMPTY_DEFLATE) + 8 <= size <= header_len + MAX_MEMBER:
-            raise ValueError(f"gzip member {self._read_members + 1}: impossible size {size}")
+        header_len = len(header)
         body = read_exactly(self._raw, size - header_len)
         if len(body) < size - header_len:
             raise EOFError("Compressed file ended inside a gzip member (truncated file)")
@@ -582,7 +570,8 @@ class MemberReader:
         self._data_bytes += size
         return body
 
-    def _read_end(self, payload: bytes) -> None:
+    def _read_end(self, header: bytes) -> None:
+        payload = _subfields(header[12:])[0][1]
         rest = read_exactly(self._raw, len(_EMPTY_DEFLATE) + 8)
         if len(payload) != _INDEX_LEN or rest != _EMPTY_DEFLATE + bytes(8):
             raise ValueError("end member damaged")
@@ -610,9 +599,106 @@ class MemberReader:
         self._finished = True
 
 
-def tail_fingerprint(tail: bytes) -> str | None:
-    """The fingerprint held by an end member in `tail` (a file's last END_LEN bytes); None when
-    `tail` does not end with one; ValueError when it ends with a damaged one."""
+def _next_header(raw: Readable, read: int) -> tuple[bytes, int | None]:
+    """The next member's header, read from `raw` after `read` data members, and the member's whole
+    size (None for the end member). ValueError or EOFError when it is not a header this format
+    writes, or its size is out of bounds."""
+    head = read_exactly(raw, 12)
+    if len(head) < 12:
+        raise EOFError("Compressed file ended before the end member (truncated file)")
+    if head[:10] != FIXED_HEADER:
+        raise ValueError(f"gzip member {read + 1}: not the header this format writes")
+    (xlen,) = struct.unpack_from("<H", head, 10)
+    extra = read_exactly(raw, xlen)
+    if len(extra) < xlen:
+        raise EOFError("Compressed file ended inside a gzip header (truncated file)")
+    fields = _subfields(extra)
+    ids = [sub_id for sub_id, _ in fields]
+    if ids == [INDEX_ID]:
+        return head + extra, None
+    if ids != [MEMBER_ID] and not (read == 0 and ids == [SIGNATURE_ID, MEMBER_ID]):
+        raise ValueError(f"gzip member {read + 1}: unexpected extra subfields {ids}")
+    data = fields[-1][1]
+    if len(data) != 4:
+        raise ValueError(f"gzip member {read + 1}: size subfield of {len(data)} bytes")
+    (size,) = struct.unpack("<I", data)
+    header_len = 12 + xlen
+    if not header_len + len(_EMPTY_DEFLATE) + 8 <= size <= header_len + MAX_MEMBER:
+        raise ValueError(f"gzip member {read + 1}: impossible size {size}")
+    return head + extra, size
+
+
+class _Prefixed:
+    """`raw`, with `first` (bytes already read from it) served before it."""
+
+    def __init__(self, first: bytes, raw: IO[bytes]) -> None:
+        self._first = memoryview(first)
+        self._raw = raw
+
+    def read(self, size: int) -> bytes:
+        if not self._first:
+            return read_exactly(self._raw, size)
+        taken = self._first[:size].tobytes()
+        self._first = self._first[size:]
+        return taken if len(taken) == size else taken + read_exactly(self._raw, size - len(taken))
+
+
+def member_chunks(raw: IO[bytes], head: bytes, chunk: int) -> Iterator[bytes]:
+    """The bytes of a multi-member file after its first member's header, in pieces of at most
+    `chunk` bytes, walked member by member: `head` is the file's first bytes (read already), `raw`
+    the rest. A header missing where the previous member's size puts it, an impossible size, or a
+    byte after the end member raises ValueError (EOFError when the file ends early) as soon as it
+    is reached, so a file holed or padded with zeros is refused after at most one member
+    (MAX_MEMBER), never read to its end. Nothing is inflated."""
+    source = _Prefixed(head, raw)
+    members = 0
+    while True:
+        header, size = _next_header(source, members)
+        if size is None:
+            rest = source.read(len(_EMPTY_DEFLATE) + 8)
+            if rest != _EMPTY_DEFLATE + bytes(8):
+                raise ValueError("end member damaged")
+            if source.read(1):
+                raise ValueError("data after the end member")
+            yield header + rest
+            return
+        if members:
+            yield header
+        members += 1
+        left = size - len(header)
+        while left:
+            piece = source.read(min(left, chunk))
+            if not piece:
+                raise EOFError("Compressed file ended inside a gzip member (truncated file)")
+            yield piece
+            left -= len(piece)
+
+
+def read_end(raw: IO[bytes], start: int) -> tuple[int, bytes]:
+    """The length of the file starting at `start` in `raw`, and its last END_LEN bytes (fewer when
+    it is shorter): one small read, after which the position is back at `start`."""
+    size = raw.seek(0, os.SEEK_END) - start
+    raw.seek(start + max(0, size - END_LEN))
+    tail = read_exactly(raw, END_LEN)
+    raw.seek(start)
+    return size, tail
+
+
+def check_length(size: int, tail: bytes) -> None:
+    """Check that a multi-member file of `size` bytes whose last bytes are `tail` (`read_end`) ends
+    with an intact end member and is exactly as long as that index says: ValueError if not
+    (truncated, padded, or a hole of zeros at its end)."""
+    index = _end_index(tail)
+    if index is None:
+        raise ValueError("the file does not end with an end member (truncated, or padded with other bytes)")
+    expected = index[5] + END_LEN
+    if size != expected:
+        raise ValueError(f"the file is {size} bytes long, its index says {expected}")
+
+
+def _end_index(tail: bytes) -> tuple[int, ...] | None:
+    """The index of the end member in `tail`; None when `tail` does not end with one; ValueError
+    when it ends with a damaged one, or one of another format version."""
     if len(tail) < END_LEN:
         return None
     end = tail[-END_LEN:]
@@ -625,7 +711,17 @@ def tail_fingerprint(tail: bytes) -> str | None:
         if ours:
             raise ValueError("the end member (content fingerprint and index) is damaged")
         return None
-    version, _, _, length, crc, _ = _INDEX.unpack_from(payload)
-    if version != INDEX_VERSION:
-        raise ValueError(f"end member of format version {version}, this reader knows {INDEX_VERSION}")
+    index: tuple[int, ...] = _INDEX.unpack_from(payload)
+    if index[0] != INDEX_VERSION:
+        raise ValueError(f"end member of format version {index[0]}, this reader knows {INDEX_VERSION}")
+    return index
+
+
+def tail_fingerprint(tail: bytes) -> str | None:
+    """The fingerprint held by an end member in `tail` (a file's last END_LEN bytes); None when
+    `tail` does not end with one; ValueError when it ends with a damaged one."""
+    index = _end_index(tail)
+    if index is None:
+        return None
+    _, _, _, length, crc, _ = index
     return fingerprint_of(crc, length)

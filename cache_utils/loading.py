@@ -11,7 +11,7 @@ from .alerts import Alerter, cache_alert, default_alias, resolve_alert, send_ale
 from .errors import CacheNotFoundError, CorruptCacheError
 from .files import StorageOptions, cache_exists, read_file, serializer_for
 from .naming import DateLike, date_stamp, file_name, to_date, validate_prefix
-from .serialization import GzipPickleSerializer
+from .serialization import GzipPickleSerializer, SigningKeys
 from .stores import Store, UnreadableFileError, get_store
 from .timing import (
     DEFAULT_RETRY_INTERVAL,
@@ -76,7 +76,7 @@ def load_latest_cache(
     on_or_before: DateLike = None,
     directory: str = "data",
     *,
-    signing_key: str | bytes | None = None,
+    signing_key: SigningKeys | None = None,
     storage_options: StorageOptions | None = None,
 ) -> tuple[CacheHit | None, tuple[Skipped, ...]]:
     """Load the file for `on_or_before` (today when None), else the newest good older one.
@@ -89,7 +89,8 @@ def load_latest_cache(
         prefix: File name prefix, as in `<prefix>_<YYYYMMDD>.pkl.gz`.
         on_or_before: Day wanted (date, datetime or date string); None means today, local time.
         directory: Local directory or fsspec URL such as `s3://bucket/dir`.
-        signing_key: Key to verify signatures with; None uses `CACHE_UTILS_SIGNING_KEY` when set.
+        signing_key: Key to verify signatures with, or a list of keys any of which may have signed
+            the file; None uses `CACHE_UTILS_SIGNING_KEY` (and `..._FALLBACKS`) when set.
         storage_options: fsspec options (credentials, endpoint...) for a URL `directory`.
 
     Returns:
@@ -156,7 +157,7 @@ def load_cache(
     *,
     tz: ZoneLike = None,
     retry_interval: dt.timedelta | float = DEFAULT_RETRY_INTERVAL,
-    signing_key: str | bytes | None = None,
+    signing_key: SigningKeys | None = None,
     storage_options: StorageOptions | None = None,
     alerter: Alerter | None = None,
 ) -> tuple[Any, dt.datetime]:
@@ -177,7 +178,8 @@ def load_cache(
         tz: Zone of today and of the times returned (tzinfo or IANA name); None: cb_time's own
             zone, else naive local time.
         retry_interval: Wait between looks once cb_time has passed: a timedelta or seconds.
-        signing_key: Key to verify signatures with; None uses `CACHE_UTILS_SIGNING_KEY` when set.
+        signing_key: Key to verify signatures with, or a list of keys any of which may have signed
+            the file; None uses `CACHE_UTILS_SIGNING_KEY` (and `..._FALLBACKS`) when set.
         storage_options: fsspec options (credentials, endpoint...) for a URL `directory`.
         alerter: Alert backend; None uses the configured or environment one (`get_alerter`).
 

@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import os
 import pickle
+import pickletools
 import struct
 import tempfile
+from collections.abc import Iterator, Sequence
 from typing import IO, Any, cast
 
 from isal import igzip, igzip_threaded, isal_zlib
@@ -33,10 +36,13 @@ from .gzip_members import (
     SIGNATURE_OFFSET,
     MemberReader,
     MemberWriter,
+    check_length,
     check_threads,
     default_threads,
     fingerprint_of,
     is_multimember,
+    member_chunks,
+    read_end,
     tail_fingerprint,
 )
 from .gzip_members import (
@@ -46,6 +52,9 @@ from .gzip_members import (
 PROTOCOL = 5
 DEFAULT_LEVEL = 2  # ISA-L levels 0-3; 2 is igzip's default (speed and size: README, Benchmarks)
 SIGNING_KEY_ENV = "CACHE_UTILS_SIGNING_KEY"
+SIGNING_KEY_FALLBACKS_ENV = "CACHE_UTILS_SIGNING_KEY_FALLBACKS"
+# One key, or a list or tuple of keys: the first signs, every one verifies (key rotation).
+SigningKeys = str | bytes | Sequence[str | bytes]
 
 _MAGIC = b"\x1f\x8b\x08"
 _TRAILER_LEN = 8  # CRC32 and ISIZE, little-endian, after the deflate stream
@@ -77,6 +86,48 @@ def signing_key_from_env() -> bytes | None:
     return os.fsencode(value) if value else None
 
 
+def split_signing_keys(text: str | None, source: str = SIGNING_KEY_FALLBACKS_ENV) -> tuple[bytes, ...]:
+    """Older signing keys written as one string, as `CACHE_UTILS_SIGNING_KEY_FALLBACKS` holds them:
+    separated by commas, whitespace around each one ignored (so a fallback key cannot contain a
+    comma or start or end with whitespace). None or blank: no keys.
+
+    Args:
+        text: The keys, such as "old-key-2, old-key-1".
+        source: Where `text` came from, named in errors (never the keys themselves).
+
+    Raises:
+        ValueError: An entry is empty (two commas in a row, or one at either end); the message
+            says which entry, never a key.
+    """
+    if text is None or not text.strip():
+        return ()
+    parts = text.split(",")
+    for i, part in enumerate(parts, 1):
+        if not part.strip():
+            raise ValueError(f"{source}: entry {i} of {len(parts)} is empty: separate the older keys "
+                             "with single commas, with no comma at either end")
+    # os.fsencode: a str read from the environment keeps its undecodable bytes (surrogateescape)
+    return tuple(os.fsencode(part.strip()) for part in parts)
+
+
+def signing_keys_from_env() -> tuple[bytes, ...]:
+    """The signing keys the environment sets: `CACHE_UTILS_SIGNING_KEY` (signs and verifies), then
+    those of `CACHE_UTILS_SIGNING_KEY_FALLBACKS` (verify only); () when neither is set.
+
+    Raises:
+        ValueError: the fallbacks are malformed, or set without `CACHE_UTILS_SIGNING_KEY` (files
+            would be written unsigned and unsigned files accepted while keys are configured).
+    """
+    primary = signing_key_from_env()
+    fallbacks = split_signing_keys(os.environ.get(SIGNING_KEY_FALLBACKS_ENV))
+    if primary is None:
+        if fallbacks:
+            raise ValueError(f"{SIGNING_KEY_FALLBACKS_ENV} is set but {SIGNING_KEY_ENV} is not: set the "
+                             "key that signs new files as well (fallback keys only verify)")
+        return ()
+    return (primary, *fallbacks)
+
+
 def coerce_key(key: str | bytes | None) -> bytes | None:
     """Accept a signing key as str or bytes; empty means no key."""
     if key is None or key == b"" or key == "":
@@ -86,6 +137,27 @@ def coerce_key(key: str | bytes | None) -> bytes | None:
     if isinstance(key, bytes | bytearray | memoryview):
         return bytes(key)
     raise TypeError(f"signing key must be str or bytes, got {type(key).__name__}")
+
+
+def coerce_keys(keys: SigningKeys | None) -> tuple[bytes, ...]:
+    """Signing keys as bytes, the one that signs first: one key (str or bytes), or a sequence of
+    them (a list or tuple: the first signs, all verify). None, an empty key or an empty sequence:
+    no key. An empty entry in a sequence is an error naming its position (never the key)."""
+    if keys is None or isinstance(keys, str | bytes | bytearray | memoryview):
+        key = coerce_key(keys)  # type: ignore[arg-type]  # bytearray and memoryview as bytes
+        return () if key is None else (key,)
+    if not isinstance(keys, list | tuple):
+        raise TypeError(f"signing key must be str or bytes, or a list or tuple of them (the first "
+                        f"signs, all verify), got {type(keys).__name__}")
+    coerced = []
+    for i, key in enumerate(keys, 1):
+        if not isinstance(key, str | bytes | bytearray | memoryview):
+            raise TypeError(f"signing key {i} of {len(keys)} must be str or bytes, got {type(key).__name__}")
+        value = coerce_key(key)
+        if value is None:
+            raise ValueError(f"signing key {i} of {len(keys)} is empty: every key in a list must be set")
+        coerced.append(value)
+    return tuple(coerced)
 
 
 # THREADED_READ_MIN: a single-member (older) file with fewer compressed bytes than this is read
@@ -149,7 +221,9 @@ class GzipPickleSerializer:
 
     Args:
         level: ISA-L compression level, 0 to 3.
-        signing_key: HMAC-SHA256 key (str or bytes): sign on write, verify on read; None: unsigned.
+        signing_key: HMAC-SHA256 key (str or bytes): sign on write, verify on read; or a list or
+            tuple of keys, for key rotation: the first signs, a file signed by any of them
+            verifies. None: unsigned.
         threads: threads that deflate (on save) and inflate (on load) gzip members beside the
             calling thread, which pickles or unpickles; 1 does everything in the calling thread.
             None: `CACHE_UTILS_THREADS`, else the cores this process may use, at most 8. The bytes
@@ -157,7 +231,7 @@ class GzipPickleSerializer:
     """
 
     def __init__(
-        self, level: int = DEFAULT_LEVEL, signing_key: str | bytes | None = None, threads: int | None = None
+        self, level: int = DEFAULT_LEVEL, signing_key: SigningKeys | None = None, threads: int | None = None
     ) -> None:
         if isinstance(level, bool) or not isinstance(level, int):
             raise TypeError(f"compression level must be an int from 0 to 3 (ISA-L), got "
@@ -166,7 +240,8 @@ class GzipPickleSerializer:
             raise ValueError(f"compression level must be an int from 0 to 3 (ISA-L), got {level!r}")
         self.level = level
         self.threads = default_threads() if threads is None else check_threads(threads)
-        self._key = coerce_key(signing_key)
+        self._keys = coerce_keys(signing_key)
+        self._key = self._keys[0] if self._keys else None
 
     @property
     def signs(self) -> bool:
@@ -174,7 +249,8 @@ class GzipPickleSerializer:
         return self._key is not None
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(level={self.level}, signed={self.signs}, threads={self.threads})"
+        keys = f", verify_keys={len(self._keys)}" if len(self._keys) > 1 else ""
+        return f"{type(self).__name__}(level={self.level}, signed={self.signs}{keys}, threads={self.threads})"
 
     def dump(self, obj: Any, fileobj: IO[bytes], name: str) -> str:
         """Pickle `obj` into a seekable binary `fileobj`; `name` is the base name that gets signed.
@@ -237,13 +313,26 @@ class GzipPickleSerializer:
         with self._verified_copy(fileobj, path) as verified:
             return self._unpickle(verified, path)
 
-    def verify(self, fileobj: IO[bytes], path: str) -> None:
+    def verify(self, fileobj: IO[bytes], path: str, *, pickle_opcodes: bool = False) -> None:
         """Check a file without unpickling it: the signature (when keyed), then every gzip member
-        to the end (CRC and length) and the end member's index. Raises CorruptCacheError."""
+        to the end (CRC and length) and the end member's index. Raises CorruptCacheError.
+
+        With `pickle_opcodes`, also walk the pickle's opcodes with `pickletools.genops`, which
+        parses them and runs no code: a file that is not one whole pickle, or has bytes after it,
+        is refused (a class that no longer exists is not noticed: that takes unpickling). In the
+        same streaming pass, in bounded memory: an opcode's argument larger than 1 MiB (a column's
+        bytes) is read through and dropped, never held."""
         if self._key is not None:
             fileobj = self._verified_copy(fileobj, path)
         try:
             with fileobj, _open_gzip(fileobj, self.threads) as gz:
+                if pickle_opcodes:
+                    # genops only calls read and readline: _OpcodeSource is the file it needs.
+                    source = _OpcodeSource(gz)
+                    for _ in pickletools.genops(cast(IO[bytes], source)):
+                        pass
+                    if not source.at_end():
+                        raise ValueError("data after the end of the pickle")
                 if isinstance(gz, MemberReader):
                     gz.skip_to_end()
                 else:
@@ -259,6 +348,11 @@ class GzipPickleSerializer:
         in bounded memory (spilled to a temp file past `_SPOOL_MEMORY`). Unpickling reads the copy,
         so bytes changed in the file after the check are never unpickled."""
         name = os.path.basename(path.rstrip("/"))
+        # The end first: on object storage, one small ranged read before the one from the start.
+        try:
+            end: tuple[int, bytes] | None = read_end(fileobj, fileobj.tell())
+        except (io.UnsupportedOperation, AttributeError):  # a stream: the member walk still bounds it
+            end = None
         head = _read_exactly(fileobj, _MAX_HEADER)
         try:
             header_len, signature = _parse_header(head)
@@ -266,7 +360,20 @@ class GzipPickleSerializer:
             raise CorruptCacheError(path, str(e)) from e
         if signature is None:
             raise CorruptCacheError(path, "file is not signed but a signing key is configured")
-        mac = _mac(self._key, name)  # type: ignore[arg-type]
+        body: Iterator[bytes]
+        if is_multimember(head):
+            # Walked by its own sizes, after checking its length against the index at its end: a
+            # file with a hole of zeros (sparse) or padding is refused at once, or after at most
+            # one member, not after hashing and copying all of it.
+            try:
+                if end is not None:
+                    check_length(*end)
+            except (ValueError, struct.error) as e:
+                raise CorruptCacheError(path, str(e)) from e
+            body = member_chunks(fileobj, head, _SIGN_CHUNK)
+        else:  # an older single-member file: one deflate stream, no index
+            body = _chunks(head[header_len:], fileobj)
+        macs = [_mac(key, name) for key in self._keys]
         # The first MiB of the deflate stream is inflated (output discarded) while hashing, so
         # garbage, such as a sparse file of zeros behind a copied header, is refused at once
         # instead of after hashing all of it. Only that much, and at most _PROBE_OUTPUT inflated:
@@ -277,9 +384,9 @@ class GzipPickleSerializer:
         copy = tempfile.SpooledTemporaryFile(max_size=_SPOOL_MEMORY)  # noqa: SIM115 - returned
         try:
             copy.write(head[:header_len])
-            chunk = head[header_len:]
-            while chunk:
-                mac.update(chunk)
+            for chunk in _checked(body, path):
+                for mac in macs:
+                    mac.update(chunk)
                 copy.write(chunk)
                 if probe is not None:
                     pending = chunk[: _PROBE_BYTES - probed]
@@ -292,9 +399,11 @@ class GzipPickleSerializer:
                         raise CorruptCacheError(path, f"not a deflate stream: {e}") from e
                     if probed >= _PROBE_BYTES or probe.eof or probed_out >= _PROBE_OUTPUT:
                         probe = None
-                chunk = fileobj.read(_SIGN_CHUNK)
-            if not hmac.compare_digest(mac.digest(), signature):
-                raise CorruptCacheError(path, "signature does not match (tampered, or another key)")
+            # Every key is compared (no early exit), so timing does not tell which one matched.
+            matches = [hmac.compare_digest(mac.digest(), signature) for mac in macs]
+            if not any(matches):
+                keys = "the configured key" if len(macs) == 1 else f"any of the {len(macs)} configured keys"
+                raise CorruptCacheError(path, f"signature does not match {keys} (tampered, or another key)")
             copy.seek(0)
         except BaseException:
             copy.close()
@@ -330,6 +439,91 @@ def _describe(error: BaseException) -> str:
         return "MemoryError: the pickle asks for more memory than this process can have"
     text = str(error)
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _chunks(first: bytes, fileobj: IO[bytes]) -> Iterator[bytes]:
+    """`first`, then the rest of `fileobj`, _SIGN_CHUNK bytes at a time."""
+    chunk = first
+    while chunk:
+        yield chunk
+        chunk = fileobj.read(_SIGN_CHUNK)
+
+
+def _checked(chunks: Iterator[bytes], path: str) -> Iterator[bytes]:
+    """`chunks`, with a layout error raised while walking them as CorruptCacheError."""
+    try:
+        yield from chunks
+    except (ValueError, EOFError, struct.error) as e:
+        raise CorruptCacheError(path, str(e)) from e
+
+
+# Walking the pickle's opcodes (housekeeping never unpickles): an argument longer than _HOLD is read
+# through and dropped; a text-protocol line longer than _MAX_LINE is refused.
+_HOLD = 1 << 20
+_MAX_LINE = 16 << 20
+_BUFFER = 64 << 10
+
+
+class _Dropped(bytes):
+    """Stands for an opcode argument of `length` bytes that was read and dropped: pickletools'
+    argument readers only compare its length (and decode it, giving '')."""
+
+    length: int
+
+    def __new__(cls, length: int) -> _Dropped:
+        dropped = super().__new__(cls)
+        dropped.length = length
+        return dropped
+
+    def __len__(self) -> int:
+        return self.length
+
+
+class _OpcodeSource:
+    """The decompressed stream as `pickletools.genops` reads it, in bounded memory: it reads each
+    opcode argument with one `read(n)`, and a large one (a 1 GB column) is consumed in pieces.
+    Small reads (one a byte per opcode) are served from a 64 KiB buffer: a call to the gzip
+    reader per opcode would cost as much as the walk."""
+
+    def __init__(self, gz: Any) -> None:
+        self._gz = gz
+        self._buf = b""
+        self._pos = 0
+
+    def read(self, size: int = -1) -> bytes:
+        pos = self._pos
+        if 0 <= size <= len(self._buf) - pos:
+            self._pos = pos + size
+            return self._buf[pos : pos + size]
+        if size < 0:
+            raise ValueError("a pickle opcode without a length")  # pragma: no cover - genops never asks
+        have = self._buf[pos:]
+        self._buf, self._pos = b"", 0
+        if size > _HOLD:
+            left = size - len(have)
+            while left and (piece := self._gz.read(min(left, _HOLD))):
+                left -= len(piece)
+            return _Dropped(size - left)
+        self._buf = have + _read_exactly(self._gz, max(size - len(have), _BUFFER))
+        self._pos = min(size, len(self._buf))
+        return self._buf[:size]
+
+    def at_end(self) -> bool:
+        """Whether nothing is left: neither in the buffer nor in the stream."""
+        return self._pos == len(self._buf) and not self._gz.read(1)
+
+    def readline(self) -> bytes:
+        end = self._buf.find(b"\n", self._pos, self._pos + _MAX_LINE)
+        if end >= 0:
+            line = self._buf[self._pos : end + 1]
+            self._pos = end + 1
+            return line
+        have = self._buf[self._pos :]
+        self._buf, self._pos = b"", 0
+        if len(have) >= _MAX_LINE:  # no newline in the first _MAX_LINE bytes
+            return have[:_MAX_LINE]
+        rest: bytes = self._gz.readline(_MAX_LINE - len(have))
+        return have + rest  # without its newline when longer than _MAX_LINE: pickletools refuses it
 
 
 def _load_verified(fileobj: IO[bytes], unpickler: type, threads: int) -> Any:

@@ -114,7 +114,7 @@ def _results(target: _Target, manager: Any, max_age_days: int) -> Iterator[Asset
         return
     newest = cache_filename(prefix, newest_day, directory=directory)
     try:
-        verified = verify_cache(prefix, newest_day, directory, signing_key=manager.signing_key or None,
+        verified = verify_cache(prefix, newest_day, directory, signing_key=manager.signing_keys(),
                                 storage_options=options)
     except FileNotFoundError:  # removed between listing and reading: the age check still speaks
         yield AssetCheckResult(

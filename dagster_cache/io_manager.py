@@ -31,6 +31,7 @@ from cache_utils import (
     read_cache,
     resolve_alert,
     send_alert,
+    split_signing_keys,
     write_cache,
 )
 
@@ -117,7 +118,16 @@ class DatedCacheIOManager(ConfigurableIOManager):
         default=None,
         repr=False,  # never show the key in a repr (logs, tracebacks)
         description="HMAC key to sign files on write and verify them on read; pass "
-        "EnvVar('CACHE_UTILS_SIGNING_KEY'). Unset: the library's environment default.",
+        "EnvVar('CACHE_UTILS_SIGNING_KEY'). Unset: the library's environment default "
+        "(CACHE_UTILS_SIGNING_KEY and CACHE_UTILS_SIGNING_KEY_FALLBACKS).",
+    )
+    signing_key_fallbacks: str | None = Field(
+        default=None,
+        repr=False,
+        description="Older HMAC keys that still verify files (never sign), while a key is rotated: "
+        "comma-separated, whitespace around each ignored, the format of "
+        "CACHE_UTILS_SIGNING_KEY_FALLBACKS; pass EnvVar('CACHE_UTILS_SIGNING_KEY_FALLBACKS'). "
+        "Needs signing_key. See 'Rotating the signing key' in the file-format docs.",
     )
     storage_options: dict[str, Any] = Field(
         default_factory=dict,
@@ -145,6 +155,20 @@ class DatedCacheIOManager(ConfigurableIOManager):
 
     def _tz(self) -> dt.tzinfo:
         return zone(self.timezone)
+
+    def signing_keys(self) -> list[str | bytes] | None:
+        """The keys for cache_utils: `signing_key` (signs) then `signing_key_fallbacks` (verify);
+        None when no key is set here (the library then reads the environment)."""
+        fallbacks = split_signing_keys(self.signing_key_fallbacks, "signing_key_fallbacks")
+        if not self.signing_key:
+            if fallbacks:
+                raise ValueError("DatedCacheIOManager: signing_key_fallbacks is set but signing_key is "
+                                 "not: set the key that signs new files as well (fallback keys only verify)")
+            return None
+        return [self.signing_key, *fallbacks]
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self.signing_keys()  # a malformed key configuration fails the run at its start
 
     def _io(self) -> dict[str, Any]:
         return {"storage_options": self.storage_options or None}
@@ -228,7 +252,7 @@ class DatedCacheIOManager(ConfigurableIOManager):
         for target in targets:
             try:
                 saved = write_cache(target.value, target.prefix, target.day, self.directory,
-                                    signing_key=self.signing_key or None, **self._io())
+                                    signing_key=self.signing_keys(), **self._io())
             except pickle.PicklingError as e:
                 raise _not_picklable(context, target.value, e) from e
             context.log.debug(f"wrote {saved.path} ({saved.size:,} bytes)")
@@ -251,7 +275,7 @@ class DatedCacheIOManager(ConfigurableIOManager):
         for prefix in dict.fromkeys(t.prefix for t, _saved in written):
             try:
                 gone = prune(prefix, self.keep_days or 1, self.directory, tz=self.timezone,
-                             signing_key=self.signing_key or None, **self._io())
+                             signing_key=self.signing_keys(), **self._io())
             except (CacheError, OSError) as e:
                 context.log.warning(f"retention (keep_days={self.keep_days}) skipped for {prefix}: {e}")
                 continue
@@ -434,12 +458,12 @@ class DatedCacheIOManager(ConfigurableIOManager):
             expected = cache_filename(prefix, day, directory=self.directory)
             try:
                 data = read_cache(prefix, day, self.directory,
-                                  signing_key=self.signing_key or None, **self._io())
+                                  signing_key=self.signing_keys(), **self._io())
             except FileNotFoundError:
                 return None, []
             return (data, Loaded(expected, day, day)), []
         hit, skipped = load_latest_cache(prefix, day, self.directory,
-                                         signing_key=self.signing_key or None, **self._io())
+                                         signing_key=self.signing_keys(), **self._io())
         warnings = [f"skipped corrupt cache file {s.path}: {s.reason}" for s in skipped]
         if hit is None:
             return None, warnings

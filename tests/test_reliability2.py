@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import pickle
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -130,15 +132,23 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
 @pytest.mark.integration
 @pytest.mark.timeout(120)
 def test_signed_verification_streams_a_huge_file_in_bounded_memory(tmp_path: Path) -> None:
-    save_cache("x", "big", "2024-01-15", str(tmp_path), signing_key="k")
+    # An older single-member file (no index to check its length against: it is hashed to its end)
+    # with a signature subfield, a whole gzip stream, then 400 MB of zeros (sparse: no disk used).
+    # A multi-member file with such a tail is refused before hashing (test_sparse_signed.py).
+    import zlib
+
+    deflate = zlib.compressobj(2, zlib.DEFLATED, -15)
+    body = deflate.compress(pickle.dumps("x")) + deflate.flush()
+    header = b"\x1f\x8b\x08\x04\0\0\0\0\0\xff" + struct.pack("<H2sH", 37, b"CU", 33)
     path = tmp_path / "big_20240115.pkl.gz"
-    with path.open("r+b") as f:  # a signed header, then 400 MB of zeros (sparse: no disk used)
+    with path.open("wb") as f:
+        f.write(header + b"\x01" + bytes(32) + body + struct.pack("<II", zlib.crc32(pickle.dumps("x")), 16))
         f.truncate(400 << 20)
     proc = subprocess.run([sys.executable, "-c", MEASURE_SIGNED_LOAD, str(tmp_path)], capture_output=True,
                           text=True, timeout=100, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     reason, grown_mb = proc.stdout.splitlines()
-    assert reason == "corrupt: signature does not match (tampered, or another key)"
+    assert reason == "corrupt: signature does not match the configured key (tampered, or another key)"
     assert int(grown_mb) < 120, f"peak RSS grew by {grown_mb} MB reading a 400 MB file"
 
 

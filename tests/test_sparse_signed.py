@@ -1,0 +1,122 @@
+"""A signed file over a sparse hole is refused within a bound that does not grow with the hole
+(issue 18, item 8): its length, the index at its end and its members' sizes disagree, and that is
+seen before the file is hashed and copied, with nothing left in TMPDIR."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import IO, Any
+
+import pandas as pd  # noqa: F401 - imported before any freeze_time (pandas#64023)
+import pytest
+from freezegun import freeze_time
+
+from cache_utils import Alert, Alerter, CorruptCacheError, GzipPickleSerializer, load_cache, save_cache
+from cache_utils.gzip_members import END_LEN, end_member
+
+KEY = "sparse-test-key"
+HOLE = 8 << 30  # apparent size of the file: sparse, no disk used
+REAL = 2 << 20  # the first 2 MiB of a real signed file
+NAME = "s_20240115.pkl.gz"
+
+
+class _NoAlerts(Alerter):
+    """An alerter that records nothing and never touches the network."""
+
+    def create(self, alert: Alert) -> None:
+        pass
+
+    def close(self, alias: str, note: str = "") -> None:
+        pass
+
+
+class Counting:
+    """A file that counts the bytes read through it."""
+
+    def __init__(self, f: IO[bytes]) -> None:
+        self._f = f
+        self.read_bytes = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._f.read(size)
+        self.read_bytes += len(data)
+        return data
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        return self._f.seek(pos, whence)
+
+    def tell(self) -> int:
+        return self._f.tell()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._f, name)
+
+
+def _real_signed(tmp_path: Path) -> bytes:
+    """A signed file of several members (random bytes do not compress: 2 MiB members stay 2 MiB)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    save_cache(os.urandom(6 << 20), "s", "2024-01-15", str(src), signing_key=KEY)
+    return (src / NAME).read_bytes()
+
+
+def _sparse(path: Path, head: bytes, tail: bytes = b"") -> None:
+    with path.open("wb") as f:
+        f.write(head)
+        f.truncate(HOLE - len(tail))
+        f.seek(0, os.SEEK_END)
+        f.write(tail)
+
+
+def _refused(path: Path) -> tuple[str, int]:
+    with path.open("rb") as raw:
+        f = Counting(raw)
+        with pytest.raises(CorruptCacheError) as e:
+            GzipPickleSerializer(signing_key=KEY).load(f, str(path))  # type: ignore[arg-type]
+    return e.value.reason, f.read_bytes
+
+
+def test_a_sparse_tail_is_refused_before_hashing(tmp_path: Path) -> None:
+    path = tmp_path / NAME
+    _sparse(path, _real_signed(tmp_path)[:REAL])
+    assert path.stat().st_size == HOLE
+    reason, read = _refused(path)
+    assert "does not end with an end member" in reason
+    assert read <= 128 << 10, f"read {read:,} bytes of a file that is {REAL:,} real bytes and a hole"
+
+
+def test_a_hole_before_a_forged_index_is_refused_after_at_most_one_member(tmp_path: Path) -> None:
+    """The index at the end claims exactly the file's length: walking the member headers finds the
+    hole where the next header should be, after at most one member (64 MiB), not after 8 GiB."""
+    path = tmp_path / NAME
+    _sparse(path, _real_signed(tmp_path)[:REAL], end_member(3, 6 << 20, 0, HOLE - END_LEN))
+    reason, read = _refused(path)
+    assert "not the header this format writes" in reason or "impossible size" in reason, reason
+    assert read <= 66 << 20, f"read {read:,} bytes"
+
+
+def test_load_cache_skips_it_quickly_and_leaves_nothing_in_tmpdir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    d = tmp_path / "data"
+    d.mkdir()
+    save_cache({"good": 1}, "s", "2024-01-14", str(d), signing_key=KEY)
+    _sparse(d / NAME, _real_signed(tmp_path)[:REAL])
+    spool = tmp_path / "tmpdir"
+    spool.mkdir()
+    monkeypatch.setenv("TMPDIR", str(spool))
+    monkeypatch.setattr(tempfile, "tempdir", str(spool))  # gettempdir() caches TMPDIR at first use
+
+    def rchar() -> int:  # bytes this process has read through read(2) and friends
+        with open("/proc/self/io") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("rchar:"))
+
+    before = rchar()
+    with freeze_time("2024-01-15 12:00:00"):
+        data, _ = load_cache("s", "08:00", str(d), tz="UTC", signing_key=KEY, alerter=_NoAlerts())
+    read = rchar() - before
+    assert data == {"good": 1}  # today's file skipped as corrupt, yesterday's loaded
+    assert list(spool.iterdir()) == []
+    assert read < 64 << 20, f"read {read:,} bytes to refuse a {REAL:,}-byte file with an 8 GiB hole"
