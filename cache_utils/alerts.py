@@ -9,12 +9,18 @@ alert setting in the environment is reported once as a warning and never stops l
 
 from __future__ import annotations
 
+import http.client
+import io
 import json
 import logging
 import math
 import os
+import socket
 import threading
+import time
+import urllib.error
 import urllib.parse
+import urllib.request
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +47,12 @@ TIMEOUT_ENV = "CACHE_UTILS_ALERT_TIMEOUT"
 DEFAULT_TIMEOUT = 5.0
 MAX_TIMEOUT = 300.0  # an alert may hold up loading this long at most
 MAX_RETRIES = 10
+DEDUPE_WINDOW_ENV = "CACHE_UTILS_ALERT_DEDUPE_WINDOW"
+DEFAULT_DEDUPE_WINDOW = 900.0  # seconds: one create per alias and title per 15 minutes
+MAX_DEDUPE_WINDOW = 7 * 86400.0
+# Bytes read of any answer of an alert API, status line and headers included: the answers we
+# need are a few hundred bytes of JSON; an endless or huge one is cut here, never buffered.
+MAX_ANSWER = 64 * 1024
 
 # OpsGenie's documented field limits (JSM Operations keeps them).
 MAX_MESSAGE, MAX_ALIAS, MAX_TAGS, MAX_TAG = 130, 512, 20, 50
@@ -227,6 +239,138 @@ def _check_backend(backend: object) -> str:
     return str(backend)
 
 
+# --- bounded answers ---------------------------------------------------------------------------
+
+
+class AnswerTooLongError(OSError):
+    """An alert API's answer went past `MAX_ANSWER` bytes: it is not read further."""
+
+
+# The sending thread's deadline (see `_call_bounded`): every read of an answer waits at most
+# until then, so the thread ends with its caller's wait even when the answer never ends.
+_bounds = threading.local()
+
+
+def _clock() -> float:
+    # A deadline must follow real time, also under freezegun (which freezes time.monotonic;
+    # clock_gettime is left alone).
+    if hasattr(time, "clock_gettime"):
+        return time.clock_gettime(time.CLOCK_MONOTONIC)
+    return time.monotonic()  # pragma: no cover - platforms without clock_gettime
+
+
+class _BoundedSocketReader(io.RawIOBase):
+    """The raw reader of an answer: at most `MAX_ANSWER` bytes, and no read waits past the sending
+    thread's deadline (the socket timeout of each read is cut to the time left)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._raw = sock.makefile("rb", buffering=0)
+        self._left = MAX_ANSWER
+        self._deadline: float | None = getattr(_bounds, "deadline", None)
+        self._timeout = sock.gettimeout()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._left <= 0:
+            raise AnswerTooLongError(f"the answer is longer than {MAX_ANSWER} bytes: not read further")
+        if self._deadline is not None:
+            left = self._deadline - _clock()
+            if left <= 0:
+                raise TimeoutError("the answer did not end within the alert timeout: not read further")
+            self._sock.settimeout(left if self._timeout is None else min(self._timeout, left))
+        with memoryview(buffer) as view:
+            count: int | None = self._raw.readinto(view[: self._left])
+        self._left -= count or 0
+        return count or 0
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+class _BoundedHTTPResponse(http.client.HTTPResponse):
+    """http.client's response reading through `_BoundedSocketReader` (both urllib, for webhooks,
+    and urllib3, under opsgenie-sdk, build their responses with this class)."""
+
+    def __init__(self, sock: socket.socket, *args: Any, **kwargs: Any) -> None:
+        super().__init__(sock, *args, **kwargs)
+        self.fp.close()  # the unbounded reader made by super(); the socket stays open
+        self.fp = io.BufferedReader(_BoundedSocketReader(sock))
+
+
+class _BoundedHTTPConnection(http.client.HTTPConnection):
+    response_class = _BoundedHTTPResponse
+
+
+class _BoundedHTTPSConnection(http.client.HTTPSConnection):
+    response_class = _BoundedHTTPResponse
+
+
+def _bound_sdk_answers(api_client: Any) -> None:
+    """Make opsgenie-sdk's urllib3 pools read answers through `_BoundedHTTPResponse`: the SDK reads
+    every body whole (also with `_preload_content=False`), so the bound sits below it."""
+    import urllib3
+    from urllib3.connection import HTTPConnection, HTTPSConnection
+
+    class Connection(HTTPConnection):
+        response_class = _BoundedHTTPResponse
+
+    class SecureConnection(HTTPSConnection):
+        response_class = _BoundedHTTPResponse
+
+    class Pool(urllib3.HTTPConnectionPool):
+        ConnectionCls = Connection
+
+    class SecurePool(urllib3.HTTPSConnectionPool):
+        ConnectionCls = SecureConnection
+
+    manager = api_client.rest_client.pool_manager
+    manager.clear()
+    manager.pool_classes_by_scheme = {"http": Pool, "https": SecurePool}
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) of `url`, the port defaulted: what a redirect must keep."""
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return scheme, (parts.hostname or "").lower(), port or {"http": 80, "https": 443}.get(scheme)
+
+
+class _SameOriginRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows a redirect only to the webhook's own origin (scheme, host and port): its headers
+    carry credentials, and urllib would resend them to any host, and from https to http."""
+
+    def __init__(self, url: str) -> None:
+        self.origin = _origin(url)
+
+    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str,
+                         headers: Any, newurl: str) -> urllib.request.Request | None:
+        if _origin(newurl) != self.origin:
+            scheme, host, port = self.origin
+            raise urllib.error.HTTPError(
+                req.full_url, code,
+                f"redirect to {_shown_url(newurl)[:200]!r} not followed: the webhook's headers are only "
+                f"sent to {scheme}://{host}:{port}; configure the URL it redirects to", headers, fp)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+class _BoundedHTTPHandler(urllib.request.HTTPHandler):
+    def do_open(self, http_class: Any, req: Any, **kwargs: Any) -> Any:
+        return super().do_open(_BoundedHTTPConnection, req, **kwargs)
+
+
+class _BoundedHTTPSHandler(urllib.request.HTTPSHandler):
+    def do_open(self, http_class: Any, req: Any, **kwargs: Any) -> Any:
+        return super().do_open(_BoundedHTTPSConnection, req, **kwargs)
+
+
 # --- backends ----------------------------------------------------------------------------------
 
 
@@ -293,7 +437,9 @@ class OpsGenieAlerter(Alerter):
                 conf.retry_count = self.retries
                 conf.retry_delay = 1
                 conf.retry_max_delay = max(1, int(self.timeout))
-                self._api = opsgenie_sdk.AlertApi(api_client=opsgenie_sdk.ApiClient(conf))
+                api_client = opsgenie_sdk.ApiClient(conf)
+                _bound_sdk_answers(api_client)
+                self._api = opsgenie_sdk.AlertApi(api_client=api_client)
             return self._api
 
     def _request_timeout(self) -> tuple[int, int]:
@@ -451,16 +597,17 @@ class WebhookAlerter(Alerter):
         return self._secrets
 
     def _post(self, body: dict[str, Any]) -> None:
-        import urllib.request
-
         request = urllib.request.Request(
             self.url,
             data=json.dumps(body).encode(),
             headers={"Content-Type": "application/json", **self._headers},
             method="POST",
         )
-        with urllib.request.urlopen(request, timeout=self.timeout) as response:
-            response.read()
+        # Our own opener: redirects only within the URL's origin, answers read through the bound.
+        opener = urllib.request.build_opener(
+            _SameOriginRedirects(self.url), _BoundedHTTPHandler(), _BoundedHTTPSHandler())
+        with opener.open(request, timeout=self.timeout) as response:
+            response.read(4096)  # the status says it all: a small part of the body is enough
 
     def create(self, alert: Alert) -> None:
         """Open (or bump) the alert for `alert.alias`.
@@ -708,6 +855,7 @@ def _call_bounded(alerter: Alerter, what: str, fn: Callable[..., Any], *args: An
     outcome: list[BaseException | None] = []
 
     def target() -> None:
+        _bounds.deadline = deadline  # every answer read on this thread ends by then
         try:
             fn(*args)
             outcome.append(None)
@@ -715,13 +863,15 @@ def _call_bounded(alerter: Alerter, what: str, fn: Callable[..., Any], *args: An
             outcome.append(e)
 
     wait = _wait_for(alerter)
+    deadline = _clock() + wait
     thread = threading.Thread(target=target, name=f"cache-utils-{what}", daemon=True)
     try:
         thread.start()
     except RuntimeError as e:  # "can't start new thread"
         return False, f"failed: could not start a thread: {e}"
     thread.join(wait)
-    if not outcome:
+    # A call cut by the deadline may end a moment before join returns: it did not finish either.
+    if not outcome or (outcome[0] is not None and _clock() >= deadline):
         return False, f"did not finish within {wait:.1f} s"
     error = outcome[0]
     last_attempt = getattr(error, "last_attempt", None)  # tenacity.RetryError wraps the cause
