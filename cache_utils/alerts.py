@@ -23,7 +23,7 @@ import urllib.parse
 import urllib.request
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, get_args
 
 log = logging.getLogger("cache_utils.alerts")
@@ -693,6 +693,12 @@ _state_lock = threading.Lock()
 _open_aliases: set[str] = set()
 _checked_aliases: set[str] = set()
 _warned: set[tuple[str, ...]] = set()
+# Creates de-duplicated per alias, title and destination: when each was sent (time.monotonic, which freezegun
+# moves in tests), and how many repeats were suppressed, since then and in all.
+_dedupe_window: float | None = None  # None: CACHE_UTILS_ALERT_DEDUPE_WINDOW, else the default
+_sent_at: dict[tuple[str, str, str], float] = {}  # (alias, title, destination) -> sent at
+_held_back: dict[tuple[str, str, str], int] = {}
+_suppressed: dict[str, int] = {}
 
 
 def _warn_once(key: tuple[str, ...], message: str, *args: Any) -> None:
@@ -708,10 +714,15 @@ def configure_alerts(
     api_url: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     backend: Backend = "opsgenie",
+    dedupe_window: float | None = None,
 ) -> Alerter | None:
     """Set the process-wide alerter: a backend, or OpsGenie / JSM Operations (`backend="jsm"`)
     from `api_key`; no arguments resets to the environment (`JSM_OPS_API_KEY` or
     `OPSGENIE_API_KEY`, see `alerter_from_env`). Raises ValueError on a bad setting.
+
+    Every call also starts the process's alert bookkeeping afresh: open aliases, and the
+    de-duplication of creates (`send_alert` sends one create per alias and title within
+    `dedupe_window` seconds).
 
     Args:
         alerter: The backend to use; None (with no `api_key`) goes back to the environment.
@@ -719,11 +730,15 @@ def configure_alerts(
         api_url: API host for that alerter; None means the backend's default.
         timeout: Seconds that alerter waits per call, above 0 and at most 300.
         backend: "opsgenie" or "jsm", for that alerter.
+        dedupe_window: Seconds during which a repeated create (same alias and title) is not sent
+            again, 0 (every create is sent) to 7 days; None means `CACHE_UTILS_ALERT_DEDUPE_WINDOW`,
+            else 900 (15 minutes).
 
     Returns:
         The alerter now configured; None when the environment decides.
     """
-    global _configured, _from_env
+    global _configured, _from_env, _dedupe_window
+    window = None if dedupe_window is None else _check_dedupe_window(dedupe_window)
     if alerter is None and api_key is not None:
         alerter = make_alerter(backend, api_key, api_url, timeout=timeout)
     elif alerter is None and backend != "opsgenie":
@@ -735,7 +750,85 @@ def configure_alerts(
         _open_aliases.clear()
         _checked_aliases.clear()
         _warned.clear()
+        _dedupe_window = window
+        _sent_at.clear()
+        _held_back.clear()
+        _suppressed.clear()
     return alerter
+
+
+def _check_dedupe_window(seconds: object) -> float:
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        raise TypeError(f"alert dedupe_window must be a number of seconds, got {type(seconds).__name__}: "
+                        f"{seconds!r}")
+    if not 0 <= seconds <= MAX_DEDUPE_WINDOW:  # NaN fails both
+        raise ValueError(f"alert dedupe_window must be a number of seconds from 0 to {MAX_DEDUPE_WINDOW:g} "
+                         f"(7 days), got {seconds!r}")
+    return float(seconds)
+
+
+def dedupe_window() -> float:
+    """Seconds during which `send_alert` sends one create per alias and title: the value given to
+    `configure_alerts`, else `CACHE_UTILS_ALERT_DEDUPE_WINDOW`, else 900. A malformed variable is
+    reported once as a warning and the default is used. 0 sends every create."""
+    if _dedupe_window is not None:
+        return _dedupe_window
+    text = os.environ.get(DEDUPE_WINDOW_ENV, "")
+    if not text.strip():
+        return DEFAULT_DEDUPE_WINDOW
+    try:
+        return _check_dedupe_window(float(text))
+    except ValueError:
+        _warn_once(("dedupe", text), "ignoring %s=%r: not a number of seconds from 0 to %g; repeated "
+                   "alerts are held back for %g s", DEDUPE_WINDOW_ENV, text[:50], MAX_DEDUPE_WINDOW,
+                   DEFAULT_DEDUPE_WINDOW)
+        return DEFAULT_DEDUPE_WINDOW
+
+
+def suppressed_alerts(alias: str | None = None) -> int:
+    """How many creates `send_alert` held back as repeats (same alias and title within the
+    dedupe window) since the last `configure_alerts`, for `alias` or for all aliases.
+
+    Args:
+        alias: The alert alias; None counts every alias.
+    """
+    with _state_lock:
+        return sum(_suppressed.values()) if alias is None else _suppressed.get(alias, 0)
+
+
+def _destination(alerter: Alerter | None) -> str:
+    """Where an alert goes: one backend class at one URL (alerters may be rebuilt per alert, as
+    the Dagster resource does, and still be one destination); "" for log only."""
+    if alerter is None:
+        return ""
+    url = getattr(alerter, "api_url", None) or getattr(alerter, "url", None)
+    return f"{type(alerter).__qualname__} {url if isinstance(url, str) else ''}"
+
+
+def _hold_back(alert: Alert, alerter: Alerter | None) -> tuple[bool, int]:
+    """(whether `alert` repeats a create sent to the same destination within the window, the
+    repeats held back before it). When it is sent, its time is recorded before sending, so
+    concurrent repeats are held back while it is in flight."""
+    window = dedupe_window()
+    key = (alert.alias, alert.message, _destination(alerter))
+    now = time.monotonic()
+    with _state_lock:
+        sent = _sent_at.get(key)
+        # A negative age only happens when a frozen clock is released: treat it as expired.
+        if window > 0 and sent is not None and 0 <= now - sent < window:
+            _held_back[key] = _held_back.get(key, 0) + 1
+            _suppressed[alert.alias] = _suppressed.get(alert.alias, 0) + 1
+            return True, _held_back[key]
+        _sent_at[key] = now
+        return False, _held_back.pop(key, 0)
+
+
+def _forget_sent(alias: str, key: tuple[str, str, str] | None = None) -> None:
+    """Let the next create for `alias` through (to every destination, or only for `key`): after
+    a close, or when this create failed."""
+    with _state_lock:
+        for sent in [k for k in _sent_at if k[0] == alias and key in (None, k)]:
+            del _sent_at[sent]
 
 
 def timeout_setting(text: str) -> float:
@@ -895,22 +988,40 @@ def _run_bounded(alerter: Alerter, what: str, fn: Callable[..., Any], *args: Any
 def send_alert(alert: Alert, alerter: Alerter | None = None) -> bool:
     """Send (or, without a backend, only log) an alert; never raises, waits at most the timeout.
 
+    A create that repeats one sent within the dedupe window (same alias and title; see
+    `configure_alerts(dedupe_window=...)`) is not sent nor logged as a warning: it is counted
+    (`suppressed_alerts`) and the next create sent for it says how many were held back. A close
+    (`resolve_alert`) or a failed create lets the next one through.
+
     Args:
         alert: The alert to send.
         alerter: The backend; None uses `get_alerter()`.
 
     Returns:
-        True when the backend accepted the alert.
+        True when the backend accepted the alert (or, for a repeat held back, when there is a backend).
     """
     try:
         alerter = alerter or get_alerter()
-        log.warning("ALERT [%s] %s%s", alert.alias, alert.message,
-                    f": {alert.description}" if alert.description else "")
+        repeat, held_back = _hold_back(alert, alerter)
+        if repeat:
+            log.debug("ALERT [%s] %s: not sent again within the %g s dedupe window (%d held back so far)",
+                      alert.alias, alert.message, dedupe_window(), held_back)
+            return alerter is not None
+        if held_back:
+            details = {**alert.details, "repeats_not_sent": str(held_back)}
+            alert = replace(alert, details=details)
+        log.warning("ALERT [%s] %s%s%s", alert.alias, alert.message,
+                    f": {alert.description}" if alert.description else "",
+                    f" ({held_back} repeats were not sent within the dedupe window)" if held_back else "")
         if alerter is None:
             return False
         with _state_lock:
             _open_aliases.add(alert.alias)
-        return _run_bounded(alerter, f"alert {alert.alias!r}", alerter.create, alert)
+        ok = _run_bounded(alerter, f"alert {alert.alias!r}", alerter.create, alert)
+        if not ok:
+            # not delivered: the next repeat is sent
+            _forget_sent(alert.alias, (alert.alias, alert.message, _destination(alerter)))
+        return ok
     except Exception as e:  # noqa: BLE001 - alerting must never break the data path
         log.warning("alert not sent: %s", redact(_describe(e), _secrets_of(alerter) if alerter else ()))
         return False
@@ -928,6 +1039,7 @@ def resolve_alert(alias: str, note: str = "", alerter: Alerter | None = None) ->
         True when a close was sent and accepted.
     """
     try:
+        _forget_sent(alias)  # a change of state: the next create opens a new alert, so it is sent
         alerter = alerter or get_alerter()
         if alerter is None:
             return False

@@ -13,6 +13,7 @@ through opsgenie-sdk and urllib3) and the webhook (urllib).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import urllib.error
@@ -201,3 +202,78 @@ def test_endless_answer_is_cut_webhook(servers: list[Server], stream: str) -> No
         # A 200 is an accepted alert, however long the body (only a little of it is read).
         assert send_alert(Alert("stale", f"cache_utils:endless{i}"), alerter) is (stream == "fast")
     _assert_stopped_reading(server)
+
+
+# --- item 6: alert storms -----------------------------------------------------------------------
+
+
+def test_a_thousand_loads_of_one_missing_cache_send_one_create(
+    tmp_path: Any, backend: BackendCase, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """1,000 `load_cache` calls on a missing cache sent 1,000 creates. Now: one per alias and title
+    within the window (default 15 min); the rest are counted, and the next create sent says how
+    many were held back. A close is a change of state and goes through, and so does the create
+    after it; once the window has passed (freezegun moves the clock) the problem is sent again."""
+    import pandas  # noqa: F401 - before the first freeze_time (pandas 3 segfaults otherwise)
+    from freezegun import freeze_time
+
+    from cache_utils import load_cache, save_cache
+    from cache_utils.alerts import DEFAULT_DEDUPE_WINDOW, suppressed_alerts
+
+    caplog.set_level(logging.WARNING, logger="cache_utils.alerts")
+    d = str(tmp_path)
+    with backend.server() as server, freeze_time("2024-01-15 12:00:00", tz_offset=0) as clock:
+        backend.set_env(monkeypatch, server.url)
+        for _ in range(1000):
+            assert load_cache("sales", "09:00", d, allow_no_data=True, tz="UTC")[0] == {}
+        assert len(server.creates()) == 1
+        assert suppressed_alerts("cache_utils:sales") == 999 and suppressed_alerts() == 999
+        assert len([r for r in caplog.records if r.getMessage().startswith("ALERT")]) == 1  # no log storm
+        # Another prefix is another alias: not held back by the first one.
+        load_cache("orders", "09:00", d, allow_no_data=True, tz="UTC")
+        assert len(server.creates()) == 2
+
+        save_cache({"v": 15}, "sales", "2024-01-15", d)
+        assert load_cache("sales", "09:00", d, tz="UTC")[0] == {"v": 15}
+        assert len(server.closes()) == 1  # the close goes through
+        (tmp_path / "sales_20240115.pkl.gz").unlink()
+        load_cache("sales", "09:00", d, allow_no_data=True, tz="UTC")
+        assert len(server.creates()) == 3  # and the create after it: a new alert
+
+        load_cache("sales", "09:00", d, allow_no_data=True, tz="UTC")
+        assert len(server.creates()) == 3
+        clock.tick(DEFAULT_DEDUPE_WINDOW + 1)
+        load_cache("sales", "09:00", d, allow_no_data=True, tz="UTC")
+        creates = server.creates()
+        assert len(creates) == 4  # the window has passed: sent again, with the count held back
+        assert creates[-1].body["details"]["repeats_not_sent"] == "1"
+        assert "1 repeats were not sent" in caplog.records[-1].getMessage()
+    assert DEFAULT_DEDUPE_WINDOW == 15 * 60
+
+
+def test_dedupe_window_is_configurable(tmp_path: Any, backend: BackendCase,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import cache_utils
+    from cache_utils import load_cache
+    from cache_utils.alerts import DEDUPE_WINDOW_ENV, dedupe_window
+
+    d = str(tmp_path)
+    with backend.server() as server:
+        backend.configure(server.url)
+        cache_utils.configure_alerts(backend.alerter(server.url), dedupe_window=0)  # off: every create
+        for _ in range(3):
+            load_cache("sales", "09:00", d, allow_no_data=True)
+        assert len(server.creates()) == 3
+        monkeypatch.setenv(DEDUPE_WINDOW_ENV, "0")
+        backend.set_env(monkeypatch, server.url)
+        cache_utils.configure_alerts()  # from the environment: 0 again
+        assert dedupe_window() == 0
+        load_cache("sales", "09:00", d, allow_no_data=True)
+        assert len(server.creates()) == 4
+        monkeypatch.setenv(DEDUPE_WINDOW_ENV, "an hour")  # malformed: warned once, the default used
+        assert dedupe_window() == 900
+    for bad in (-1, float("nan"), 8 * 86400):
+        with pytest.raises(ValueError, match="dedupe_window"):
+            cache_utils.configure_alerts(dedupe_window=bad)
+    with pytest.raises(TypeError, match="dedupe_window"):
+        cache_utils.configure_alerts(dedupe_window="900")  # type: ignore[arg-type]
