@@ -41,57 +41,67 @@ def copy_value(value: Any, memo: dict[int, Any] | None = None) -> Any:
     if kind in _IMMUTABLE:
         return value
     if memo is not None:
-        found = memo.get(id(value), _ABSENT)
-        if found is not _ABSENT:
-            return found
-    # The memo is created only on the first nested container: a flat dict (the common value)
-    # costs one C-level copy.
+        return _copy_shared(value, kind, memo)
+    # The top-level dict or list (the common value) needs no memo until it holds a container.
     if kind is dict:  # copy at C speed, then replace only the values that are not immutable
         out = value.copy()
-        if memo is not None:
-            memo[id(value)] = out
         for k, v in out.items():
             if type(v) not in _IMMUTABLE:
                 if memo is None:
                     memo = {id(value): out}
-                out[k] = copy_value(v, memo)  # replacing a value while iterating is allowed
+                out[k] = _copy_shared(v, type(v), memo)  # replacing a value while iterating is allowed
         return out
     if kind is list:
         out = value.copy()
-        if memo is not None:
-            memo[id(value)] = out
         for i, v in enumerate(out):
             if type(v) not in _IMMUTABLE:
                 if memo is None:
                     memo = {id(value): out}
-                out[i] = copy_value(v, memo)
+                out[i] = _copy_shared(v, type(v), memo)
         return out
-    if memo is None:
-        memo = {}
+    return _copy_shared(value, kind, {})
+
+
+def _copy_shared(value: Any, kind: type, memo: dict[int, Any]) -> Any:
+    """`copy_value` of a mutable `value` of type `kind`, through `memo`. Its keys are ids of
+    objects inside the value being copied, which the caller keeps alive, so no id is reused."""
+    vid = id(value)
+    found = memo.get(vid)  # a copy is never None: None is immutable, never copied
+    if found is not None:
+        return found
+    if kind is dict:
+        out = value.copy()
+        memo[vid] = out  # before the values: a cycle back to this dict finds its copy
+        for k, v in out.items():
+            if type(v) not in _IMMUTABLE:
+                out[k] = _copy_shared(v, type(v), memo)
+        return out
+    if kind is list:
+        out = value.copy()
+        memo[vid] = out
+        for i, v in enumerate(out):
+            if type(v) not in _IMMUTABLE:
+                out[i] = _copy_shared(v, type(v), memo)
+        return out
     if kind is tuple:
-        items = tuple(copy_value(v, memo) for v in value)
+        items = tuple(v if type(v) in _IMMUTABLE else _copy_shared(v, type(v), memo) for v in value)
         # A cycle through a member may have copied this tuple already (as deepcopy handles it).
-        found = memo.get(id(value), _ABSENT)
-        if found is not _ABSENT:
+        found = memo.get(vid)
+        if found is not None:
             return found
         out = value if all(a is b for a, b in zip(items, value)) else items
     elif kind is set:
         out = set(value)
     elif kind.__module__.startswith("pandas"):
         out = _copy_pandas(value, memo)
-    elif kind.__module__ == "numpy" and hasattr(value, "copy"):
-        # An object array's copy would share its cells; deepcopy copies each of them.
-        return _copy.deepcopy(value, memo) if getattr(value.dtype, "hasobject", False) else _remember(
-            memo, value, value.copy())
+    elif kind.__module__ == "numpy" and hasattr(value, "copy") and not getattr(
+            value.dtype, "hasobject", True):
+        out = value.copy()
     else:
-        return _copy.deepcopy(value, memo)  # records itself in memo
-    return _remember(memo, value, out)
-
-
-def _remember(memo: dict[int, Any], value: Any, out: Any) -> Any:
-    memo[id(value)] = out
-    if out is not value:  # as deepcopy does: keep `value` alive so its id is not reused meanwhile
-        memo.setdefault(id(memo), []).append(value)
+        # Anything else, and object arrays (their copy() would share the cells): deepcopy, with
+        # this memo (it records its copies there itself).
+        return _copy.deepcopy(value, memo)
+    memo[vid] = out
     return out
 
 
