@@ -22,7 +22,7 @@ from cache_utils import InMemoryCache
 
 # Settings that would leak alerts, keys or signatures from the developer's shell into examples and tests.
 _ENV_KEYS = ("OPSGENIE_API_KEY", "OPSGENIE_API_URL", "JSM_OPS_API_KEY", "JSM_OPS_API_URL",
-             "CACHE_UTILS_ALERT_TIMEOUT", "CACHE_UTILS_SIGNING_KEY")
+             "CACHE_UTILS_ALERT_TIMEOUT", "CACHE_UTILS_ALERT_DEDUPE_WINDOW", "CACHE_UTILS_SIGNING_KEY")
 
 
 def _reset() -> None:

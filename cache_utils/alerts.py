@@ -9,15 +9,21 @@ alert setting in the environment is reported once as a warning and never stops l
 
 from __future__ import annotations
 
+import http.client
+import io
 import json
 import logging
 import math
 import os
+import socket
 import threading
+import time
+import urllib.error
 import urllib.parse
+import urllib.request
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, get_args
 
 log = logging.getLogger("cache_utils.alerts")
@@ -41,6 +47,12 @@ TIMEOUT_ENV = "CACHE_UTILS_ALERT_TIMEOUT"
 DEFAULT_TIMEOUT = 5.0
 MAX_TIMEOUT = 300.0  # an alert may hold up loading this long at most
 MAX_RETRIES = 10
+DEDUPE_WINDOW_ENV = "CACHE_UTILS_ALERT_DEDUPE_WINDOW"
+DEFAULT_DEDUPE_WINDOW = 900.0  # seconds: one create per alias and title per 15 minutes
+MAX_DEDUPE_WINDOW = 7 * 86400.0
+# Bytes read of any answer of an alert API, status line and headers included: the answers we
+# need are a few hundred bytes of JSON; an endless or huge one is cut here, never buffered.
+MAX_ANSWER = 64 * 1024
 
 # OpsGenie's documented field limits (JSM Operations keeps them).
 MAX_MESSAGE, MAX_ALIAS, MAX_TAGS, MAX_TAG = 130, 512, 20, 50
@@ -227,6 +239,138 @@ def _check_backend(backend: object) -> str:
     return str(backend)
 
 
+# --- bounded answers ---------------------------------------------------------------------------
+
+
+class AnswerTooLongError(OSError):
+    """An alert API's answer went past `MAX_ANSWER` bytes: it is not read further."""
+
+
+# The sending thread's deadline (see `_call_bounded`): every read of an answer waits at most
+# until then, so the thread ends with its caller's wait even when the answer never ends.
+_bounds = threading.local()
+
+
+def _clock() -> float:
+    # A deadline must follow real time, also under freezegun (which freezes time.monotonic;
+    # clock_gettime is left alone).
+    if hasattr(time, "clock_gettime"):
+        return time.clock_gettime(time.CLOCK_MONOTONIC)
+    return time.monotonic()  # pragma: no cover - platforms without clock_gettime
+
+
+class _BoundedSocketReader(io.RawIOBase):
+    """The raw reader of an answer: at most `MAX_ANSWER` bytes, and no read waits past the sending
+    thread's deadline (the socket timeout of each read is cut to the time left)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._raw = sock.makefile("rb", buffering=0)
+        self._left = MAX_ANSWER
+        self._deadline: float | None = getattr(_bounds, "deadline", None)
+        self._timeout = sock.gettimeout()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._left <= 0:
+            raise AnswerTooLongError(f"the answer is longer than {MAX_ANSWER} bytes: not read further")
+        if self._deadline is not None:
+            left = self._deadline - _clock()
+            if left <= 0:
+                raise TimeoutError("the answer did not end within the alert timeout: not read further")
+            self._sock.settimeout(left if self._timeout is None else min(self._timeout, left))
+        with memoryview(buffer) as view:
+            count: int | None = self._raw.readinto(view[: self._left])
+        self._left -= count or 0
+        return count or 0
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+class _BoundedHTTPResponse(http.client.HTTPResponse):
+    """http.client's response reading through `_BoundedSocketReader` (both urllib, for webhooks,
+    and urllib3, under opsgenie-sdk, build their responses with this class)."""
+
+    def __init__(self, sock: socket.socket, *args: Any, **kwargs: Any) -> None:
+        super().__init__(sock, *args, **kwargs)
+        self.fp.close()  # the unbounded reader made by super(); the socket stays open
+        self.fp = io.BufferedReader(_BoundedSocketReader(sock))
+
+
+class _BoundedHTTPConnection(http.client.HTTPConnection):
+    response_class = _BoundedHTTPResponse
+
+
+class _BoundedHTTPSConnection(http.client.HTTPSConnection):
+    response_class = _BoundedHTTPResponse
+
+
+def _bound_sdk_answers(api_client: Any) -> None:
+    """Make opsgenie-sdk's urllib3 pools read answers through `_BoundedHTTPResponse`: the SDK reads
+    every body whole (also with `_preload_content=False`), so the bound sits below it."""
+    import urllib3
+    from urllib3.connection import HTTPConnection, HTTPSConnection
+
+    class Connection(HTTPConnection):
+        response_class = _BoundedHTTPResponse
+
+    class SecureConnection(HTTPSConnection):
+        response_class = _BoundedHTTPResponse
+
+    class Pool(urllib3.HTTPConnectionPool):
+        ConnectionCls = Connection
+
+    class SecurePool(urllib3.HTTPSConnectionPool):
+        ConnectionCls = SecureConnection
+
+    manager = api_client.rest_client.pool_manager
+    manager.clear()
+    manager.pool_classes_by_scheme = {"http": Pool, "https": SecurePool}
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) of `url`, the port defaulted: what a redirect must keep."""
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return scheme, (parts.hostname or "").lower(), port or {"http": 80, "https": 443}.get(scheme)
+
+
+class _SameOriginRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows a redirect only to the webhook's own origin (scheme, host and port): its headers
+    carry credentials, and urllib would resend them to any host, and from https to http."""
+
+    def __init__(self, url: str) -> None:
+        self.origin = _origin(url)
+
+    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str,
+                         headers: Any, newurl: str) -> urllib.request.Request | None:
+        if _origin(newurl) != self.origin:
+            scheme, host, port = self.origin
+            raise urllib.error.HTTPError(
+                req.full_url, code,
+                f"redirect to {_shown_url(newurl)[:200]!r} not followed: the webhook's headers are only "
+                f"sent to {scheme}://{host}:{port}; configure the URL it redirects to", headers, fp)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+class _BoundedHTTPHandler(urllib.request.HTTPHandler):
+    def do_open(self, http_class: Any, req: Any, **kwargs: Any) -> Any:
+        return super().do_open(_BoundedHTTPConnection, req, **kwargs)
+
+
+class _BoundedHTTPSHandler(urllib.request.HTTPSHandler):
+    def do_open(self, http_class: Any, req: Any, **kwargs: Any) -> Any:
+        return super().do_open(_BoundedHTTPSConnection, req, **kwargs)
+
+
 # --- backends ----------------------------------------------------------------------------------
 
 
@@ -293,7 +437,9 @@ class OpsGenieAlerter(Alerter):
                 conf.retry_count = self.retries
                 conf.retry_delay = 1
                 conf.retry_max_delay = max(1, int(self.timeout))
-                self._api = opsgenie_sdk.AlertApi(api_client=opsgenie_sdk.ApiClient(conf))
+                api_client = opsgenie_sdk.ApiClient(conf)
+                _bound_sdk_answers(api_client)
+                self._api = opsgenie_sdk.AlertApi(api_client=api_client)
             return self._api
 
     def _request_timeout(self) -> tuple[int, int]:
@@ -451,16 +597,17 @@ class WebhookAlerter(Alerter):
         return self._secrets
 
     def _post(self, body: dict[str, Any]) -> None:
-        import urllib.request
-
         request = urllib.request.Request(
             self.url,
             data=json.dumps(body).encode(),
             headers={"Content-Type": "application/json", **self._headers},
             method="POST",
         )
-        with urllib.request.urlopen(request, timeout=self.timeout) as response:
-            response.read()
+        # Our own opener: redirects only within the URL's origin, answers read through the bound.
+        opener = urllib.request.build_opener(
+            _SameOriginRedirects(self.url), _BoundedHTTPHandler(), _BoundedHTTPSHandler())
+        with opener.open(request, timeout=self.timeout) as response:
+            response.read(4096)  # the status says it all: a small part of the body is enough
 
     def create(self, alert: Alert) -> None:
         """Open (or bump) the alert for `alert.alias`.
@@ -546,6 +693,12 @@ _state_lock = threading.Lock()
 _open_aliases: set[str] = set()
 _checked_aliases: set[str] = set()
 _warned: set[tuple[str, ...]] = set()
+# Creates de-duplicated per alias, title and destination: when each was sent (time.monotonic, which freezegun
+# moves in tests), and how many repeats were suppressed, since then and in all.
+_dedupe_window: float | None = None  # None: CACHE_UTILS_ALERT_DEDUPE_WINDOW, else the default
+_sent_at: dict[tuple[str, str, str], float] = {}  # (alias, title, destination) -> sent at
+_held_back: dict[tuple[str, str, str], int] = {}
+_suppressed: dict[str, int] = {}
 
 
 def _warn_once(key: tuple[str, ...], message: str, *args: Any) -> None:
@@ -561,10 +714,15 @@ def configure_alerts(
     api_url: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     backend: Backend = "opsgenie",
+    dedupe_window: float | None = None,
 ) -> Alerter | None:
     """Set the process-wide alerter: a backend, or OpsGenie / JSM Operations (`backend="jsm"`)
     from `api_key`; no arguments resets to the environment (`JSM_OPS_API_KEY` or
     `OPSGENIE_API_KEY`, see `alerter_from_env`). Raises ValueError on a bad setting.
+
+    Every call also starts the process's alert bookkeeping afresh: open aliases, and the
+    de-duplication of creates (`send_alert` sends one create per alias and title within
+    `dedupe_window` seconds).
 
     Args:
         alerter: The backend to use; None (with no `api_key`) goes back to the environment.
@@ -572,11 +730,15 @@ def configure_alerts(
         api_url: API host for that alerter; None means the backend's default.
         timeout: Seconds that alerter waits per call, above 0 and at most 300.
         backend: "opsgenie" or "jsm", for that alerter.
+        dedupe_window: Seconds during which a repeated create (same alias and title) is not sent
+            again, 0 (every create is sent) to 7 days; None means `CACHE_UTILS_ALERT_DEDUPE_WINDOW`,
+            else 900 (15 minutes).
 
     Returns:
         The alerter now configured; None when the environment decides.
     """
-    global _configured, _from_env
+    global _configured, _from_env, _dedupe_window
+    window = None if dedupe_window is None else _check_dedupe_window(dedupe_window)
     if alerter is None and api_key is not None:
         alerter = make_alerter(backend, api_key, api_url, timeout=timeout)
     elif alerter is None and backend != "opsgenie":
@@ -588,7 +750,85 @@ def configure_alerts(
         _open_aliases.clear()
         _checked_aliases.clear()
         _warned.clear()
+        _dedupe_window = window
+        _sent_at.clear()
+        _held_back.clear()
+        _suppressed.clear()
     return alerter
+
+
+def _check_dedupe_window(seconds: object) -> float:
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        raise TypeError(f"alert dedupe_window must be a number of seconds, got {type(seconds).__name__}: "
+                        f"{seconds!r}")
+    if not 0 <= seconds <= MAX_DEDUPE_WINDOW:  # NaN fails both
+        raise ValueError(f"alert dedupe_window must be a number of seconds from 0 to {MAX_DEDUPE_WINDOW:g} "
+                         f"(7 days), got {seconds!r}")
+    return float(seconds)
+
+
+def dedupe_window() -> float:
+    """Seconds during which `send_alert` sends one create per alias and title: the value given to
+    `configure_alerts`, else `CACHE_UTILS_ALERT_DEDUPE_WINDOW`, else 900. A malformed variable is
+    reported once as a warning and the default is used. 0 sends every create."""
+    if _dedupe_window is not None:
+        return _dedupe_window
+    text = os.environ.get(DEDUPE_WINDOW_ENV, "")
+    if not text.strip():
+        return DEFAULT_DEDUPE_WINDOW
+    try:
+        return _check_dedupe_window(float(text))
+    except ValueError:
+        _warn_once(("dedupe", text), "ignoring %s=%r: not a number of seconds from 0 to %g; repeated "
+                   "alerts are held back for %g s", DEDUPE_WINDOW_ENV, text[:50], MAX_DEDUPE_WINDOW,
+                   DEFAULT_DEDUPE_WINDOW)
+        return DEFAULT_DEDUPE_WINDOW
+
+
+def suppressed_alerts(alias: str | None = None) -> int:
+    """How many creates `send_alert` held back as repeats (same alias and title within the
+    dedupe window) since the last `configure_alerts`, for `alias` or for all aliases.
+
+    Args:
+        alias: The alert alias; None counts every alias.
+    """
+    with _state_lock:
+        return sum(_suppressed.values()) if alias is None else _suppressed.get(alias, 0)
+
+
+def _destination(alerter: Alerter | None) -> str:
+    """Where an alert goes: one backend class at one URL (alerters may be rebuilt per alert, as
+    the Dagster resource does, and still be one destination); "" for log only."""
+    if alerter is None:
+        return ""
+    url = getattr(alerter, "api_url", None) or getattr(alerter, "url", None)
+    return f"{type(alerter).__qualname__} {url if isinstance(url, str) else ''}"
+
+
+def _hold_back(alert: Alert, alerter: Alerter | None) -> tuple[bool, int]:
+    """(whether `alert` repeats a create sent to the same destination within the window, the
+    repeats held back before it). When it is sent, its time is recorded before sending, so
+    concurrent repeats are held back while it is in flight."""
+    window = dedupe_window()
+    key = (alert.alias, alert.message, _destination(alerter))
+    now = time.monotonic()
+    with _state_lock:
+        sent = _sent_at.get(key)
+        # A negative age only happens when a frozen clock is released: treat it as expired.
+        if window > 0 and sent is not None and 0 <= now - sent < window:
+            _held_back[key] = _held_back.get(key, 0) + 1
+            _suppressed[alert.alias] = _suppressed.get(alert.alias, 0) + 1
+            return True, _held_back[key]
+        _sent_at[key] = now
+        return False, _held_back.pop(key, 0)
+
+
+def _forget_sent(alias: str, key: tuple[str, str, str] | None = None) -> None:
+    """Let the next create for `alias` through (to every destination, or only for `key`): after
+    a close, or when this create failed."""
+    with _state_lock:
+        for sent in [k for k in _sent_at if k[0] == alias and key in (None, k)]:
+            del _sent_at[sent]
 
 
 def timeout_setting(text: str) -> float:
@@ -708,6 +948,7 @@ def _call_bounded(alerter: Alerter, what: str, fn: Callable[..., Any], *args: An
     outcome: list[BaseException | None] = []
 
     def target() -> None:
+        _bounds.deadline = deadline  # every answer read on this thread ends by then
         try:
             fn(*args)
             outcome.append(None)
@@ -715,13 +956,15 @@ def _call_bounded(alerter: Alerter, what: str, fn: Callable[..., Any], *args: An
             outcome.append(e)
 
     wait = _wait_for(alerter)
+    deadline = _clock() + wait
     thread = threading.Thread(target=target, name=f"cache-utils-{what}", daemon=True)
     try:
         thread.start()
     except RuntimeError as e:  # "can't start new thread"
         return False, f"failed: could not start a thread: {e}"
     thread.join(wait)
-    if not outcome:
+    # A call cut by the deadline may end a moment before join returns: it did not finish either.
+    if not outcome or (outcome[0] is not None and _clock() >= deadline):
         return False, f"did not finish within {wait:.1f} s"
     error = outcome[0]
     last_attempt = getattr(error, "last_attempt", None)  # tenacity.RetryError wraps the cause
@@ -745,22 +988,40 @@ def _run_bounded(alerter: Alerter, what: str, fn: Callable[..., Any], *args: Any
 def send_alert(alert: Alert, alerter: Alerter | None = None) -> bool:
     """Send (or, without a backend, only log) an alert; never raises, waits at most the timeout.
 
+    A create that repeats one sent within the dedupe window (same alias and title; see
+    `configure_alerts(dedupe_window=...)`) is not sent nor logged as a warning: it is counted
+    (`suppressed_alerts`) and the next create sent for it says how many were held back. A close
+    (`resolve_alert`) or a failed create lets the next one through.
+
     Args:
         alert: The alert to send.
         alerter: The backend; None uses `get_alerter()`.
 
     Returns:
-        True when the backend accepted the alert.
+        True when the backend accepted the alert (or, for a repeat held back, when there is a backend).
     """
     try:
         alerter = alerter or get_alerter()
-        log.warning("ALERT [%s] %s%s", alert.alias, alert.message,
-                    f": {alert.description}" if alert.description else "")
+        repeat, held_back = _hold_back(alert, alerter)
+        if repeat:
+            log.debug("ALERT [%s] %s: not sent again within the %g s dedupe window (%d held back so far)",
+                      alert.alias, alert.message, dedupe_window(), held_back)
+            return alerter is not None
+        if held_back:
+            details = {**alert.details, "repeats_not_sent": str(held_back)}
+            alert = replace(alert, details=details)
+        log.warning("ALERT [%s] %s%s%s", alert.alias, alert.message,
+                    f": {alert.description}" if alert.description else "",
+                    f" ({held_back} repeats were not sent within the dedupe window)" if held_back else "")
         if alerter is None:
             return False
         with _state_lock:
             _open_aliases.add(alert.alias)
-        return _run_bounded(alerter, f"alert {alert.alias!r}", alerter.create, alert)
+        ok = _run_bounded(alerter, f"alert {alert.alias!r}", alerter.create, alert)
+        if not ok:
+            # not delivered: the next repeat is sent
+            _forget_sent(alert.alias, (alert.alias, alert.message, _destination(alerter)))
+        return ok
     except Exception as e:  # noqa: BLE001 - alerting must never break the data path
         log.warning("alert not sent: %s", redact(_describe(e), _secrets_of(alerter) if alerter else ()))
         return False
@@ -778,6 +1039,7 @@ def resolve_alert(alias: str, note: str = "", alerter: Alerter | None = None) ->
         True when a close was sent and accepted.
     """
     try:
+        _forget_sent(alias)  # a change of state: the next create opens a new alert, so it is sent
         alerter = alerter or get_alerter()
         if alerter is None:
             return False

@@ -4,6 +4,8 @@ The lock is held only around the dict operation; copying a value happens outside
 large copy never stalls other threads. DataFrames and Series are copied with pandas'
 copy-on-write (`copy(deep=False)`), which costs microseconds whatever their size; only the cells
 of object columns that hold mutable Python objects (dicts, lists) are copied one by one.
+One copy keeps the value's shape the way `copy.deepcopy` does: an object reached twice is copied
+once, and a value that contains itself is copied with its cycle.
 """
 
 from __future__ import annotations
@@ -23,36 +25,84 @@ _IMMUTABLE: frozenset[type] = frozenset(
 )
 
 
-def copy_value(value: Any) -> Any:
+def copy_value(value: Any, memo: dict[int, Any] | None = None) -> Any:
     """A copy that shares nothing mutable with `value`: containers at any depth are copied,
-    pandas objects use copy-on-write, immutable scalars are returned as they are."""
+    pandas objects use copy-on-write, immutable scalars are returned as they are.
+
+    Like `copy.deepcopy`, an object reached twice is copied once (shared sub-objects stay shared
+    in the copy, cycles included): `memo` maps the id of each object copied so far to its copy,
+    and is the very dict handed to `copy.deepcopy` for the other types, so both keep one map.
+
+    Args:
+        value: The object to copy.
+        memo: The ids already copied in this copy; None starts a new one.
+    """
     kind = type(value)
     if kind in _IMMUTABLE:
         return value
+    if memo is not None:
+        return _copy_shared(value, kind, memo)
+    # The top-level dict or list (the common value) needs no memo until it holds a container.
     if kind is dict:  # copy at C speed, then replace only the values that are not immutable
         out = value.copy()
         for k, v in out.items():
             if type(v) not in _IMMUTABLE:
-                out[k] = copy_value(v)  # replacing a value while iterating is allowed
+                if memo is None:
+                    memo = {id(value): out}
+                out[k] = _copy_shared(v, type(v), memo)  # replacing a value while iterating is allowed
         return out
     if kind is list:
         out = value.copy()
         for i, v in enumerate(out):
             if type(v) not in _IMMUTABLE:
-                out[i] = copy_value(v)
+                if memo is None:
+                    memo = {id(value): out}
+                out[i] = _copy_shared(v, type(v), memo)
+        return out
+    return _copy_shared(value, kind, {})
+
+
+def _copy_shared(value: Any, kind: type, memo: dict[int, Any]) -> Any:
+    """`copy_value` of a mutable `value` of type `kind`, through `memo`. Its keys are ids of
+    objects inside the value being copied, which the caller keeps alive, so no id is reused."""
+    vid = id(value)
+    found = memo.get(vid)  # a copy is never None: None is immutable, never copied
+    if found is not None:
+        return found
+    if kind is dict:
+        out = value.copy()
+        memo[vid] = out  # before the values: a cycle back to this dict finds its copy
+        for k, v in out.items():
+            if type(v) not in _IMMUTABLE:
+                out[k] = _copy_shared(v, type(v), memo)
+        return out
+    if kind is list:
+        out = value.copy()
+        memo[vid] = out
+        for i, v in enumerate(out):
+            if type(v) not in _IMMUTABLE:
+                out[i] = _copy_shared(v, type(v), memo)
         return out
     if kind is tuple:
-        items = tuple(copy_value(v) for v in value)
-        return value if all(a is b for a, b in zip(items, value)) else items
-    if kind is set:
-        return set(value)
-    module = kind.__module__
-    if module.startswith("pandas"):
-        return _copy_pandas(value)
-    if module == "numpy" and hasattr(value, "copy"):
-        # An object array's copy would share its cells; deepcopy copies each of them.
-        return _copy.deepcopy(value) if getattr(value.dtype, "hasobject", False) else value.copy()
-    return _copy.deepcopy(value)
+        items = tuple(v if type(v) in _IMMUTABLE else _copy_shared(v, type(v), memo) for v in value)
+        # A cycle through a member may have copied this tuple already (as deepcopy handles it).
+        found = memo.get(vid)
+        if found is not None:
+            return found
+        out = value if all(a is b for a, b in zip(items, value)) else items
+    elif kind is set:
+        out = set(value)
+    elif kind.__module__.startswith("pandas"):
+        out = _copy_pandas(value, memo)
+    elif kind.__module__ == "numpy" and hasattr(value, "copy") and not getattr(
+            value.dtype, "hasobject", True):
+        out = value.copy()
+    else:
+        # Anything else, and object arrays (their copy() would share the cells): deepcopy, with
+        # this memo (it records its copies there itself).
+        return _copy.deepcopy(value, memo)
+    memo[vid] = out
+    return out
 
 
 # What pandas.api.types.infer_dtype reports for object columns whose cells are all immutable.
@@ -68,7 +118,7 @@ def _has_mutable_cells(pd: Any, column: Any) -> bool:
     )
 
 
-def _copy_pandas(value: Any) -> Any:
+def _copy_pandas(value: Any, memo: dict[int, Any]) -> Any:
     import pandas as pd  # already imported: `value` is a pandas object
 
     if isinstance(value, pd.DataFrame | pd.Series):
@@ -79,7 +129,7 @@ def _copy_pandas(value: Any) -> Any:
         columns = [out] if isinstance(out, pd.Series) else [out.iloc[:, i] for i in range(out.shape[1])]
         for i, column in enumerate(columns):
             if _has_mutable_cells(pd, column):
-                cells = pd.Series([copy_value(v) for v in column], index=column.index, name=column.name,
+                cells = pd.Series([copy_value(v, memo) for v in column], index=column.index, name=column.name,
                                   dtype=object)
                 if isinstance(out, pd.Series):
                     return cells.__finalize__(value)  # attrs and flags, as copy() keeps them
@@ -88,13 +138,13 @@ def _copy_pandas(value: Any) -> Any:
     if isinstance(value, pd.Index):
         # Immutable data, but a settable `name`; an object Index may hold mutable cells.
         if _has_mutable_cells(pd, value) and not isinstance(value, pd.MultiIndex):
-            return pd.Index([copy_value(v) for v in value], dtype=object, name=value.name)
+            return pd.Index([copy_value(v, memo) for v in value], dtype=object, name=value.name)
         return value.copy()
     if isinstance(value, pd.api.extensions.ExtensionArray):
         if pd.api.types.is_object_dtype(value.dtype):  # copy() would share the cells
-            return _copy.deepcopy(value)
+            return _copy.deepcopy(value, memo)
         return value.copy()  # copy() takes no `deep` here: it copies the data
-    return _copy.deepcopy(value)  # DateOffset, Timestamp, Interval, ...
+    return _copy.deepcopy(value, memo)  # DateOffset, Timestamp, Interval, ...
 
 
 def normalize_key(prefix_keys: MemoryKeyPart, keys: Iterable[Hashable] = ()) -> MemoryKey:

@@ -281,3 +281,56 @@ def test_concurrent_puts_and_gets_are_consistent() -> None:
         t.join(60)
     assert errors == []
     assert len(InMemoryCache.keys("t")) == 4
+
+
+class Node:
+    def __init__(self) -> None:
+        self.parent: Node | None = None
+        self.children: list[Node] = []
+
+
+def test_self_referencing_values_keep_their_cycles() -> None:
+    """Issue 18 item 10: a value that contains itself raised RecursionError on put and get; the
+    copy now holds the same cycle, as `copy.deepcopy` makes it, and shares nothing with the stored one."""
+    looped: list[object] = [1]
+    looped.append(looped)
+    mapping: dict[str, object] = {"name": "m"}
+    mapping["self"] = mapping
+    through_tuple: list[object] = []
+    through_tuple.append((through_tuple, "x"))
+    root = Node()
+    child = Node()
+    child.parent = root
+    root.children.append(child)
+    value = {"list": looped, "dict": mapping, "tuple": through_tuple, "tree": root}
+    InMemoryCache.put(value, "cycles")
+    for got in (InMemoryCache.get("cycles"), InMemoryCache.get("cycles")):
+        assert got["list"][1] is got["list"] and got["list"] is not looped
+        assert got["dict"]["self"] is got["dict"] and got["dict"] is not mapping
+        assert got["tuple"][0][0] is got["tuple"] and got["tuple"] is not through_tuple
+        tree = got["tree"]
+        assert tree is not root and tree.children[0].parent is tree
+    stored = InMemoryCache.get("cycles", default_copy=False)
+    assert stored["list"] is not looped  # put stored a copy
+    got = InMemoryCache.get("cycles")
+    got["list"].append("changed")
+    assert len(InMemoryCache.get("cycles")["list"]) == 2
+
+
+def test_shared_sub_objects_stay_shared_in_the_copy() -> None:
+    """Issue 18 item 10: one object reached twice came back as two separate copies."""
+    shared = [1, 2]
+    point = Point(shared)
+    frame = pd.DataFrame({"cells": [shared, shared], "n": [1, 2]})
+    cells = np.empty(1, dtype=object)
+    cells[0] = shared
+    value = {"a": shared, "b": shared, "t": (shared,), "p": point, "q": point, "f": frame, "g": frame,
+             "arr": cells}
+    InMemoryCache.put(value, "shared")
+    got = InMemoryCache.get("shared")
+    assert got["a"] is got["b"] is got["t"][0] is got["p"].xs is got["f"]["cells"][0] is got["f"]["cells"][1]
+    assert got["a"] is not shared and got["p"] is got["q"] and got["p"] is not point
+    assert got["f"] is got["g"] and got["f"] is not frame
+    assert got["arr"][0] is got["a"]
+    got["a"].append(3)
+    assert InMemoryCache.get("shared")["b"] == [1, 2] and shared == [1, 2]
