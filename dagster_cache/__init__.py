@@ -1,6 +1,12 @@
 """Dagster integration for cache_utils: an IO manager, resources, alerts, refresh schedule and sensor."""
 
-from .checks import CacheChecks, build_cache_checks, build_cache_file_checks, build_cache_freshness_checks
+from .checks import (
+    CacheChecks,
+    build_cache_checks,
+    build_cache_file_checks,
+    build_cache_freshness_checks,
+    build_cache_retention_checks,
+)
 from .errors import CachePartitionError
 from .external import build_cache_observation_sensor, external_cache_asset
 from .io_manager import DatedCacheIOManager
@@ -21,6 +27,7 @@ __all__ = [
     "build_cache_observation_sensor",
     "build_cache_refresh_schedule",
     "build_cache_refresh_sensor",
+    "build_cache_retention_checks",
     "cache_data_version",
     "external_cache_asset",
     "make_opsgenie_on_run_failure_sensor",

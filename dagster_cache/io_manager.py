@@ -50,6 +50,8 @@ STALE_INPUTS_KEY = "dagster_cache/stale_inputs"
 STALE_RUN_TAG = "dagster_cache/stale_inputs"
 # The written file's content fingerprint (gzip CRC32 and length), what `cache_data_version` gives.
 FINGERPRINT_KEY = "dagster_cache/fingerprint"
+# Output metadata key: {prefix: [ISO days]} of the files retention deleted after this write.
+PRUNED_DATES_KEY = "dagster_cache/pruned_dates"
 
 
 @dataclass(frozen=True)
@@ -131,9 +133,16 @@ class DatedCacheIOManager(ConfigurableIOManager):
     keep_days: int | None = Field(
         default=None,
         ge=1,
-        description="Retention: after writing an asset's file, keep only the newest N files of its "
-        "prefix dated up to today, through cache_utils.prune (the newest loadable file is never "
-        "deleted, so load_cache keeps working). Unset: keep everything.",
+        description="Retention: after writing an asset's file, delete the files of its prefix dated "
+        "more than N days before today in `timezone` (keep_days=3 on the 10th keeps the 7th to the "
+        "10th), through cache_utils.prune. Never deletes a file this run wrote (a backfill of an "
+        "old day keeps it) nor the newest file that loads. Unset: keep everything.",
+    )
+    keep_files: int | None = Field(
+        default=None,
+        ge=1,
+        description="Retention by count: keep the newest N files of each prefix written (dated up to "
+        "today). With keep_days too, a file is deleted only when neither rule keeps it.",
     )
     opsgenie: OpsGenieResource | None = Field(
         default=None,
@@ -240,25 +249,42 @@ class DatedCacheIOManager(ConfigurableIOManager):
                                   alerter)
         meta = self._output_metadata(context, written)
         shared = context.has_asset_key or cache_prefix_of(context.definition_metadata) is not None
-        if self.keep_days is not None and shared:  # a run's own op outputs are not daily caches
-            meta["dagster_cache/pruned"] = MetadataValue.int(self._prune(context, written))
+        retention = self.keep_days is not None or self.keep_files is not None
+        if retention and shared:  # a run's own op outputs are not daily caches
+            pruned = self._prune(context, written, today)
+            meta["dagster_cache/pruned"] = MetadataValue.int(sum(len(d) for d in pruned.values()))
+            if pruned:
+                meta[PRUNED_DATES_KEY] = MetadataValue.json(
+                    {p: [d.isoformat() for d in days] for p, days in pruned.items()})
         context.add_output_metadata(meta)
 
-    def _prune(self, context: OutputContext, written: list[tuple[Target, CacheFile]]) -> int:
-        """Apply `keep_days` to each prefix written; a failure is logged, never raised (the data
-        is saved)."""
-        removed = 0
+    def _retention(self) -> str:
+        rules = [f"{name}={value}" for name, value in (("keep_days", self.keep_days),
+                                                      ("keep_files", self.keep_files)) if value]
+        return ", ".join(rules)
+
+    def _prune(
+        self, context: OutputContext, written: list[tuple[Target, CacheFile]], today: dt.date,
+    ) -> dict[str, list[dt.date]]:
+        """Apply `keep_days`/`keep_files` to each prefix written, sparing the days this step wrote;
+        {prefix: days deleted}. A failure is logged, never raised (the data is saved)."""
+        removed: dict[str, list[dt.date]] = {}
+        oldest = None if self.keep_days is None else today - dt.timedelta(days=self.keep_days)
         for prefix in dict.fromkeys(t.prefix for t, _saved in written):
+            mine = [t.day for t, _saved in written if t.prefix == prefix]
             try:
-                gone = prune(prefix, self.keep_days or 1, self.directory, tz=self.timezone,
-                             signing_key=self.signing_key or None, **self._io())
+                gone = prune(prefix, self.keep_files, self.directory, tz=self.timezone, older_than=oldest,
+                             spare=mine, signing_key=self.signing_key or None, **self._io())
             except (CacheError, OSError) as e:
-                context.log.warning(f"retention (keep_days={self.keep_days}) skipped for {prefix}: {e}")
+                context.log.warning(f"retention ({self._retention()}) skipped for {prefix}: {e}")
                 continue
-            if gone:
-                context.log.info(f"retention: removed {len(gone)} old {prefix} file(s), keeping "
-                                 f"{self.keep_days}")
-            removed += len(gone)
+            days = sorted(d for d in (_file_day(prefix, path) for path in gone) if d is not None)
+            if days:
+                shown = ", ".join(d.isoformat() for d in days[:10])
+                more = f" and {len(days) - 10} more" if len(days) > 10 else ""
+                context.log.info(f"retention ({self._retention()}): removed {len(days)} {prefix} file(s) "
+                                 f"dated {shown}{more}")
+                removed[prefix] = days
         return removed
 
     @staticmethod
@@ -518,6 +544,18 @@ class DatedCacheIOManager(ConfigurableIOManager):
             source="dagster_cache",
         ))
         raise CacheNotFoundError(message, prefix=prefix, directory=self.directory)
+
+
+def _file_day(prefix: str, path: str) -> dt.date | None:
+    """The day in a deleted cache file's name (None for a temp file `prune` swept)."""
+    name = path.rstrip("/").rsplit("/", 1)[-1]
+    stamp = name.removeprefix(prefix + "_").removesuffix(".pkl.gz")
+    if len(stamp) != 8 or not stamp.isdigit():
+        return None
+    try:
+        return dt.date(int(stamp[:4]), int(stamp[4:6]), int(stamp[6:]))
+    except ValueError:
+        return None
 
 
 class _Discard:

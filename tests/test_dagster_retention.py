@@ -1,0 +1,152 @@
+"""Issue 19, items 4, 6, 7 and 10, each run through real Dagster execution: retention never eats a
+fresh write and `keep_days` counts days; the observation sensor reports late and corrected files;
+a run's own unpartitioned output is read by run, not by the reader's clock; long keys and
+`allow_missing_partitions` behave as Dagster's `UPathIOManager` does."""
+
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd  # noqa: F401 - imported before any freeze_time (pandas#64023)
+import pytest
+from freezegun import freeze_time
+
+from cache_utils import cache_dates, prune, read_cache, save_cache
+from dagster_cache import (
+    CachePartitionError,
+    DatedCacheIOManager,
+    build_cache_observation_sensor,
+    build_cache_retention_checks,
+    external_cache_asset,
+)
+
+UTC_DAILY = dg.DailyPartitionsDefinition(start_date="2024-01-01", end_offset=1)
+
+
+def ours(tmp_path: Path, **fields: object) -> DatedCacheIOManager:
+    return DatedCacheIOManager(directory=str(tmp_path / "ours"), **fields)  # type: ignore[arg-type]
+
+
+def days(tmp_path: Path, prefix: str) -> list[str]:
+    return [d.isoformat() for d in cache_dates(prefix, str(tmp_path / "ours"))]
+
+
+# --- 4. retention ------------------------------------------------------------------------------
+
+
+@dg.asset(partitions_def=UTC_DAILY)
+def ledger(context: dg.AssetExecutionContext) -> str:
+    return f"ledger {context.partition_key}"
+
+
+@dg.asset(partitions_def=UTC_DAILY)
+def ledger_report(ledger: str) -> str:
+    return ledger.upper()
+
+
+@freeze_time("2024-03-10 12:00:00")
+def test_backfilling_an_old_day_keeps_the_file_the_run_just_wrote(tmp_path: Path) -> None:
+    """keep_days=3 and a backfill of 2024-02-01: the step must not prune the partition it has just
+    written (today the materialization points at a deleted file and ledger_report fails, since no
+    earlier file exists to fall back to). Dagster's FilesystemIOManager is the control."""
+    for day in ("2024-03-08", "2024-03-09", "2024-03-10"):
+        save_cache(f"ledger {day}", "ledger", day, str(tmp_path / "ours"))
+    control = dg.materialize([ledger, ledger_report], partition_key="2024-02-01",
+                             resources={"io_manager": dg.FilesystemIOManager(base_dir=str(tmp_path / "fs"))})
+    assert control.output_for_node("ledger_report") == "LEDGER 2024-02-01"
+
+    result = dg.materialize([ledger, ledger_report], partition_key="2024-02-01",
+                            resources={"io_manager": ours(tmp_path, keep_days=3)}, raise_on_error=False)
+    assert result.success
+    assert result.output_for_node("ledger_report") == "LEDGER 2024-02-01"
+    written = result.asset_materializations_for_node("ledger")[0]
+    assert os.path.exists(written.metadata["path"].value)
+    assert "2024-02-01" in days(tmp_path, "ledger")
+
+
+@dg.asset(partitions_def=UTC_DAILY, backfill_policy=dg.BackfillPolicy.single_run())
+def bulk(context: dg.AssetExecutionContext) -> dict[str, str]:
+    return {key: f"bulk {key}" for key in context.partition_keys}
+
+
+@freeze_time("2024-03-10 12:00:00")
+def test_a_single_run_backfill_keeps_every_day_it_wrote(tmp_path: Path) -> None:
+    """A 10-day single-run backfill with keep_days=3 recorded 10 materializations and left 3 files.
+    Every file the run wrote stays; the next run applies keep_days as days: more than 3 days before
+    today (the 7th and later stay on the 10th), reported in metadata and the log."""
+    io = ours(tmp_path, keep_days=3)
+    tags = {"dagster/asset_partition_range_start": "2024-03-01",
+            "dagster/asset_partition_range_end": "2024-03-10"}  # what a single-run backfill tags
+    result = dg.materialize([bulk], resources={"io_manager": io}, tags=tags)
+    assert len(result.asset_materializations_for_node("bulk")) == 10
+    assert len(days(tmp_path, "bulk")) == 10
+
+    with dg.instance_for_test() as instance:
+        again = dg.materialize([bulk], resources={"io_manager": io}, partition_key="2024-03-10",
+                               instance=instance)
+        assert days(tmp_path, "bulk") == ["2024-03-10", "2024-03-09", "2024-03-08", "2024-03-07"]
+        meta = again.asset_materializations_for_node("bulk")[0].metadata
+        assert meta["dagster_cache/pruned"].value == 6
+        assert meta["dagster_cache/pruned_dates"].value == {
+            "bulk": [f"2024-03-0{d}" for d in range(1, 7)]}
+        logs = [e.message for e in instance.all_logs(again.run_id) if "retention" in (e.message or "")]
+        assert any("removed 6 bulk file(s) dated 2024-03-01" in m for m in logs), logs
+
+
+@freeze_time("2024-03-10 12:00:00")
+def test_keep_days_counts_days_and_keep_files_counts_files(tmp_path: Path) -> None:
+    """Files of the 1st, 2nd and 9th, then today's: keep_days=3 deletes the 1st and 2nd (more than 3
+    days old) where "the newest 3 files" kept the 2nd; keep_files=3 is that count rule."""
+    for prefix in ("ledger", "counted"):
+        for day in ("2024-03-01", "2024-03-02", "2024-03-09"):
+            save_cache(day, prefix, day, str(tmp_path / "ours"))
+    dg.materialize([ledger], partition_key="2024-03-10", resources={"io_manager": ours(tmp_path, keep_days=3)})
+    assert days(tmp_path, "ledger") == ["2024-03-10", "2024-03-09"]
+
+    @dg.asset(partitions_def=UTC_DAILY, metadata={"cache_prefix": "counted"})
+    def counted() -> str:
+        return "c"
+
+    dg.materialize([counted], partition_key="2024-03-10", resources={"io_manager": ours(tmp_path, keep_files=3)})
+    assert days(tmp_path, "counted") == ["2024-03-10", "2024-03-09", "2024-03-02"]
+
+
+def test_prune_older_than_keeps_its_original_signature(tmp_path: Path) -> None:
+    """The library: `prune(prefix, keep, directory)` as before; `older_than` deletes by date, `spare`
+    keeps given days, and with `keep` too a file goes only when neither rule keeps it."""
+    where = str(tmp_path)
+    for day in range(1, 8):
+        save_cache(day, "p", f"2024-03-0{day}", where)
+    with freeze_time("2024-03-07 12:00:00"):
+        assert len(prune("p", 6, where)) == 1  # the 1st
+        gone = prune("p", older_than="2024-03-05", spare=["2024-03-02"], directory=where)
+        assert sorted(os.path.basename(p) for p in gone) == ["p_20240303.pkl.gz", "p_20240304.pkl.gz"]
+        assert prune("p", 1, where, older_than=dt.date(2024, 3, 2), dry_run=True) == []
+        with pytest.raises(TypeError, match="keep .* or older_than"):
+            prune("p", directory=where)
+    assert [d.day for d in cache_dates("p", where)] == [7, 6, 5, 2]
+
+
+@freeze_time("2024-03-10 12:00:00")
+def test_retention_check_says_which_days_are_gone(tmp_path: Path) -> None:
+    """A pruned partition stays "materialized" in Dagster: the check lists the days retention
+    deleted (passes), and fails naming a materialized day whose file is gone for another reason."""
+    io = ours(tmp_path, keep_days=3)
+    checks = build_cache_retention_checks(assets=[ledger])
+    with dg.instance_for_test() as instance:
+        for day in ("2024-03-01", "2024-03-05", "2024-03-09"):
+            with freeze_time(f"{day} 12:00:00"):
+                dg.materialize([ledger], partition_key=day, resources={"io_manager": io}, instance=instance)
+        result = dg.materialize([ledger, *checks], partition_key="2024-03-10", instance=instance,
+                                resources={"io_manager": io})
+        check = result.get_asset_check_evaluations()[0]
+        assert check.passed and "2024-03-01" in (check.description or "")
+        assert check.metadata["pruned_days"].value == ["2024-03-01", "2024-03-05"]
+        os.remove(str(tmp_path / "ours" / "ledger_20240309.pkl.gz"))
+        result = dg.materialize([ledger, *checks], instance=instance, resources={"io_manager": io},
+                                selection=dg.AssetSelection.all_asset_checks())
+        check = result.get_asset_check_evaluations()[0]
+        assert not check.passed and check.metadata["unexplained"].value == ["2024-03-09"]
