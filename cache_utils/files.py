@@ -425,8 +425,9 @@ def prune(
     """
     validate_prefix(prefix)
     if keep is None and older_than is None:
-        raise TypeError("prune needs keep (how many of the newest files to keep) or older_than "
-                        "(delete files dated before this day), or both")
+        raise TypeError("prune needs keep (how many of the newest files to keep, a whole number >= 1) "
+                        "or older_than (delete files dated before this day), or both; got keep=None "
+                        "and older_than=None")
     if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int)):
         raise TypeError(f"keep must be a whole number >= 1, got {type(keep).__name__}: {keep!r}")
     if keep is not None and keep < 1:
