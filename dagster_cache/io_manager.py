@@ -348,6 +348,11 @@ class DatedCacheIOManager(ConfigurableIOManager):
         if not (context.has_asset_key and context.has_asset_partitions):
             # In a run for a daily partition this is that day: never a file from after it.
             prefix, day, why = unpartitioned_file(context, base, context.has_asset_key, self._tz())
+            # The file the writing run wrote (this run, or the parent on re-execution), whatever the
+            # reader's clock says now: a run past midnight or a re-execution days later.
+            written = None if run_scoped else _day_written_by_run(context, prefix)
+            if written is not None and written != day:
+                day, why = written, f"the day run {_run_id(upstream) if upstream else ''} wrote it"
             # A run's own output may be dated earlier (a run past midnight, a re-execution days
             # later): any file of its run-scoped prefix is the one, and not stale.
             return self._load_one(context, prefix, day, why, fallback or run_scoped, allow_missing,
@@ -580,6 +585,43 @@ def _run_id(context: InputContext | OutputContext) -> str | None:
     except Exception:  # noqa: BLE001 - build_input_context without an upstream run
         return None
     return None if not run_id or run_id.startswith("__") else run_id  # "__EPHEMERAL_RUN_ID": built
+
+
+def _day_written_by_run(context: InputContext, prefix: str) -> dt.date | None:
+    """The day of the `prefix` file the upstream output's run wrote, from that run's handled-output
+    event (this run's, or the parent run's on a re-execution that did not run the upstream step);
+    None when the upstream did not run in a run of this lineage or wrote no such file."""
+    upstream = context.upstream_output
+    run_id = _run_id(upstream) if upstream is not None else None
+    if upstream is None or run_id is None:
+        return None
+    try:
+        instance = context.step_context.instance
+        records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.HANDLED_OUTPUT).records
+    except Exception as e:  # noqa: BLE001 - no step context or no event log: fall back to the clock
+        context.log.debug(f"could not look up the day run {run_id} wrote {prefix}: {e}")
+        return None
+    for record in reversed(records):  # the last write wins, as on disk
+        event = record.event_log_entry.dagster_event
+        if event is None or event.step_key != upstream.step_key:
+            continue
+        data = event.event_specific_data
+        if getattr(data, "output_name", None) != upstream.name:
+            continue
+        meta = getattr(data, "metadata", None) or {}
+        written_prefix, written_day = meta.get("dagster_cache/prefix"), meta.get("dagster_cache/date")
+        if written_day is None or _text(written_prefix) != prefix:
+            continue
+        try:
+            return dt.date.fromisoformat(_text(written_day))
+        except ValueError:
+            return None
+    return None
+
+
+def _text(value: Any) -> str:
+    """The text of a metadata entry (a MetadataValue wraps it)."""
+    return str(getattr(value, "value", value))
 
 
 def _assets_def(context: InputContext | OutputContext) -> Any:

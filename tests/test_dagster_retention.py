@@ -150,3 +150,119 @@ def test_retention_check_says_which_days_are_gone(tmp_path: Path) -> None:
                                 selection=dg.AssetSelection.all_asset_checks())
         check = result.get_asset_check_evaluations()[0]
         assert not check.passed and check.metadata["unexplained"].value == ["2024-03-09"]
+
+
+# --- 7. a run across midnight reads its own unpartitioned output by run -------------------------
+
+CLOCK: list = []  # the running freezegun clock, moved by `midnight_passes`
+
+
+@dg.asset
+def snapshot() -> str:
+    return "written at 23:59:58"
+
+
+@dg.asset(deps=[snapshot])
+def midnight_passes() -> None:
+    CLOCK[0].move_to("2024-03-11 00:00:04")
+
+
+@dg.asset(deps=[midnight_passes])
+def reader(snapshot: str) -> str:
+    return snapshot + ", read after midnight"
+
+
+@dg.op(out=dg.Out(metadata={"cache_prefix": "shared_rates"}))
+def rates_op() -> str:
+    return "rates of the 10th"
+
+
+@dg.op
+def tick(rates: str) -> str:
+    CLOCK[0].move_to("2024-03-11 00:00:04")
+    return rates
+
+
+@dg.op
+def use_rates(rates: str, after: str) -> str:
+    return rates + "!"
+
+
+@dg.job
+def rates_job() -> None:
+    rates = rates_op()
+    use_rates(rates, tick(rates))
+
+
+@pytest.mark.parametrize("fallback", [True, False])
+def test_a_run_across_midnight_reads_its_own_unpartitioned_output(tmp_path: Path, fallback: bool) -> None:
+    """snapshot is written at 23:59:58 on the 10th; reader loads it 6 s later, on the 11th. It is the
+    run's own output: not "1 day stale" (warning, alert, run tag), and with fallback_to_latest=False
+    not a failure. FilesystemIOManager reads it by run, as the control."""
+    with freeze_time("2024-03-10 23:59:58") as clock:
+        CLOCK[:] = [clock]
+        control = dg.materialize([snapshot, midnight_passes, reader],
+                                 resources={"io_manager": dg.FilesystemIOManager(base_dir=str(tmp_path / "fs"))})
+        assert control.output_for_node("reader") == "written at 23:59:58, read after midnight"
+    with freeze_time("2024-03-10 23:59:58") as clock, dg.instance_for_test() as instance:
+        CLOCK[:] = [clock]
+        result = dg.materialize([snapshot, midnight_passes, reader], instance=instance, raise_on_error=False,
+                                resources={"io_manager": ours(tmp_path, fallback_to_latest=fallback)})
+        assert result.success
+        assert result.output_for_node("reader") == "written at 23:59:58, read after midnight"
+        assert "dagster_cache/stale_inputs" not in instance.get_run_by_id(result.run_id).tags
+        stale = [e for e in instance.all_logs(result.run_id) if "stale" in (e.message or "")]
+        assert stale == []
+    with freeze_time("2024-03-10 23:59:58") as clock:  # a cache_prefix op output: a shared daily file
+        CLOCK[:] = [clock]
+        io = ours(tmp_path, fallback_to_latest=fallback)
+        job = dg.Definitions(jobs=[rates_job], resources={"io_manager": io}).get_job_def("rates_job")
+        ran = job.execute_in_process(raise_on_error=False)
+        assert ran.success and ran.output_for_node("use_rates") == "rates of the 10th!"
+        assert "dagster_cache/stale_inputs" not in ran.dagster_run.tags
+
+
+UNPARTITIONED_ENV = "RETENTION_REEXEC_DIR"
+FLAKY = {"fail": 0}
+
+
+@dg.asset
+def daily_rates() -> str:
+    return "rates of the 15th"
+
+
+@dg.asset
+def rates_report(daily_rates: str) -> str:
+    if FLAKY["fail"] > 0:
+        FLAKY["fail"] -= 1
+        raise RuntimeError("transient failure")
+    return daily_rates + " reported"
+
+
+def define_strict_rates() -> dg.JobDefinition:
+    io = DatedCacheIOManager(directory=os.environ[UNPARTITIONED_ENV], fallback_to_latest=False)
+    defs = dg.Definitions(assets=[daily_rates, rates_report], resources={"io_manager": io},
+                          jobs=[dg.define_asset_job("rates_assets", executor_def=dg.in_process_executor)])
+    return defs.resolve_job_def("rates_assets")
+
+
+@pytest.mark.integration  # several runs on one instance
+def test_reexecution_days_later_reads_the_parent_runs_unpartitioned_asset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """rates_report fails on the 15th; re-executed from failure on the 17th, it must read the
+    daily_rates file its parent run wrote (the 15th's) without calling it stale: with
+    fallback_to_latest=False today's code looks for the 17th and fails."""
+    monkeypatch.setenv(UNPARTITIONED_ENV, str(tmp_path))
+    job = dg.reconstructable(define_strict_rates)
+    with dg.instance_for_test() as instance:
+        FLAKY["fail"] = 1
+        with freeze_time("2024-01-15 23:00:00"):
+            first = dg.execute_job(job, instance=instance)
+            assert not first.success
+        with freeze_time("2024-01-17 09:00:00"):
+            options = dg.ReexecutionOptions.from_failure(first.run_id, instance)
+            with dg.execute_job(job, instance=instance, reexecution_options=options) as again:
+                assert again.success
+                assert "dagster_cache/stale_inputs" not in instance.get_run_by_id(again.run_id).tags
+    assert read_cache("rates_report", "2024-01-17", str(tmp_path)) == "rates of the 15th reported"
