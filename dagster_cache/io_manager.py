@@ -367,6 +367,10 @@ class DatedCacheIOManager(ConfigurableIOManager):
         pdef = context.asset_partitions_def
         if len(keys) == 1 and not as_dict:
             prefix, day = partition_file(pdef, keys[0], base)
+            if allow_missing and FALLBACK_KEY not in meta:
+                # Dagster's UPathIOManager: with this key a missing partition loads as None. The
+                # input's own fallback_to_latest=True still falls back first; the manager's does not.
+                fallback = False
             return self._load_one(context, prefix, day, f"partition {keys[0]}", fallback, allow_missing)
         fill = bool(meta.get(FILL_KEY, self.fill_missing_partitions))
         return self._load_range(context, base, pdef, keys, fill, allow_missing)

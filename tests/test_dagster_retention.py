@@ -266,3 +266,71 @@ def test_reexecution_days_later_reads_the_parent_runs_unpartitioned_asset(
                 assert again.success
                 assert "dagster_cache/stale_inputs" not in instance.get_run_by_id(again.run_id).tags
     assert read_cache("rates_report", "2024-01-17", str(tmp_path)) == "rates of the 15th reported"
+
+
+# --- 10. long keys; allow_missing_partitions as UPathIOManager has it -------------------------------
+
+
+def test_a_key_too_long_for_a_file_name_names_the_asset_and_asks_for_a_cache_prefix(tmp_path: Path) -> None:
+    long_key = ["segment_" + "x" * 110, "segment_" + "y" * 110]
+
+    @dg.asset(key=long_key)
+    def long_named() -> int:
+        return 1
+
+    result = dg.materialize([long_named], resources={"io_manager": ours(tmp_path)}, raise_on_error=False)
+    assert not result.success
+    error = result.get_step_failure_events()[0].step_failure_data.error
+    assert error is not None and error.cause is not None
+    assert error.cause.cls_name == "CachePartitionError", error.cause.cls_name
+    assert "segment_xxx" in error.cause.message and "cache_prefix" in error.cause.message
+
+    @dg.op(out=dg.DynamicOut(str))
+    def fan_out():
+        yield dg.DynamicOutput("v", mapping_key="k" * 240)
+
+    @dg.op
+    def echo(value: str) -> str:
+        return value
+
+    @dg.job(resource_defs={"io_manager": ours(tmp_path)})
+    def fan() -> None:
+        fan_out().map(echo)
+
+    with pytest.raises(CachePartitionError, match=r"op fan_out.*mapping keys.*cache_prefix"):
+        fan.execute_in_process()
+
+
+@dg.asset(partitions_def=UTC_DAILY)
+def quote(context: dg.AssetExecutionContext) -> str:
+    return f"quote {context.partition_key}"
+
+
+@dg.asset(partitions_def=UTC_DAILY, ins={"quote": dg.AssetIn(metadata={"allow_missing_partitions": True})})
+def quote_copy(quote: str | None) -> str:
+    return f"got {quote}"
+
+
+@dg.asset(partitions_def=UTC_DAILY, ins={"quote": dg.AssetIn(
+    metadata={"allow_missing_partitions": True, "fallback_to_latest": True})})
+def quote_or_older(quote: str | None) -> str:
+    return f"got {quote}"
+
+
+@freeze_time("2024-03-10 12:00:00")
+def test_allow_missing_partitions_loads_none_as_upath_io_manager_does(tmp_path: Path) -> None:
+    """The 9th exists, the 10th does not. With input metadata allow_missing_partitions=True, Dagster's
+    UPathIOManager (FilesystemIOManager) loads None; ours fell back to the 9th because the manager's
+    fallback_to_latest is on. The input's own fallback_to_latest=True still chooses the fallback."""
+    results = {}
+    for name, io in (("fs", dg.FilesystemIOManager(base_dir=str(tmp_path / "fs"))), ("ours", ours(tmp_path))):
+        assets = [quote, quote_copy, quote_or_older]
+        dg.materialize([quote], partition_key="2024-03-09", resources={"io_manager": io})
+        copy = dg.materialize(assets, selection=[quote_copy], partition_key="2024-03-10",
+                              resources={"io_manager": io})
+        results[name] = copy.output_for_node("quote_copy")
+        if name == "ours":
+            older = dg.materialize(assets, selection=[quote_or_older], partition_key="2024-03-10",
+                                   resources={"io_manager": io})
+            assert older.output_for_node("quote_or_older") == "got quote 2024-03-09"
+    assert results == {"fs": "got None", "ours": "got None"}
