@@ -14,7 +14,7 @@ import pandas as pd  # noqa: F401 - imported before any freeze_time (pandas#6402
 import pytest
 from freezegun import freeze_time
 
-from cache_utils import cache_dates, prune, read_cache, save_cache
+from cache_utils import cache_dates, cache_fingerprint, prune, read_cache, save_cache
 from dagster_cache import (
     CachePartitionError,
     DatedCacheIOManager,
@@ -334,3 +334,78 @@ def test_allow_missing_partitions_loads_none_as_upath_io_manager_does(tmp_path: 
                                    resources={"io_manager": io})
             assert older.output_for_node("quote_or_older") == "got quote 2024-03-09"
     assert results == {"fs": "got None", "ours": "got None"}
+
+
+# --- 6. the observation sensor reports late and corrected files -------------------------------------
+
+LONDON_DAILY = dg.DailyPartitionsDefinition(start_date="2024-01-01", end_offset=1, timezone="Europe/London")
+
+
+def _tick(sensor: dg.SensorDefinition, instance: dg.DagsterInstance, cursor: str | None) -> tuple[list, str]:
+    """One tick as the daemon runs it; ([(partition, data version)] materialized, new cursor)."""
+    data = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=cursor))
+    for event in data.asset_events:
+        instance.report_runless_asset_event(event)
+    mats = [(e.partition, e.tags["dagster/data_version"]) for e in data.asset_events
+            if isinstance(e, dg.AssetMaterialization)]
+    return mats, data.cursor or cursor or ""
+
+
+def test_late_and_corrected_files_are_reported_once_within_the_lookback_window(tmp_path: Path) -> None:
+    """Its cursor kept only the newest date: the 15th delivered after the 16th, and a corrected 14th,
+    were never reported. Each new or changed file within lookback_days is reported once, with its
+    data version; older late files are not, and the cursor holds only the window's days."""
+    where = str(tmp_path)
+    spec = external_cache_asset("fx", partitions_def=LONDON_DAILY)
+    sensor = build_cache_observation_sensor(assets=[spec], directory=where, timezone="Europe/London",
+                                            lookback_days=7)
+    narrow = build_cache_observation_sensor(assets=[spec], directory=where, timezone="Europe/London",
+                                            lookback_days=0, name="narrow")
+    instance = dg.DagsterInstance.ephemeral()
+    with freeze_time("2024-01-16 12:00:00"):
+        save_cache("14th", "fx", "2024-01-14", where)
+        save_cache("16th", "fx", "2024-01-16", where)
+        mats, cursor = _tick(sensor, instance, None)
+        assert [p for p, _v in mats] == ["2024-01-14", "2024-01-16"]
+        narrow_mats, narrow_cursor = _tick(narrow, instance, None)
+
+        save_cache("15th, late", "fx", "2024-01-15", where)
+        save_cache("5th, too late", "fx", "2024-01-05", where)
+        mats, cursor = _tick(sensor, instance, cursor)
+        assert mats == [("2024-01-15", cache_fingerprint("fx", "2024-01-15", where).fingerprint)]
+        assert _tick(sensor, instance, cursor)[0] == []  # once
+        assert _tick(narrow, instance, narrow_cursor)[0] == []  # lookback_days=0: today only
+
+        save_cache("14th", "fx", "2024-01-14", where)  # identical data rewritten: no new version
+        assert _tick(sensor, instance, cursor)[0] == []
+        save_cache("14th, corrected", "fx", "2024-01-14", where)
+        mats, cursor = _tick(sensor, instance, cursor)
+        assert mats == [("2024-01-14", cache_fingerprint("fx", "2024-01-14", where).fingerprint)]
+        assert _tick(sensor, instance, cursor)[0] == []
+        record = instance.get_latest_data_version_record(spec.key, partition_key="2024-01-14")
+        assert record is not None
+        assert record.event_log_entry.tags["dagster/data_version"] == mats[0][1]
+
+    with freeze_time("2024-02-20 12:00:00"):  # the window has moved past every file: cursor bounded
+        mats, cursor = _tick(sensor, instance, cursor)
+        assert mats == []
+        entry = json.loads(cursor)["fx"]
+        assert entry["date"] == "2024-01-16" and entry["days"] == {}
+
+
+def test_a_cursor_from_before_the_window_does_not_replay_the_window(tmp_path: Path) -> None:
+    """A cursor written by the previous release ({date, fingerprint} only) keeps its meaning: the
+    files up to its date are not reported again, and a later correction is."""
+    where = str(tmp_path)
+    spec = external_cache_asset("fx", partitions_def=LONDON_DAILY)
+    sensor = build_cache_observation_sensor(assets=[spec], directory=where, timezone="Europe/London")
+    instance = dg.DagsterInstance.ephemeral()
+    with freeze_time("2024-01-16 12:00:00"):
+        for day in ("2024-01-14", "2024-01-15", "2024-01-16"):
+            save_cache(day, "fx", day, where)
+        old = json.dumps({"fx": {"date": "2024-01-16",
+                                 "fingerprint": cache_fingerprint("fx", "2024-01-16", where).fingerprint}})
+        mats, cursor = _tick(sensor, instance, old)
+        assert mats == []
+        save_cache("15th, corrected", "fx", "2024-01-15", where)
+        assert [p for p, _v in _tick(sensor, instance, cursor)[0]] == ["2024-01-15"]
