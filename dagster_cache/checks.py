@@ -322,14 +322,13 @@ def _materialized_days(
         return days
     records = instance.fetch_materializations(target.key, limit=RECENT_MATERIALIZATIONS).records
     for record in records:
-        event = record.asset_materialization
-        text = event.metadata.get("dagster_cache/date") if event is not None else None
-        prefix = event.metadata.get("dagster_cache/prefix") if event is not None else None
-        if text is None:
+        meta = record.asset_materialization.metadata if record.asset_materialization is not None else {}
+        written, named = meta.get("dagster_cache/date"), meta.get("dagster_cache/prefix")
+        if written is None:  # not written by DatedCacheIOManager (or a single-run backfill's summary)
             continue
-        prefix_text = str(getattr(prefix, "value", prefix)) if prefix is not None else base
-        day = dt.date.fromisoformat(str(getattr(text, "value", text)))
-        days.setdefault(prefix_text, {}).setdefault(day, []).append("")
+        written_prefix = str(getattr(named, "value", named)) if named is not None else base
+        day = dt.date.fromisoformat(str(getattr(written, "value", written)))
+        days.setdefault(written_prefix, {}).setdefault(day, []).append("")
     return days
 
 
@@ -368,8 +367,8 @@ def _pruned_result(target: _Target, manager: Any, instance: dg.DagsterInstance) 
     return AssetCheckResult(
         asset_key=target.key, check_name=PRUNED_CHECK, passed=not unexplained,
         severity=AssetCheckSeverity.WARN, description=text,
-        metadata={"pruned_days": dg.MetadataValue.json(gone), "unexplained": dg.MetadataValue.json(unexplained),
-                  "retention": rules or "unset"},
+        metadata={"pruned_days": dg.MetadataValue.json(gone),
+                  "unexplained": dg.MetadataValue.json(unexplained), "retention": rules or "unset"},
     )
 
 

@@ -103,14 +103,16 @@ def test_keep_days_counts_days_and_keep_files_counts_files(tmp_path: Path) -> No
     for prefix in ("ledger", "counted"):
         for day in ("2024-03-01", "2024-03-02", "2024-03-09"):
             save_cache(day, prefix, day, str(tmp_path / "ours"))
-    dg.materialize([ledger], partition_key="2024-03-10", resources={"io_manager": ours(tmp_path, keep_days=3)})
+    dg.materialize([ledger], partition_key="2024-03-10",
+                   resources={"io_manager": ours(tmp_path, keep_days=3)})
     assert days(tmp_path, "ledger") == ["2024-03-10", "2024-03-09"]
 
     @dg.asset(partitions_def=UTC_DAILY, metadata={"cache_prefix": "counted"})
     def counted() -> str:
         return "c"
 
-    dg.materialize([counted], partition_key="2024-03-10", resources={"io_manager": ours(tmp_path, keep_files=3)})
+    dg.materialize([counted], partition_key="2024-03-10",
+                   resources={"io_manager": ours(tmp_path, keep_files=3)})
     assert days(tmp_path, "counted") == ["2024-03-10", "2024-03-09", "2024-03-02"]
 
 
@@ -201,8 +203,8 @@ def test_a_run_across_midnight_reads_its_own_unpartitioned_output(tmp_path: Path
     not a failure. FilesystemIOManager reads it by run, as the control."""
     with freeze_time("2024-03-10 23:59:58") as clock:
         CLOCK[:] = [clock]
-        control = dg.materialize([snapshot, midnight_passes, reader],
-                                 resources={"io_manager": dg.FilesystemIOManager(base_dir=str(tmp_path / "fs"))})
+        fs = dg.FilesystemIOManager(base_dir=str(tmp_path / "fs"))
+        control = dg.materialize([snapshot, midnight_passes, reader], resources={"io_manager": fs})
         assert control.output_for_node("reader") == "written at 23:59:58, read after midnight"
     with freeze_time("2024-03-10 23:59:58") as clock, dg.instance_for_test() as instance:
         CLOCK[:] = [clock]
