@@ -27,6 +27,7 @@ from cache_utils import (
     default_alias,
     is_url,
     load_latest_cache,
+    parse_file_name,
     prune,
     read_cache,
     resolve_alert,
@@ -557,14 +558,8 @@ class DatedCacheIOManager(ConfigurableIOManager):
 
 def _file_day(prefix: str, path: str) -> dt.date | None:
     """The day in a deleted cache file's name (None for a temp file `prune` swept)."""
-    name = path.rstrip("/").rsplit("/", 1)[-1]
-    stamp = name.removeprefix(prefix + "_").removesuffix(".pkl.gz")
-    if len(stamp) != 8 or not stamp.isdigit():
-        return None
-    try:
-        return dt.date(int(stamp[:4]), int(stamp[4:6]), int(stamp[6:]))
-    except ValueError:
-        return None
+    parsed = parse_file_name(path.rstrip("/").rsplit("/", 1)[-1], prefix)
+    return parsed[1] if parsed is not None else None
 
 
 class _Discard:
