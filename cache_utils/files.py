@@ -7,7 +7,7 @@ import errno
 import logging
 import pickle
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -401,7 +401,7 @@ def _cache_files(store: Store, prefix: str | None) -> Iterator[CacheFile]:
 
 def prune(
     prefix: str,
-    keep: int,
+    keep: int | None = None,
     directory: str = "data",
     *,
     dry_run: bool = False,
@@ -409,10 +409,16 @@ def prune(
     storage_options: StorageOptions | None = None,
     tz: ZoneLike = None,
     signing_key: SigningKeys | None = None,
+    older_than: DateLike = None,
+    spare: Iterable[DateLike] = (),
 ) -> list[str]:
-    """Delete all but the newest `keep` files of `prefix` dated on or before today (in `tz`; local
-    time when None), and its orphaned temp files. Returns the paths deleted (or that would be,
-    with `dry_run`).
+    """Delete old files of `prefix` dated on or before today (in `tz`; local time when None), and
+    its orphaned temp files. Returns the paths deleted (or that would be, with `dry_run`).
+
+    Which files go: with `keep`, all but the newest `keep`; with `older_than`, those dated before
+    that day; with both, only those neither rule keeps (a file is kept when any rule keeps it).
+    Files dated on a day in `spare` are always kept (a caller's fresh writes, e.g. a backfill of an
+    old day).
 
     Never takes from `load_cache` what it would load: files dated after today are neither counted
     nor deleted, and when none of the kept files is sound, the newest older file that is sound is
@@ -423,7 +429,8 @@ def prune(
 
     Args:
         prefix: File name prefix, as in `<prefix>_<YYYYMMDD>.pkl.gz`.
-        keep: How many of the newest files dated up to today to keep (a whole number >= 1).
+        keep: How many of the newest files dated up to today to keep (a whole number >= 1); None:
+            no count rule (then `older_than` is required).
         directory: Local directory or fsspec URL such as `s3://bucket/dir`.
         dry_run: Only return what would be deleted; delete nothing.
         temp_older_than: Age in seconds after which a temp file counts as orphaned.
@@ -431,21 +438,34 @@ def prune(
         tz: Zone of "today" (tzinfo or IANA name); None means local time.
         signing_key: Key (or list of keys) to check kept files' signatures with; None uses
             `CACHE_UTILS_SIGNING_KEY` (and `..._FALLBACKS`) when set.
+        older_than: Delete files dated before this day (date, datetime or date string); None: no
+            date rule.
+        spare: Days whose files are never deleted.
 
     Raises:
-        TypeError: `keep` is not a whole number.
-        ValueError: `keep` is below 1.
+        TypeError: `keep` is not a whole number, or neither `keep` nor `older_than` is given.
+        ValueError: `keep` is below 1, or a date is invalid.
     """
     prefix = validate_prefix(prefix)
-    if isinstance(keep, bool) or not isinstance(keep, int):
+    if keep is None and older_than is None:
+        raise TypeError("prune needs keep (how many of the newest files to keep, a whole number >= 1) "
+                        "or older_than (delete files dated before this day), or both; got keep=None "
+                        "and older_than=None")
+    if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int)):
         raise TypeError(f"keep must be a whole number >= 1, got {type(keep).__name__}: {keep!r}")
-    if keep < 1:
+    if keep is not None and keep < 1:
         raise ValueError(f"keep must be a whole number >= 1, got {keep!r}")
+    oldest = None if older_than is None else date_stamp(older_than)
+    spared = {date_stamp(d) for d in spare}
     store = get_store(directory, storage_options)
     serializer = serializer_for(signing_key)
-    past = [file_name(prefix, s) for s in store.stamps(prefix, date_stamp(None, resolve_zone(tz)))]
-    doomed = past[keep:]
-    if not any(_sound(store, name, serializer) for name in past[:keep]):
+    stamps = store.stamps(prefix, date_stamp(None, resolve_zone(tz)))  # newest first
+    # Stamps are YYYYMMDD, so comparing them as text compares the days.
+    keeps = [i < (keep or 0) or (oldest is not None and s >= oldest) or s in spared
+             for i, s in enumerate(stamps)]
+    kept = [file_name(prefix, s) for s, k in zip(stamps, keeps, strict=True) if k]
+    doomed = [file_name(prefix, s) for s, k in zip(stamps, keeps, strict=True) if not k]
+    if not any(_sound(store, name, serializer) for name in kept):
         good = next((name for name in doomed if _sound(store, name, serializer)), None)
         if good is not None:
             log.warning("keeping %s: the newer files of %s do not load", store.path(good), prefix)

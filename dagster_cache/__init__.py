@@ -5,6 +5,7 @@ from .checks import (
     build_cache_checks,
     build_cache_file_checks,
     build_cache_freshness_checks,
+    build_cache_retention_checks,
     build_inputs_current_checks,
     build_stale_inputs_sensor,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "build_cache_refresh_sensor",
     "build_inputs_current_checks",
     "build_stale_inputs_sensor",
+    "build_cache_retention_checks",
     "cache_data_version",
     "external_cache_asset",
     "make_opsgenie_on_run_failure_sensor",

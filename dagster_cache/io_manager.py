@@ -27,6 +27,7 @@ from cache_utils import (
     default_alias,
     is_url,
     load_latest_cache,
+    parse_file_name,
     prune,
     read_cache,
     resolve_alert,
@@ -51,6 +52,8 @@ STALE_INPUTS_KEY = "dagster_cache/stale_inputs"
 STALE_RUN_TAG = "dagster_cache/stale_inputs"
 # The written file's content fingerprint (gzip CRC32 and length), what `cache_data_version` gives.
 FINGERPRINT_KEY = "dagster_cache/fingerprint"
+# Output metadata key: {prefix: [ISO days]} of the files retention deleted after this write.
+PRUNED_DATES_KEY = "dagster_cache/pruned_dates"
 
 
 @dataclass(frozen=True)
@@ -141,9 +144,16 @@ class DatedCacheIOManager(ConfigurableIOManager):
     keep_days: int | None = Field(
         default=None,
         ge=1,
-        description="Retention: after writing an asset's file, keep only the newest N files of its "
-        "prefix dated up to today, through cache_utils.prune (the newest loadable file is never "
-        "deleted, so load_cache keeps working). Unset: keep everything.",
+        description="Retention: after writing an asset's file, delete the files of its prefix dated "
+        "more than N days before today in `timezone` (keep_days=3 on the 10th keeps the 7th to the "
+        "10th), through cache_utils.prune. Never deletes a file this run wrote (a backfill of an "
+        "old day keeps it) nor the newest file that loads. Unset: keep everything.",
+    )
+    keep_files: int | None = Field(
+        default=None,
+        ge=1,
+        description="Retention by count: keep the newest N files of each prefix written (dated up to "
+        "today). With keep_days too, a file is deleted only when neither rule keeps it.",
     )
     opsgenie: OpsGenieResource | None = Field(
         default=None,
@@ -264,25 +274,42 @@ class DatedCacheIOManager(ConfigurableIOManager):
                                   alerter)
         meta = self._output_metadata(context, written)
         shared = context.has_asset_key or cache_prefix_of(context.definition_metadata) is not None
-        if self.keep_days is not None and shared:  # a run's own op outputs are not daily caches
-            meta["dagster_cache/pruned"] = MetadataValue.int(self._prune(context, written))
+        retention = self.keep_days is not None or self.keep_files is not None
+        if retention and shared:  # a run's own op outputs are not daily caches
+            pruned = self._prune(context, written, today)
+            meta["dagster_cache/pruned"] = MetadataValue.int(sum(len(d) for d in pruned.values()))
+            if pruned:
+                meta[PRUNED_DATES_KEY] = MetadataValue.json(
+                    {p: [d.isoformat() for d in days] for p, days in pruned.items()})
         context.add_output_metadata(meta)
 
-    def _prune(self, context: OutputContext, written: list[tuple[Target, CacheFile]]) -> int:
-        """Apply `keep_days` to each prefix written; a failure is logged, never raised (the data
-        is saved)."""
-        removed = 0
+    def _retention(self) -> str:
+        rules = [f"{name}={value}" for name, value in (("keep_days", self.keep_days),
+                                                      ("keep_files", self.keep_files)) if value]
+        return ", ".join(rules)
+
+    def _prune(
+        self, context: OutputContext, written: list[tuple[Target, CacheFile]], today: dt.date,
+    ) -> dict[str, list[dt.date]]:
+        """Apply `keep_days`/`keep_files` to each prefix written, sparing the days this step wrote;
+        {prefix: days deleted}. A failure is logged, never raised (the data is saved)."""
+        removed: dict[str, list[dt.date]] = {}
+        oldest = None if self.keep_days is None else today - dt.timedelta(days=self.keep_days)
         for prefix in dict.fromkeys(t.prefix for t, _saved in written):
+            mine = [t.day for t, _saved in written if t.prefix == prefix]
             try:
-                gone = prune(prefix, self.keep_days or 1, self.directory, tz=self.timezone,
-                             signing_key=self.signing_keys(), **self._io())
+                gone = prune(prefix, self.keep_files, self.directory, tz=self.timezone, older_than=oldest,
+                             spare=mine, signing_key=self.signing_keys(), **self._io())
             except (CacheError, OSError) as e:
-                context.log.warning(f"retention (keep_days={self.keep_days}) skipped for {prefix}: {e}")
+                context.log.warning(f"retention ({self._retention()}) skipped for {prefix}: {e}")
                 continue
-            if gone:
-                context.log.info(f"retention: removed {len(gone)} old {prefix} file(s), keeping "
-                                 f"{self.keep_days}")
-            removed += len(gone)
+            days = sorted(d for d in (_file_day(prefix, path) for path in gone) if d is not None)
+            if days:
+                shown = ", ".join(d.isoformat() for d in days[:10])
+                more = f" and {len(days) - 10} more" if len(days) > 10 else ""
+                context.log.info(f"retention ({self._retention()}): removed {len(days)} {prefix} file(s) "
+                                 f"dated {shown}{more}")
+                removed[prefix] = days
         return removed
 
     @staticmethod
@@ -346,6 +373,11 @@ class DatedCacheIOManager(ConfigurableIOManager):
         if not (context.has_asset_key and context.has_asset_partitions):
             # In a run for a daily partition this is that day: never a file from after it.
             prefix, day, why = unpartitioned_file(context, base, context.has_asset_key, self._tz())
+            # The file the writing run wrote (this run, or the parent on re-execution), whatever the
+            # reader's clock says now: a run past midnight or a re-execution days later.
+            written = None if run_scoped else _day_written_by_run(context, prefix)
+            if written is not None and written != day:
+                day, why = written, f"the day run {_run_id(upstream) if upstream else ''} wrote it"
             # A run's own output may be dated earlier (a run past midnight, a re-execution days
             # later): any file of its run-scoped prefix is the one, and not stale.
             return self._load_one(context, prefix, day, why, fallback or run_scoped, allow_missing,
@@ -360,6 +392,10 @@ class DatedCacheIOManager(ConfigurableIOManager):
         pdef = context.asset_partitions_def
         if len(keys) == 1 and not as_dict:
             prefix, day = partition_file(pdef, keys[0], base)
+            if allow_missing and FALLBACK_KEY not in meta:
+                # Dagster's UPathIOManager: with this key a missing partition loads as None. The
+                # input's own fallback_to_latest=True still falls back first; the manager's does not.
+                fallback = False
             return self._load_one(context, prefix, day, f"partition {keys[0]}", fallback, allow_missing)
         fill = bool(meta.get(FILL_KEY, self.fill_missing_partitions))
         return self._load_range(context, base, pdef, keys, fill, allow_missing)
@@ -547,6 +583,12 @@ class DatedCacheIOManager(ConfigurableIOManager):
         raise CacheNotFoundError(message, prefix=prefix, directory=self.directory)
 
 
+def _file_day(prefix: str, path: str) -> dt.date | None:
+    """The day in a deleted cache file's name (None for a temp file `prune` swept)."""
+    parsed = parse_file_name(path.rstrip("/").rsplit("/", 1)[-1], prefix)
+    return parsed[1] if parsed is not None else None
+
+
 class _Discard:
     """A file that forgets what is written: pickling into it only proves the value pickles."""
 
@@ -569,6 +611,43 @@ def _run_id(context: InputContext | OutputContext) -> str | None:
     except Exception:  # noqa: BLE001 - build_input_context without an upstream run
         return None
     return None if not run_id or run_id.startswith("__") else run_id  # "__EPHEMERAL_RUN_ID": built
+
+
+def _day_written_by_run(context: InputContext, prefix: str) -> dt.date | None:
+    """The day of the `prefix` file the upstream output's run wrote, from that run's handled-output
+    event (this run's, or the parent run's on a re-execution that did not run the upstream step);
+    None when the upstream did not run in a run of this lineage or wrote no such file."""
+    upstream = context.upstream_output
+    run_id = _run_id(upstream) if upstream is not None else None
+    if upstream is None or run_id is None:
+        return None
+    try:
+        instance = context.step_context.instance
+        records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.HANDLED_OUTPUT).records
+    except Exception as e:  # noqa: BLE001 - no step context or no event log: fall back to the clock
+        context.log.debug(f"could not look up the day run {run_id} wrote {prefix}: {e}")
+        return None
+    for record in reversed(records):  # the last write wins, as on disk
+        event = record.event_log_entry.dagster_event
+        if event is None or event.step_key != upstream.step_key:
+            continue
+        data = event.event_specific_data
+        if getattr(data, "output_name", None) != upstream.name:
+            continue
+        meta = getattr(data, "metadata", None) or {}
+        written_prefix, written_day = meta.get("dagster_cache/prefix"), meta.get("dagster_cache/date")
+        if written_day is None or _text(written_prefix) != prefix:
+            continue
+        try:
+            return dt.date.fromisoformat(_text(written_day))
+        except ValueError:
+            return None
+    return None
+
+
+def _text(value: Any) -> str:
+    """The text of a metadata entry (a MetadataValue wraps it)."""
+    return str(getattr(value, "value", value))
 
 
 def _assets_def(context: InputContext | OutputContext) -> Any:

@@ -30,7 +30,14 @@ def cache_prefix_of(metadata: Mapping[str, Any] | None) -> str | None:
 def prefix_for(asset_key: dg.AssetKey, metadata: Mapping[str, Any] | None) -> str:
     """`cache_prefix` from definition metadata, else the asset key path joined with "__"."""
     override = cache_prefix_of(metadata)
-    return validate_prefix(override if override is not None else "__".join(asset_key.path))
+    try:
+        return validate_prefix(override if override is not None else "__".join(asset_key.path))
+    except ValueError as e:
+        what = "its cache_prefix" if override is not None else "its key"
+        raise CachePartitionError(
+            f"asset {asset_key.to_user_string()}: {what} cannot name a cache file: {e}. Give the "
+            f"asset a short metadata={{'{PREFIX_METADATA_KEY}': '<prefix>'}}"
+        ) from e
 
 
 def op_output_prefix(
@@ -49,10 +56,16 @@ def op_output_prefix(
     node, _, mapped = step_key.partition("[")
     marks = "".join(MAPPING_KEY_MARK + m for m in (mapped.rstrip("]"), mapping_key) if m)
     override = cache_prefix_of(metadata)
-    if override is not None:
-        return validate_prefix(override + marks)
     scope = MAPPING_KEY_MARK + run_id if run_id else ""
-    return validate_prefix(f"{node}.{output_name}{marks}{scope}")
+    prefix = override + marks if override is not None else f"{node}.{output_name}{marks}{scope}"
+    try:
+        return validate_prefix(prefix)
+    except ValueError as e:
+        hint = "shorter mapping keys, or " if marks else ""
+        raise CachePartitionError(
+            f"output {output_name!r} of op {step_key} cannot name a cache file: {e}. Use {hint}a short "
+            f"Out(metadata={{'{PREFIX_METADATA_KEY}': '<prefix>'}}) (or another io_manager_key)"
+        ) from e
 
 
 def prefix_pattern(
