@@ -14,8 +14,8 @@ from typing import IO, Any
 from isal import isal_zlib
 
 from .errors import CorruptCacheError
-from .naming import DateLike, date_stamp, file_name, parse_file_name, to_date, validate_prefix
 from .gzip_members import owner_payload
+from .naming import DateLike, date_stamp, file_name, parse_file_name, to_date, validate_prefix
 from .serialization import DEFAULT_LEVEL, PROTOCOL, GzipPickleSerializer, coerce_key, signing_key_from_env
 from .stores import STALE_TEMP_SECONDS, NotARegularFileError, Store, get_store, sweep_temp_files
 from .timing import ZoneLike, resolve_zone

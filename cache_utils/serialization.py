@@ -15,8 +15,8 @@ An owner (who wrote the file) may be recorded in the first member's header as su
 the owner record carries its own MAC, HMAC-SHA256(key, b"cache_utils-owner-v1\0" + file name +
 b"\0" + owner + b"\0" + the `CU` MAC): the owner is bound to the name and, through the `CU` MAC, to
 every byte of the body. A signed load checks it with the signature; readers that do not know `CO`
-(older versions, gzip, pandas) verify and read the file as before. Files of one plain gzip member (written by earlier
-versions, or by `DataFrame.to_pickle`) are read as before.
+(older versions, gzip, pandas) verify and read the file as before. Files of one plain gzip
+member (written by earlier versions, or by `DataFrame.to_pickle`) are read as before.
 """
 
 from __future__ import annotations
@@ -35,11 +35,11 @@ from .errors import CorruptCacheError
 from .gzip_members import (
     END_LEN,
     HEAD_BYTES,
+    OWNER_HEAD_BYTES,
+    OWNER_MAC_OFFSET,
     SIGNATURE_ID,
     SIGNATURE_LEN,
     SIGNATURE_OFFSET,
-    OWNER_HEAD_BYTES,
-    OWNER_MAC_OFFSET,
     MemberReader,
     MemberWriter,
     check_threads,
