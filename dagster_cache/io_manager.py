@@ -145,6 +145,15 @@ class DatedCacheIOManager(ConfigurableIOManager):
         "prefix dated up to today, through cache_utils.prune (the newest loadable file is never "
         "deleted, so load_cache keeps working). Unset: keep everything.",
     )
+    overwrite_unowned_files: bool = Field(
+        default=True,
+        description="Every file this manager writes records its writer (asset and partition, or op "
+        "output), and a file another writer recorded is never overwritten or loaded for the wrong "
+        "input. A file that records no owner (written by cache_utils.save_cache outside Dagster, or "
+        "by a release before owners) is overwritten when True, so upgrading keeps re-runs working; "
+        "False refuses that too (an external cache's files declared in another code location are "
+        "then safe).",
+    )
     opsgenie: OpsGenieResource | None = Field(
         default=None,
         description="Where stale/missing-data alerts go. Unset: cache_utils' process-wide alert "
@@ -261,8 +270,9 @@ class DatedCacheIOManager(ConfigurableIOManager):
     def _check_overwrite(self, target: Target, mine: Owner) -> None:
         """Refuse to overwrite a file another asset or op output wrote (the owner recorded in it),
         whatever spelling of the directory or code location that writer used. A file without an
-        owner (written before owners were recorded, or by `save_cache`) is overwritten as before;
-        the prefix of an external cache asset never is (`_check_clashes` refuses it)."""
+        owner (written before owners were recorded, or by `save_cache`) is overwritten as before
+        unless `overwrite_unowned_files` is off; an external cache asset's prefix in this code
+        location is never written (`_check_clashes` refuses it)."""
         try:
             recorded = cache_owner(target.prefix, target.day, self.directory,
                                    signing_key=self.signing_key or None, **self._io())
@@ -271,9 +281,15 @@ class DatedCacheIOManager(ConfigurableIOManager):
         except CacheError:  # a damaged or unverifiable file: replaced, as before
             return
         theirs = parse_owner(recorded)
+        path = cache_filename(target.prefix, target.day, directory=self.directory)
+        if theirs is None and not self.overwrite_unowned_files:
+            raise CacheOwnerError(
+                f"{mine.describe()} would overwrite {path}, which records no owner (written outside "
+                "Dagster, or before owners were recorded) and overwrite_unowned_files is False: move "
+                "or delete the file if it is this asset's, or give the asset another cache_prefix."
+            )
         if theirs is None or theirs.same_writer(mine):
             return
-        path = cache_filename(target.prefix, target.day, directory=self.directory)
         raise CacheOwnerError(
             f"{mine.describe()} would overwrite {path}, which belongs to {theirs.describe()}: both map "
             f"to cache prefix {target.prefix!r} in this directory (perhaps spelled differently, or from "
