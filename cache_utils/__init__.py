@@ -41,7 +41,15 @@ from .files import (
     verify_cache,
     write_cache,
 )
-from .loading import CacheHit, RefreshCheck, Skipped, check_refresh, load_cache, load_latest_cache
+from .loading import (
+    CacheHit,
+    RefreshCheck,
+    Skipped,
+    check_refresh,
+    load_cache,
+    load_latest_cache,
+    read_cache_hit,
+)
 from .memory import InMemoryCache, MemoryKey, MemoryKeyPart, normalize_key
 from .naming import cache_filename, parse_file_name, validate_prefix
 from .serialization import GzipPickleSerializer
@@ -110,6 +118,7 @@ __all__ = [
     "parse_retry_interval",
     "prune",
     "read_cache",
+    "read_cache_hit",
     "resolve_alert",
     "resolve_zone",
     "save_cache",

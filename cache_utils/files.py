@@ -251,6 +251,16 @@ def read_file(store: Store, name: str, serializer: GzipPickleSerializer) -> Any:
         return serializer.load(f, path)
 
 
+def read_owned_file(store: Store, name: str, serializer: GzipPickleSerializer) -> tuple[Any, str | None]:
+    """`read_file` and the owner recorded in the file, read from the same open file: no second
+    request to an object store (its first bytes are read again from the file's buffer)."""
+    path = store.path(name)
+    with _open(store, name) as f:
+        owner = serializer.owner(f, path)
+        f.seek(0)
+        return serializer.load(f, path), owner
+
+
 def _open(store: Store, name: str) -> IO[bytes]:
     """A store's file for reading: FileNotFoundError when absent; CorruptCacheError when a
     directory, a FIFO, a device or a symlink loop stands in its place."""

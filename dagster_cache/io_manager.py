@@ -29,7 +29,7 @@ from cache_utils import (
     is_url,
     load_latest_cache,
     prune,
-    read_cache,
+    read_cache_hit,
     resolve_alert,
     send_alert,
     write_cache,
@@ -486,40 +486,21 @@ class DatedCacheIOManager(ConfigurableIOManager):
         if not fallback:
             expected = cache_filename(prefix, day, directory=self.directory)
             try:
-                data = read_cache(prefix, day, self.directory,
-                                  signing_key=self.signing_key or None, **self._io())
+                exact = read_cache_hit(prefix, day, self.directory,
+                                       signing_key=self.signing_key or None, **self._io())
             except FileNotFoundError:
                 return None, []
-            self._check_owner(prefix, day, expected, owner)
-            return (data, Loaded(expected, day, day)), []
+            _check_owner(prefix, expected, exact.owner, owner)
+            return (exact.data, Loaded(expected, day, day)), []
         hit, skipped = load_latest_cache(prefix, day, self.directory,
                                          signing_key=self.signing_key or None, **self._io())
         warnings = [f"skipped corrupt cache file {s.path}: {s.reason}" for s in skipped]
         if hit is None:
             return None, warnings
-        self._check_owner(prefix, hit.date, hit.path, owner)
+        _check_owner(prefix, hit.path, hit.owner, owner)
         wanted = os.path.basename(cache_filename(prefix, day, directory=""))
         corrupt = any(os.path.basename(s.path) == wanted for s in skipped)
         return (hit.data, Loaded(hit.path, hit.date, day, corrupt)), warnings
-
-    def _check_owner(self, prefix: str, day: dt.date, path: str, owner: Owner | None) -> None:
-        """Refuse a loaded file whose recorded owner is another asset (or op output) than the one
-        the input reads; a file recording no owner loads as before."""
-        if owner is None:
-            return
-        try:
-            recorded = cache_owner(prefix, day, self.directory, signing_key=self.signing_key or None,
-                                   **self._io())
-        except FileNotFoundError:  # replaced since it was read: what was read had been checked
-            return
-        theirs = parse_owner(recorded)
-        if theirs is not None and not theirs.same_writer(owner):
-            raise CacheOwnerError(
-                f"{path} belongs to {describe_recorded(theirs)}, not to {owner.describe()}, whose "
-                f"input it was to be: both map to cache prefix {prefix!r} in this directory (perhaps "
-                "spelled differently, or from another code location). Give one of them "
-                "metadata={'cache_prefix': '<another prefix>'} or another directory."
-            )
 
     def _range_workers(self, targets: list[tuple[str, dt.date]]) -> int:
         """Reads in flight for a range's (prefix, day) files: up to `max_concurrent_loads` for a
@@ -596,6 +577,19 @@ class DatedCacheIOManager(ConfigurableIOManager):
             source="dagster_cache",
         ))
         raise CacheNotFoundError(message, prefix=prefix, directory=self.directory)
+
+
+def _check_owner(prefix: str, path: str, recorded: str | None, owner: Owner | None) -> None:
+    """Refuse a loaded file whose recorded owner (read with it, from the same open file) is another
+    asset (or op output) than the one the input reads; a file recording no owner loads as before."""
+    theirs = parse_owner(recorded)
+    if owner is not None and theirs is not None and not theirs.same_writer(owner):
+        raise CacheOwnerError(
+            f"{path} belongs to {describe_recorded(theirs)}, not to {owner.describe()}, whose input it "
+            f"was to be: both map to cache prefix {prefix!r} in this directory (perhaps spelled "
+            "differently, or from another code location). Give one of them "
+            "metadata={'cache_prefix': '<another prefix>'} or another directory."
+        )
 
 
 class _Discard:
