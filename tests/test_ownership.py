@@ -24,7 +24,9 @@ from cache_utils import (
     CorruptCacheError,
     cache_owner,
     load_cache,
+    load_latest_cache,
     read_cache,
+    read_cache_hit,
     save_cache,
     verify_cache,
     write_cache,
@@ -77,6 +79,10 @@ def test_owner_is_recorded_read_back_and_ignored_by_gzip_and_pandas(
     checked = verify_cache("sales__b", TODAY, str(tmp_path), signing_key=key)
     assert (checked.owner, checked.fingerprint) == (owner, written.fingerprint)
     assert read_cache("sales__b", TODAY, str(tmp_path), signing_key=key) == data
+    exact = read_cache_hit("sales__b", TODAY, str(tmp_path), signing_key=key)
+    latest, _ = load_latest_cache("sales__b", "2024-01-20", str(tmp_path), signing_key=key)
+    assert latest is not None
+    assert (exact.data, exact.owner, latest.data, latest.owner) == (data, owner, data, owner)
     with gzip.open(written.path) as f:  # Python's gzip skips the subfield
         assert pickle.load(f) == data
     assert pd.read_pickle(written.path) == data
