@@ -367,3 +367,33 @@ def test_op_outputs_of_two_jobs_with_one_cache_prefix(tmp_path: Path) -> None:
 )
 def test_directory_spellings(a: str, b: str, same: bool) -> None:
     assert same_directory(a, b) is same, (normalize_directory(a), normalize_directory(b))
+
+
+@dg.asset(partitions_def=DAILY)
+def daily_prices(context: dg.AssetExecutionContext) -> str:
+    return f"prices of {context.partition_key}"
+
+
+@dg.asset(partitions_def=DAILY, ins={"daily_prices": dg.AssetIn(
+    partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-2, end_offset=0))})
+def three_days(daily_prices: dict) -> list[str]:
+    return [daily_prices[k] for k in sorted(daily_prices)]
+
+
+@freeze_time(f"{TODAY} 12:00:00")
+@pytest.mark.parametrize("where", ["local", "memory"])
+def test_a_range_input_refuses_a_day_another_writer_owns(tmp_path: Path, where: str) -> None:
+    """Ranges read one after another (local) or on a pool (URL directories): the day whose file
+    records another asset fails the load, naming it."""
+    import uuid
+
+    directory = str(tmp_path) if where == "local" else f"memory://owner-{uuid.uuid4().hex[:12]}"
+    manager = DatedCacheIOManager(directory=directory)
+    for day in ("2024-01-13", "2024-01-14", "2024-01-15"):
+        assert dg.materialize([daily_prices], partition_key=day, resources={"io_manager": manager}).success
+    write_cache("not prices", "daily_prices", "2024-01-14", directory,
+                owner='{"asset":["fx"],"partition":null}')
+    read = dg.materialize([daily_prices, three_days], selection=[dg.AssetKey("three_days")],
+                          partition_key=TODAY, resources={"io_manager": manager}, raise_on_error=False)
+    assert not read.success
+    assert "daily_prices_20240114.pkl.gz belongs to asset fx, not to asset daily_prices" in _failure(read)
