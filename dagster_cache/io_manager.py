@@ -364,7 +364,7 @@ class DatedCacheIOManager(ConfigurableIOManager):
         run_scoped = False
         if context.has_asset_key:
             base = prefix_for(context.asset_key, upstream_meta)
-            expected = asset_owner(context.asset_key, None)
+            expected = asset_owner(context.asset_key, None, external=_is_external(context))
         elif upstream is not None:  # the run that wrote it: the parent run's, on re-execution
             expected = op_owner(upstream.step_key, upstream.name)
             run_id = _run_id(upstream)

@@ -42,17 +42,23 @@ class Owner:
         asset: The asset key, for an asset's file.
         partition: The partition key the file was written for; None when unpartitioned.
         op: `(node name, output name)`, for an op output's file.
-        text: The owner exactly as recorded, for an owner this module did not write.
+        text: The owner exactly as recorded, for an owner this module did not write (a writer
+            outside Dagster naming itself with `cache_utils.write_cache(..., owner=...)`).
+        external: The asset is external: its files are written outside Dagster, so any owner that
+            is not a Dagster asset or op output counts as it.
     """
 
     asset: dg.AssetKey | None = None
     partition: str | None = None
     op: tuple[str, str] | None = None
     text: str | None = None
+    external: bool = False
 
     def same_writer(self, other: Owner) -> bool:
         """Whether `other` is the same asset (any partition: an asset's partitions never share a
-        file) or the same op output."""
+        file) or the same op output; a writer outside Dagster is the same as an external asset."""
+        if (self.external and other.text is not None) or (other.external and self.text is not None):
+            return True
         if self.asset is not None or other.asset is not None:
             return self.asset == other.asset
         if self.op is not None or other.op is not None:
@@ -77,8 +83,8 @@ class Owner:
         return self.text or ""
 
 
-def asset_owner(key: dg.AssetKey, partition: str | None) -> Owner:
-    return Owner(asset=key, partition=partition)
+def asset_owner(key: dg.AssetKey, partition: str | None, external: bool = False) -> Owner:
+    return Owner(asset=key, partition=partition, external=external)
 
 
 def op_owner(step_key: str, output_name: str) -> Owner:

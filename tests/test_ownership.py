@@ -315,6 +315,24 @@ def test_an_external_caches_consumer_never_gets_a_dagster_assets_file(tmp_path: 
 
 
 @freeze_time(f"{TODAY} 12:00:00")
+def test_a_vendor_that_names_itself_is_still_the_external_caches_writer(tmp_path: Path) -> None:
+    """A writer outside Dagster may record its own name (`write_cache(..., owner=...)`): the
+    external asset's consumer loads its file; a Dagster asset (another code location) must not
+    overwrite it."""
+    directory = str(tmp_path / "c")
+    write_cache("from the vendor", "fx_rates", TODAY, directory, owner="vendor nightly job")
+    reader = dg.Definitions(assets=[fx_rates, fx_report],
+                            resources={"io_manager": DatedCacheIOManager(directory=directory)})
+    read = reader.resolve_implicit_global_asset_job_def().execute_in_process(
+        asset_selection=[dg.AssetKey("fx_report")])
+    assert read.output_for_node("fx_report") == "from the vendor"
+    wrote = dg.materialize([fx_dagster], resources={"io_manager": DatedCacheIOManager(directory=directory)},
+                           raise_on_error=False)
+    assert "belongs to writer 'vendor nightly job'" in _failure(wrote), _failure(wrote)
+    assert read_cache("fx_rates", TODAY, directory) == "from the vendor"
+
+
+@freeze_time(f"{TODAY} 12:00:00")
 def test_strict_managers_never_overwrite_a_file_without_an_owner(tmp_path: Path) -> None:
     """Across code locations the writer cannot tell a vendor's file from one its own earlier
     release wrote; `overwrite_unowned_files=False` keeps every unowned file."""
