@@ -25,7 +25,7 @@ from cache_utils import CacheError
 
 # fsspec protocols that name the same store: s3fs registers s3 and s3a (and s3n is Hadoop's older
 # name for the same buckets); gcsfs gs and gcs; adlfs az, abfs and abfss.
-_SAME_STORE = {"s3a": "s3", "s3n": "s3", "gs": "gcs", "abfs": "az", "abfss": "az", "adl": "az"}
+_SAME_STORE = {"s3a": "s3", "s3n": "s3", "gs": "gcs", "abfs": "az", "abfss": "az"}
 _LOCAL = {"file", "local"}
 
 
