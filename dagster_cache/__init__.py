@@ -13,12 +13,14 @@ from .errors import CachePartitionError
 from .external import build_cache_observation_sensor, external_cache_asset
 from .io_manager import DatedCacheIOManager
 from .metadata import cache_data_version
+from .ownership import CacheOwnerError
 from .resources import InMemoryCacheResource, OpsGenieResource
 from .schedules import build_cache_refresh_schedule
 from .sensors import build_cache_refresh_sensor, make_opsgenie_on_run_failure_sensor
 
 __all__ = [
     "CacheChecks",
+    "CacheOwnerError",
     "CachePartitionError",
     "DatedCacheIOManager",
     "InMemoryCacheResource",

@@ -24,12 +24,13 @@ from cache_utils import (
     CacheNotFoundError,
     cache_alert,
     cache_filename,
+    cache_owner,
     default_alias,
     is_url,
     load_latest_cache,
     parse_file_name,
     prune,
-    read_cache,
+    read_cache_hit,
     resolve_alert,
     send_alert,
     split_signing_keys,
@@ -39,6 +40,15 @@ from cache_utils import (
 from .dates import partition_file, unpartitioned_file, zone
 from .errors import CachePartitionError
 from .metadata import frame_metadata, row_count_metadata
+from .ownership import (
+    CacheOwnerError,
+    Owner,
+    asset_owner,
+    describe_recorded,
+    op_owner,
+    parse_owner,
+    same_directory,
+)
 from .prefixes import cache_prefix_of, check_no_clash, op_output_prefix, prefix_for
 from .resources import OpsGenieResource
 
@@ -155,6 +165,15 @@ class DatedCacheIOManager(ConfigurableIOManager):
         description="Retention by count: keep the newest N files of each prefix written (dated up to "
         "today). With keep_days too, a file is deleted only when neither rule keeps it.",
     )
+    overwrite_unowned_files: bool = Field(
+        default=True,
+        description="Every file this manager writes records its writer (asset and partition, or op "
+        "output), and a file another writer recorded is never overwritten or loaded for the wrong "
+        "input. A file that records no owner (written by cache_utils.save_cache outside Dagster, or "
+        "by a release before owners) is overwritten when True, so upgrading keeps re-runs working; "
+        "False refuses that too (an external cache's files declared in another code location are "
+        "then safe).",
+    )
     opsgenie: OpsGenieResource | None = Field(
         default=None,
         description="Where stale/missing-data alerts go. Unset: cache_utils' process-wide alert "
@@ -257,12 +276,15 @@ class DatedCacheIOManager(ConfigurableIOManager):
         if len(targets) > 1:  # a single-run backfill writes all of its days or none of them
             for target in targets:
                 self._picklable(context, target.value)
+        owners = [_writer(context, target.key) for target in targets]
+        for target, mine in zip(targets, owners, strict=True):  # all checked before the first is written
+            self._check_overwrite(target, mine)
         today = dt.datetime.now(self._tz()).date()
         written: list[tuple[Target, CacheFile]] = []
-        for target in targets:
+        for target, mine in zip(targets, owners, strict=True):
             try:
                 saved = write_cache(target.value, target.prefix, target.day, self.directory,
-                                    signing_key=self.signing_keys(), **self._io())
+                                    signing_key=self.signing_keys(), owner=mine.record(), **self._io())
             except pickle.PicklingError as e:
                 raise _not_picklable(context, target.value, e) from e
             context.log.debug(f"wrote {saved.path} ({saved.size:,} bytes)")
@@ -287,6 +309,36 @@ class DatedCacheIOManager(ConfigurableIOManager):
         rules = [f"{name}={value}" for name, value in (("keep_days", self.keep_days),
                                                       ("keep_files", self.keep_files)) if value]
         return ", ".join(rules)
+
+    def _check_overwrite(self, target: Target, mine: Owner) -> None:
+        """Refuse to overwrite a file another asset or op output wrote (the owner recorded in it),
+        whatever spelling of the directory or code location that writer used. A file without an
+        owner (written before owners were recorded, or by `save_cache`) is overwritten as before
+        unless `overwrite_unowned_files` is off; an external cache asset's prefix in this code
+        location is never written (`_check_clashes` refuses it)."""
+        try:
+            recorded = cache_owner(target.prefix, target.day, self.directory,
+                                   signing_key=self.signing_keys(), **self._io())
+        except FileNotFoundError:
+            return
+        except CacheError:  # a damaged or unverifiable file: replaced, as before
+            return
+        theirs = parse_owner(recorded)
+        path = cache_filename(target.prefix, target.day, directory=self.directory)
+        if theirs is None and not self.overwrite_unowned_files:
+            raise CacheOwnerError(
+                f"{mine.describe()} would overwrite {path}, which records no owner (written outside "
+                "Dagster, or before owners were recorded) and overwrite_unowned_files is False: move "
+                "or delete the file if it is this asset's, or give the asset another cache_prefix."
+            )
+        if theirs is None or theirs.same_writer(mine):
+            return
+        raise CacheOwnerError(
+            f"{mine.describe()} would overwrite {path}, which belongs to {theirs.describe()}: both map "
+            f"to cache prefix {target.prefix!r} in this directory (perhaps spelled differently, or from "
+            "another code location). Give one of them metadata={'cache_prefix': '<another prefix>'} "
+            "or another directory; the file was left as it is."
+        )
 
     def _prune(
         self, context: OutputContext, written: list[tuple[Target, CacheFile]], today: dt.date,
@@ -362,7 +414,9 @@ class DatedCacheIOManager(ConfigurableIOManager):
         run_scoped = False
         if context.has_asset_key:
             base = prefix_for(context.asset_key, upstream_meta)
+            expected = asset_owner(context.asset_key, None, external=_is_external(context))
         elif upstream is not None:  # the run that wrote it: the parent run's, on re-execution
+            expected = op_owner(upstream.step_key, upstream.name)
             run_id = _run_id(upstream)
             base = op_output_prefix(upstream.step_key, upstream.name, upstream.mapping_key, upstream_meta,
                                     run_id)
@@ -381,7 +435,7 @@ class DatedCacheIOManager(ConfigurableIOManager):
             # A run's own output may be dated earlier (a run past midnight, a re-execution days
             # later): any file of its run-scoped prefix is the one, and not stale.
             return self._load_one(context, prefix, day, why, fallback or run_scoped, allow_missing,
-                                  run_scoped=run_scoped)
+                                  run_scoped=run_scoped, owner=expected)
 
         keys = list(context.asset_partition_keys)
         as_dict = _wants_dict(context, keys)
@@ -396,16 +450,17 @@ class DatedCacheIOManager(ConfigurableIOManager):
                 # Dagster's UPathIOManager: with this key a missing partition loads as None. The
                 # input's own fallback_to_latest=True still falls back first; the manager's does not.
                 fallback = False
-            return self._load_one(context, prefix, day, f"partition {keys[0]}", fallback, allow_missing)
+            return self._load_one(context, prefix, day, f"partition {keys[0]}", fallback, allow_missing,
+                                  owner=expected)
         fill = bool(meta.get(FILL_KEY, self.fill_missing_partitions))
-        return self._load_range(context, base, pdef, keys, fill, allow_missing)
+        return self._load_range(context, base, pdef, keys, fill, allow_missing, owner=expected)
 
     def _load_one(
         self, context: InputContext, prefix: str, day: dt.date, what: str, fallback: bool,
-        allow_missing: bool, run_scoped: bool = False,
+        allow_missing: bool, run_scoped: bool = False, owner: Owner | None = None,
     ) -> Any:
         """One file: the wanted day's, else (with fallback) the newest earlier one, recorded as stale."""
-        found = self._read(context, prefix, day, fallback)
+        found = self._read(context, prefix, day, fallback, owner)
         if found is None:
             return self._missing(context, prefix, day, allow_missing,
                                  self._missing_message(prefix, day, what, fallback))
@@ -432,14 +487,14 @@ class DatedCacheIOManager(ConfigurableIOManager):
 
     def _load_range(
         self, context: InputContext, base: str, pdef: Any, keys: list[str], fill: bool,
-        allow_missing: bool,
+        allow_missing: bool, owner: Owner | None = None,
     ) -> dict[str, Any]:
         """{partition key: value}. A missing day is an error, skipped with allow_missing, or
         (fill) taken from the newest earlier file; never silently another day's data."""
         values: dict[str, Any] = {}
         stale: dict[str, Loaded] = {}
         missing: list[str] = []
-        reads = self._fetch_range(keys, lambda k: partition_file(pdef, k, base), fill)
+        reads = self._fetch_range(keys, lambda k: partition_file(pdef, k, base), fill, owner)
         with contextlib.closing(reads) as fetched:  # whatever ends the loop drops the queued reads at once
             for key, (found, warnings) in zip(keys, fetched, strict=True):
                 for warning in warnings:  # from this thread, in key order: context.log is not thread-safe
@@ -477,32 +532,34 @@ class DatedCacheIOManager(ConfigurableIOManager):
         return values
 
     def _read(
-        self, context: InputContext, prefix: str, day: dt.date, fallback: bool
+        self, context: InputContext, prefix: str, day: dt.date, fallback: bool, owner: Owner | None = None,
     ) -> tuple[Any, Loaded] | None:
         """(value, where it came from) for `day`, the newest earlier file with fallback; None if none."""
-        found, warnings = self._fetch(prefix, day, fallback)
+        found, warnings = self._fetch(prefix, day, fallback, owner)
         for warning in warnings:
             context.log.warning(warning)
         return found
 
     def _fetch(
-        self, prefix: str, day: dt.date, fallback: bool
+        self, prefix: str, day: dt.date, fallback: bool, owner: Owner | None = None,
     ) -> tuple[tuple[Any, Loaded] | None, list[str]]:
         """`_read` without a context, so a worker thread may run it: what it found, and the
-        warnings for the caller to log."""
+        warnings for the caller to log. A file another writer than `owner` wrote is refused."""
         if not fallback:
             expected = cache_filename(prefix, day, directory=self.directory)
             try:
-                data = read_cache(prefix, day, self.directory,
-                                  signing_key=self.signing_keys(), **self._io())
+                exact = read_cache_hit(prefix, day, self.directory,
+                                       signing_key=self.signing_keys(), **self._io())
             except FileNotFoundError:
                 return None, []
-            return (data, Loaded(expected, day, day)), []
+            _check_owner(prefix, expected, exact.owner, owner)
+            return (exact.data, Loaded(expected, day, day)), []
         hit, skipped = load_latest_cache(prefix, day, self.directory,
                                          signing_key=self.signing_keys(), **self._io())
         warnings = [f"skipped corrupt cache file {s.path}: {s.reason}" for s in skipped]
         if hit is None:
             return None, warnings
+        _check_owner(prefix, hit.path, hit.owner, owner)
         wanted = os.path.basename(cache_filename(prefix, day, directory=""))
         corrupt = any(os.path.basename(s.path) == wanted for s in skipped)
         return (hit.data, Loaded(hit.path, hit.date, day, corrupt)), warnings
@@ -518,6 +575,7 @@ class DatedCacheIOManager(ConfigurableIOManager):
 
     def _fetch_range(
         self, keys: list[str], where: Callable[[str], tuple[str, dt.date]], fallback: bool,
+        owner: Owner | None = None,
     ) -> Generator[tuple[tuple[Any, Loaded] | None, list[str]], None, None]:
         """`_fetch` of each key's (prefix, day) = `where(key)`, yielded in key order. With more
         than one worker the reads run on a pool holding at most that many in flight; a failure
@@ -534,14 +592,14 @@ class DatedCacheIOManager(ConfigurableIOManager):
         workers = self._range_workers(targets)
         if workers == 1:
             for prefix, day in targets:
-                yield self._fetch(prefix, day, fallback)
+                yield self._fetch(prefix, day, fallback, owner)
             if bad_key is not None:
                 raise bad_key
             return
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dagster_cache-load")
         wait = True
         try:
-            futures = [pool.submit(self._fetch, prefix, day, fallback) for prefix, day in targets]
+            futures = [pool.submit(self._fetch, prefix, day, fallback, owner) for prefix, day in targets]
             for future in futures:
                 yield future.result()
         except BaseException as e:
@@ -587,6 +645,19 @@ def _file_day(prefix: str, path: str) -> dt.date | None:
     """The day in a deleted cache file's name (None for a temp file `prune` swept)."""
     parsed = parse_file_name(path.rstrip("/").rsplit("/", 1)[-1], prefix)
     return parsed[1] if parsed is not None else None
+
+
+def _check_owner(prefix: str, path: str, recorded: str | None, owner: Owner | None) -> None:
+    """Refuse a loaded file whose recorded owner (read with it, from the same open file) is another
+    asset (or op output) than the one the input reads; a file recording no owner loads as before."""
+    theirs = parse_owner(recorded)
+    if owner is not None and theirs is not None and not theirs.same_writer(owner):
+        raise CacheOwnerError(
+            f"{path} belongs to {describe_recorded(theirs)}, not to {owner.describe()}, whose input it "
+            f"was to be: both map to cache prefix {prefix!r} in this directory (perhaps spelled "
+            "differently, or from another code location). Give one of them "
+            "metadata={'cache_prefix': '<another prefix>'} or another directory."
+        )
 
 
 class _Discard:
@@ -666,6 +737,14 @@ def _single_run(context: OutputContext) -> bool:
     return policy is not None and policy.max_partitions_per_run is None  # BackfillPolicy.single_run()
 
 
+def _writer(context: OutputContext, partition: str | None) -> Owner:
+    """The owner recorded in a file this output writes: the asset and partition key, or the op
+    output (node and output name)."""
+    if context.has_asset_key:
+        return asset_owner(context.asset_key, partition)
+    return op_owner(context.step_key, context.name)
+
+
 def _is_nothing(context: OutputContext) -> bool:
     try:
         return context.dagster_type.is_nothing
@@ -700,22 +779,18 @@ def _keys_writing_to(step: Any, own_key: str, directory: str) -> set[str]:
             where = field.default_value.get("directory", "data")
             if isinstance(where, dict):
                 where = os.environ.get(str(where.get("env")), "")
-        if where and _same_directory(str(where), directory):
+        if where and same_directory(str(where), directory):
             keys.add(key)
     return keys
 
 
-def _same_directory(a: str, b: str) -> bool:
-    """Whether two directory settings name one place (`x`, `x/` and `./x`; `s3://b/x/`)."""
-    if "://" in a or "://" in b:
-        return a.rstrip("/") == b.rstrip("/")
-    return os.path.realpath(a) == os.path.realpath(b)
-
-
-def _other_assets(context: OutputContext, directory: str) -> Iterator[tuple[dg.AssetKey, str, Any]]:
-    """(key, base prefix, partitions) of each materializable asset whose files go to the same
-    directory as this output (any IO manager key bound to a DatedCacheIOManager on it), across the
-    whole code location when Dagster gives it."""
+def _other_assets(
+    context: OutputContext, directory: str, external: set[dg.AssetKey] | None = None,
+) -> Iterator[tuple[dg.AssetKey, str, Any]]:
+    """(key, base prefix, partitions) of each asset whose files go to the same directory as this
+    output (any IO manager key bound to a DatedCacheIOManager on it), across the whole code
+    location when Dagster gives it: materializable ones, and external ones (files written outside
+    Dagster, such as `external_cache_asset`), whose keys are added to `external`."""
     try:
         step = context.step_context
         output_def = step.op_def.output_def_named(context.name)
@@ -731,25 +806,29 @@ def _other_assets(context: OutputContext, directory: str) -> Iterator[tuple[dg.A
         # An asset job's graph is scoped to its selection; it keeps the code location's whole graph.
         graph = getattr(graph, "source_asset_graph", graph)
     for node in graph.asset_nodes:
-        if not node.is_materializable or node.io_manager_key not in keys:
+        if not (node.is_materializable or node.is_external) or node.io_manager_key not in keys:
             continue
         try:
             base = prefix_for(node.key, node.metadata)
         except ValueError:  # its own write will report its bad prefix
             continue
+        if not node.is_materializable and external is not None:
+            external.add(node.key)
         yield node.key, base, node.partitions_def
 
 
 def _check_clashes(context: OutputContext, prefixes: list[str], directory: str) -> None:
-    """Refuse, before anything is written, prefixes another asset of this code location writes too."""
+    """Refuse, before anything is written, prefixes another asset of this code location writes too,
+    or an external asset's files (written outside Dagster) have."""
     owner: dg.AssetKey | str = context.asset_key if context.has_asset_key else _output_name(context)
-    others = list(_other_assets(context, directory))
+    external: set[dg.AssetKey] = set()
+    others = list(_other_assets(context, directory, external))
     try:
         instance = context.step_context.instance  # knows the dynamic partitions' keys
     except Exception:  # noqa: BLE001 - no step context: built with build_output_context
         instance = None
     for prefix in dict.fromkeys(prefixes):
-        check_no_clash(prefix, owner, others, instance)
+        check_no_clash(prefix, owner, others, instance, external=external)
     if not context.has_asset_key:
         _check_op_caches(context)
 

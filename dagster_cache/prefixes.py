@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 import dagster as dg
@@ -95,18 +95,20 @@ def prefix_pattern(
 
 def check_no_clash(
     prefix: str, owner: dg.AssetKey | str, others: Iterable[tuple[dg.AssetKey, str, Any]],
-    dynamic_store: Any = None,
+    dynamic_store: Any = None, external: Collection[dg.AssetKey] = (),
 ) -> None:
     """Refuse `prefix` when other assets (key, base prefix, partitions) can write the same files,
-    naming every one of them."""
+    naming every one of them; those in `external` are external assets, whose files are written
+    outside Dagster (an asset must never overwrite them)."""
     clashes = []
     for key, base, pdef in others:
         pattern = None if key == owner else prefix_pattern(base, pdef, dynamic_store)
         if pattern is not None and pattern.fullmatch(prefix):
-            clashes.append(key.to_user_string())
+            kind = "external asset" if key in external else "asset"
+            clashes.append(f"{kind} {key.to_user_string()}")
     if clashes:
         mine = f"asset {owner.to_user_string()}" if isinstance(owner, dg.AssetKey) else owner
-        theirs = ", ".join(f"asset {c}" for c in clashes)
+        theirs = ", ".join(clashes)
         raise CachePartitionError(
             f"{mine} and {theirs} would {'both' if len(clashes) == 1 else 'all'} write cache files named "
             f"'{prefix}_<YYYYMMDD>.pkl.gz' and overwrite each other: give all but one of them "
