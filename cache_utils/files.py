@@ -17,6 +17,7 @@ from .errors import CorruptCacheError
 from .naming import DateLike, date_stamp, file_name, parse_file_name, to_date, validate_prefix
 from .serialization import DEFAULT_LEVEL, PROTOCOL, GzipPickleSerializer, coerce_key, signing_key_from_env
 from .stores import STALE_TEMP_SECONDS, NotARegularFileError, Store, get_store, sweep_temp_files
+from .stores.base import read_one_version
 from .timing import ZoneLike, resolve_zone
 
 log = logging.getLogger("cache_utils")
@@ -239,8 +240,12 @@ def read_cache(
 def read_file(store: Store, name: str, serializer: GzipPickleSerializer) -> Any:
     """Open and verify one file of a store. A directory in its place counts as corrupt."""
     path = store.path(name)
-    with _open(store, name) as f:
-        return serializer.load(f, path)
+
+    def read() -> Any:
+        with _open(store, name) as f:
+            return serializer.load(f, path)
+
+    return read_one_version(path, read)
 
 
 def _open(store: Store, name: str) -> IO[bytes]:
@@ -322,12 +327,17 @@ def _inspect(
     store = get_store(directory, storage_options)
     name = file_name(prefix, date_stamp(day))
     path = store.path(name)
-    with _open(store, name) as f:
-        fingerprint = GzipPickleSerializer.fingerprint(f, path)
-        size = f.seek(0, 2)
-        if verifier is not None:
-            f.seek(0)
-            verifier.verify(f, path)
+
+    def read() -> tuple[int, str]:
+        with _open(store, name) as f:
+            fingerprint = GzipPickleSerializer.fingerprint(f, path)
+            size = f.seek(0, 2)
+            if verifier is not None:
+                f.seek(0)
+                verifier.verify(f, path)
+        return size, fingerprint
+
+    size, fingerprint = read_one_version(path, read)
     return CacheFile(prefix, day, path, size, fingerprint)
 
 
