@@ -20,6 +20,7 @@ READ_ATTEMPTS = 3
 
 log = logging.getLogger("cache_utils")
 T = TypeVar("T")
+E = TypeVar("E", bound=BaseException)
 
 
 @dataclass(frozen=True)
@@ -56,13 +57,18 @@ class ObjectChangedError(OSError):
     Not corruption: the read must start again from the start (`read_one_version` does)."""
 
 
-def _changed(error: BaseException) -> ObjectChangedError | None:
-    """The ObjectChangedError behind `error` (itself, or in its chain of causes), if any: readers
+class StoreReadError(OSError):
+    """A store failed to deliver bytes of a file (an error answer, an invalid request): says nothing
+    about the file itself, which must not be taken for corrupt."""
+
+
+def _in_chain(error: BaseException, kind: type[E]) -> E | None:
+    """The `kind` exception behind `error` (itself, or in its chain of causes), if any: readers
     such as the serializer wrap what a file raises."""
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
-        if isinstance(current, ObjectChangedError):
+        if isinstance(current, kind):
             return current
         seen.add(id(current))
         current = current.__cause__ or current.__context__
@@ -72,13 +78,17 @@ def _changed(error: BaseException) -> ObjectChangedError | None:
 def read_one_version(path: str, read: Callable[[], T]) -> T:
     """`read()` (which opens and reads one file), again from the start when the object was
     replaced during it, up to READ_ATTEMPTS in all. Then ObjectChangedError, never a mix of
-    versions and never "corrupt": the file is fine, it only keeps changing."""
+    versions and never "corrupt": the file is fine, it only keeps changing. A store failure met
+    while reading comes out as itself (StoreReadError), not as the reader's "corrupt file"."""
     for attempt in range(1, READ_ATTEMPTS + 1):
         try:
             return read()
         except Exception as e:
-            if _changed(e) is None:
-                raise
+            if _in_chain(e, ObjectChangedError) is None:
+                failed = _in_chain(e, StoreReadError)
+                if failed is None or failed is e:
+                    raise
+                raise failed from e
             if attempt == READ_ATTEMPTS:
                 raise ObjectChangedError(
                     errno.EAGAIN,

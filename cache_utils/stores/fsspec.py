@@ -9,8 +9,11 @@ import errno
 import inspect
 import io
 import os
+import logging
 import posixpath
+import stat
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from typing import IO, Any, NoReturn
 
@@ -21,7 +24,14 @@ from fsspec.implementations.cached import CachingFileSystem
 from fsspec.implementations.memory import MemoryFileSystem
 
 from ..naming import join, matching_stamps
-from .base import Entry, ObjectChangedError
+from .base import STALE_TEMP_SECONDS, Entry, ObjectChangedError, StoreReadError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: spools are swept by age only
+    fcntl = None  # type: ignore[assignment]
+
+log = logging.getLogger("cache_utils")
 
 S3_PROTOCOLS = frozenset({"s3", "s3a"})
 # Flat object stores (s3fs, gcsfs, adlfs' blob store): no directories, a missing "directory" is
@@ -50,7 +60,12 @@ MIN_BYTES_PER_SECOND = 2**20
 # in GETs of this size pinned to the first one's version. 16 MiB: a daily cache file is usually
 # smaller (one round trip, no HEAD), and one block is what a read held in memory anyway.
 READ_BLOCKSIZE = 16 * 2**20
-SPOOL_PREFIX = "cache_utils-spool-"
+SPOOL_PREFIX = "cache_utils-spool-"  # spool files of saves to URLs, in the local temp dir
+SPOOL_SUFFIX = ".tmp"
+# A spool untouched this long, and not locked, belongs to a writer that died; saves look for such
+# spools at most once per SPOOL_SWEEP_INTERVAL seconds per process.
+SPOOL_GRACE_SECONDS = 60.0
+SPOOL_SWEEP_INTERVAL = 60.0
 
 _TIMEOUT_ERRORS = frozenset({
     "ReadTimeoutError", "ConnectTimeoutError", "FSTimeoutError", "TimeoutError",
@@ -118,6 +133,23 @@ def _store_errors(url: str, action: str) -> Iterator[None]:
         raise_store_error(e, url, action)
     except Exception as e:
         raise_store_error(e, url, action)
+
+
+_NOT_A_STORE_FAILURE = (FileNotFoundError, PermissionError, ConnectionError, TimeoutError, ObjectChangedError,
+                        StoreReadError)
+
+
+@contextlib.contextmanager
+def _read_errors(url: str) -> Iterator[None]:
+    """`_store_errors` for reads of a file's bytes: a failure without a kind of its own (an error
+    answer, an invalid request) becomes StoreReadError, so that it is never taken for corruption."""
+    try:
+        with _store_errors(url, "cannot read"):
+            yield
+    except _NOT_A_STORE_FAILURE:
+        raise
+    except OSError as e:
+        raise StoreReadError(e.errno or errno.EIO, e.strerror or str(e), e.filename or url) from e
 
 
 def _mtime(info: dict[str, Any]) -> float:
@@ -280,23 +312,20 @@ class FsspecStore:
 
     def write_atomic(self, name: str, write: Callable[[IO[bytes]], None]) -> None:
         """Spool to a local temp file (the serializer seeks), then upload it as one object:
-        one put, or a multipart upload completed only at the end (aborted on failure)."""
+        one put, or a multipart upload completed only at the end (aborted on failure). The spool
+        stays locked while it exists; a later save deletes the spools of writers that died."""
         url = self.path(name)
-        fd, spool = tempfile.mkstemp(prefix=SPOOL_PREFIX, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w+b") as f:
-                write(f)
-                f.flush()
-                if self._in_memory:
-                    f.seek(0)
-                    with _store_errors(url, "cannot write"):
-                        self.fs.pipe_file(self._full(name), f.read())
-                    return
-            with _store_errors(url, "cannot write"):
-                self._upload(spool, self._full(name))
-        finally:
-            with contextlib.suppress(OSError):
-                os.unlink(spool)
+        with _spool() as (f, spool):
+            write(f)
+            f.flush()
+            if self._in_memory:
+                f.seek(0)
+                with _store_errors(url, "cannot write"):
+                    self.fs.pipe_file(self._full(name), f.read())
+            else:
+                with _store_errors(url, "cannot write"):
+                    self._upload(spool, self._full(name))
+        sweep_spools()
 
     def _upload(self, local: str, remote: str) -> None:
         if not self._object_store:
@@ -353,6 +382,78 @@ class FsspecStore:
         return []
 
 
+@contextlib.contextmanager
+def _spool() -> Iterator[tuple[IO[bytes], str]]:
+    """A new spool file in the temp dir, open and locked (flock, released by the kernel when the
+    process dies, even by SIGKILL), deleted on the way out; its path, for uploads that take one."""
+    fd, path = tempfile.mkstemp(prefix=SPOOL_PREFIX, suffix=SPOOL_SUFFIX)
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new file: nobody else holds it
+        f = os.fdopen(fd, "w+b")
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise
+    try:
+        with f:
+            yield f, path
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+
+
+_last_sweep = [0.0]
+
+
+def sweep_spools(directory: str | None = None, older_than: float = SPOOL_GRACE_SECONDS,
+                 every: float = SPOOL_SWEEP_INTERVAL) -> list[str]:
+    """Delete the spool files of writers killed during a save to a URL; returns their paths.
+
+    A live writer holds a lock on its spool until it deletes it, so a spool that can be locked
+    belongs to a dead process. Only this user's regular files named like spools, untouched for
+    `older_than` seconds, are considered (never followed through a symlink); where flock does not
+    exist, only those older than STALE_TEMP_SECONDS, like local temp files. Runs at most once per
+    `every` seconds in a process (0: now): a save lists the temp dir once a minute at most."""
+    now = time.time()
+    if every and now - _last_sweep[0] < every:
+        return []
+    _last_sweep[0] = now
+    directory = directory or tempfile.gettempdir()
+    cutoff = now - (older_than if fcntl is not None else max(older_than, STALE_TEMP_SECONDS))
+    removed = []
+    try:
+        with os.scandir(directory) as it:
+            candidates = [e.path for e in it if e.name.startswith(SPOOL_PREFIX) and e.name.endswith(SPOOL_SUFFIX)]
+    except OSError:
+        return []
+    for path in candidates:
+        with contextlib.suppress(OSError):
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+            try:
+                st = os.fstat(fd)
+                if not stat.S_ISREG(st.st_mode) or st.st_mtime > cutoff or not _own(st):
+                    continue
+                if fcntl is not None:
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except BlockingIOError:
+                        continue  # its writer is alive
+                os.unlink(path)
+                removed.append(path)
+            finally:
+                os.close(fd)
+    if removed:
+        log.info("deleted %d spool file(s) left by killed writers: %s", len(removed), ", ".join(removed))
+    return removed
+
+
+def _own(st: os.stat_result) -> bool:
+    """Whether this user owns the file (always, where there are no user ids)."""
+    return not hasattr(os, "getuid") or st.st_uid == os.getuid()
+
+
 def _drop_expect_header(params: dict[str, Any], **_: Any) -> None:
     params["headers"].pop("Expect", None)
 
@@ -402,7 +503,7 @@ class _S3RangeFile(io.RawIOBase):
     def _size_known(self) -> int:
         """The object's size; a HEAD (which pins the version too) when no GET has told it yet."""
         if self._size is None:
-            with _store_errors(self._url, "cannot read"):
+            with _read_errors(self._url):
                 info = self._store.fs.info(self._full, **self._store._deadline)
             self._learn(int(info["size"]), info.get("ETag"), info.get("VersionId"))
         assert self._size is not None
@@ -438,7 +539,7 @@ class _S3RangeFile(io.RawIOBase):
             finally:
                 resp["Body"].close()
 
-        with _store_errors(self._url, "cannot read"):
+        with _read_errors(self._url):
             try:
                 resp, body = fsspec.asyn.sync(store.fs.loop, get, timeout=deadline)
             except OSError as e:
@@ -519,7 +620,7 @@ class _ReadFile(io.RawIOBase):
         return True
 
     def read(self, size: int | None = -1) -> bytes:
-        with _store_errors(self._url, "cannot read"):
+        with _read_errors(self._url):
             data: bytes = self._f.read(-1 if size is None else size)
             return data
 
@@ -532,7 +633,7 @@ class _ReadFile(io.RawIOBase):
         return self.read(-1)
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        with _store_errors(self._url, "cannot read"):
+        with _read_errors(self._url):
             return int(self._f.seek(offset, whence))
 
     def tell(self) -> int:
