@@ -17,7 +17,7 @@ import pytest
 
 import cache_utils.stores.fsspec as fsspec_store
 from benchmarks.s3_server import MotoS3
-from cache_utils import load_latest_cache, read_cache, write_cache
+from cache_utils import CorruptCacheError, load_latest_cache, read_cache, write_cache
 
 pytest_plugins = ["tests.s3_fixtures"]
 pytestmark = pytest.mark.integration
@@ -147,3 +147,16 @@ def test_small_object_is_read_in_one_request(s3: MotoS3, bucket: str) -> None:
         stats.reset()
         assert read_cache("p", TODAY, url, storage_options=opts) == {"x": 1}
         assert stats.requests == 1
+
+
+def test_a_store_failure_during_a_read_is_not_a_corrupt_file(s3: MotoS3) -> None:
+    """The first request of a read is a GET inside the unpickler's reads: a store that refuses it
+    (here botocore refuses the bucket name) fails the load, naming the cause, instead of having
+    the file skipped as corrupt and an older one served."""
+    url = "s3://Invalid_Bucket!/c"
+    with pytest.raises(OSError, match="Invalid bucket name") as caught:
+        read_cache("p", TODAY, url, storage_options=s3.options())
+    assert not isinstance(caught.value, CorruptCacheError)
+    with pytest.raises(OSError, match="Invalid bucket name") as caught:
+        load_latest_cache("p", TODAY, url, storage_options=s3.options())
+    assert not isinstance(caught.value, CorruptCacheError)
