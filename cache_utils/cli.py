@@ -169,7 +169,8 @@ def describe_os_error(error: OSError) -> str:
         cause = _store_cause(error, str(path))
         if cause is not None:
             if "credentials encoded in URL" in cause:
-                cause += " (take them out of endpoint_url: pass key and secret in --storage-options or the environment)"
+                cause += (" (take them out of endpoint_url: pass key and secret in --storage-options"
+                          " or the environment)")
             return _redact_store_text(f"{printable(path)}: {cause}")
     phrase = _PHRASES.get(error.errno or 0)
     if phrase is None:

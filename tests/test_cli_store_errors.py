@@ -18,7 +18,8 @@ pytest_plugins = ["tests.s3_fixtures"]
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[1]
-KEY_ID, SECRET, TOKEN = "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY", "FwoGZXIvYXdzEXAMPLETOKEN"
+KEY_ID, SECRET = "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY"
+TOKEN = "FwoGZXIvYXdzEXAMPLETOKEN"
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:

@@ -8,7 +8,15 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from .base import STALE_TEMP_SECONDS, Entry, NotARegularFileError, Store, sweep_temp_files
+from .base import (
+    STALE_TEMP_SECONDS,
+    Entry,
+    NotARegularFileError,
+    ObjectChangedError,
+    Store,
+    StoreReadError,
+    sweep_temp_files,
+)
 from .local import LocalStore
 
 if TYPE_CHECKING:
@@ -20,7 +28,9 @@ __all__ = [
     "FsspecStore",
     "LocalStore",
     "NotARegularFileError",
+    "ObjectChangedError",
     "Store",
+    "StoreReadError",
     "get_store",
     "is_url",
     "sweep_temp_files",

@@ -8,8 +8,8 @@ import copy
 import errno
 import inspect
 import io
-import os
 import logging
+import os
 import posixpath
 import stat
 import tempfile
@@ -425,7 +425,8 @@ def sweep_spools(directory: str | None = None, older_than: float = SPOOL_GRACE_S
     removed = []
     try:
         with os.scandir(directory) as it:
-            candidates = [e.path for e in it if e.name.startswith(SPOOL_PREFIX) and e.name.endswith(SPOOL_SUFFIX)]
+            candidates = [e.path for e in it
+                          if e.name.startswith(SPOOL_PREFIX) and e.name.endswith(SPOOL_SUFFIX)]
     except OSError:
         return []
     for path in candidates:
