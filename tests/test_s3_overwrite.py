@@ -160,3 +160,32 @@ def test_a_store_failure_during_a_read_is_not_a_corrupt_file(s3: MotoS3) -> None
     with pytest.raises(OSError, match="Invalid bucket name") as caught:
         load_latest_cache("p", TODAY, url, storage_options=s3.options())
     assert not isinstance(caught.value, CorruptCacheError)
+
+
+def test_on_a_versioned_bucket_a_read_keeps_the_version_it_started_with(
+    s3: MotoS3, bucket: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With versioning on, later GETs ask for the first one's VersionId: the overwrite does not
+    disturb the read (no restart), and the version it began with comes back whole."""
+    monkeypatch.setattr(fsspec_store, "READ_BLOCKSIZE", SMALL_BLOCK)
+    caplog.set_level(logging.INFO, "cache_utils")
+    s3.client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    url, opts = f"s3://{bucket}/c", s3.options()
+    old, new = _payload("old", 3 * SMALL_BLOCK), _payload("new", 4 * SMALL_BLOCK)
+    write_cache(old, "p", TODAY, url, storage_options=opts)
+    write_cache(new, "p", "2024-03-03", url, storage_options=opts)
+    new_bytes = s3.client.get_object(Bucket=bucket, Key="c/p_20240303.pkl.gz")["Body"].read()
+    real_fetch = fsspec_store._S3RangeFile._fetch
+    replaced = []
+
+    def fetch_then_replace(self: Any, start: int, length: int) -> bytes:
+        data: bytes = real_fetch(self, start, length)
+        if not replaced:
+            s3.client.put_object(Bucket=bucket, Key="c/p_20240302.pkl.gz", Body=new_bytes)
+            replaced.append(start)
+        return data
+
+    monkeypatch.setattr(fsspec_store._S3RangeFile, "_fetch", fetch_then_replace)
+    assert read_cache("p", TODAY, url, storage_options=opts) == old
+    assert replaced
+    assert not any("replaced while being read" in r.getMessage() for r in caplog.records)
