@@ -479,9 +479,10 @@ class _S3RangeFile(io.RawIOBase):
     is pinned to that version: `VersionId` on a versioned bucket (the old version stays readable),
     else `If-Match` with the ETag. A writer replacing the object between two GETs makes the next
     one fail (412, or an answer for another version), raised as ObjectChangedError so that the
-    whole read starts again (`read_one_version`); never a mix of two versions. Each GET has a
-    deadline (the request bound plus its size at MIN_BYTES_PER_SECOND): a store that trickles its
-    answer byte by byte cannot hold a read forever; s3fs' own file object has no such bound."""
+    whole read starts again (`read_one_version`); never a mix of two versions. Each GET has
+    deadlines (its answer's headers within the request bound, its body within the bound plus the
+    announced length at MIN_BYTES_PER_SECOND): a store that trickles its answer byte by byte
+    cannot hold a read forever; s3fs' own file object has no such bound."""
 
     def __init__(self, store: FsspecStore, full: str, url: str) -> None:
         super().__init__()
@@ -529,20 +530,25 @@ class _S3RangeFile(io.RawIOBase):
     def _fetch(self, start: int, length: int) -> bytes:
         """Bytes [start, start + length) of the pinned version (the first call pins it)."""
         store = self._store
-        deadline = store._request_bound() + length / MIN_BYTES_PER_SECOND
+        bound = store._request_bound()
         kwargs = {"Bucket": self._bucket, "Key": self._key, "Range": f"bytes={start}-{start + length - 1}",
                   **self._pin}
 
         async def get() -> tuple[dict[str, Any], bytes]:
-            resp = await store.fs._call_s3("get_object", **kwargs)
+            # Two deadlines: the answer's headers within the request bound, then its body at
+            # MIN_BYTES_PER_SECOND of the length it announced (not of the block asked for: the
+            # first GET asks for 16 MiB of an object that is usually far smaller).
+            resp = await asyncio.wait_for(store.fs._call_s3("get_object", **kwargs), bound)
             try:
-                return resp, await resp["Body"].read()
+                size = int(resp.get("ContentLength") or length)
+                return resp, await asyncio.wait_for(resp["Body"].read(), bound + size / MIN_BYTES_PER_SECOND)
             finally:
                 resp["Body"].close()
 
         with _read_errors(self._url):
             try:
-                resp, body = fsspec.asyn.sync(store.fs.loop, get, timeout=deadline)
+                resp, body = fsspec.asyn.sync(store.fs.loop, get,
+                                              timeout=2 * bound + length / MIN_BYTES_PER_SECOND)
             except OSError as e:
                 code = _s3_error_code(e)
                 if code in {"PreconditionFailed", "412", "NoSuchVersion"} and self._size is not None:
