@@ -100,6 +100,7 @@ def test_loads_during_overwrites_real_block_size(s3: MotoS3, bucket: str) -> Non
     """The same with the shipped block size: one version larger than it, one smaller."""
     block = fsspec_store.READ_BLOCKSIZE
     loads, wrong, errors = _stress(s3, bucket, (block + block // 2, block // 2), seconds=30.0, pause=0.5)
+    print(f"{loads} loads, {len(wrong)} wrong, {len(errors)} failed")
     assert loads >= 5
     assert wrong == [], f"{len(wrong)} of {loads} loads wrong: {wrong[:5]}"
     assert errors == [], f"{len(errors)} loads failed: {errors[:5]}"
