@@ -241,9 +241,10 @@ def main() -> None:
                             "sequential (as shipped for local dirs)", secs(lt["sequential"]),
                             lt["pool"] / lt["sequential"]))
 
-        notes.append(f"each S3 file ({size / 1e3:.0f} kB, a {rows_per_file:,}-row frame) costs two requests "
-                     f"(HEAD for its size, one ranged GET), so one partition takes at least "
-                     f"{2 * LATENCY * 1e3:.0f} ms through the proxy. The proxy and moto run in their own "
+        notes.append(f"each S3 file ({size / 1e3:.0f} kB, a {rows_per_file:,}-row frame) costs one request "
+                     f"(a GET of the first 16 MiB, whose answer gives the size: no HEAD), so one "
+                     f"partition takes at least {LATENCY * 1e3:.0f} ms through the proxy (two requests, "
+                     "HEAD then GET, before). The proxy and moto run in their own "
                      "processes; all three share the machine's 2 cores, so the CPU of the client "
                      "(botocore, unpickling) and of moto (about as much again) sets a floor under "
                      "concurrent loads that no amount of concurrency removes (the 'straight to moto' row).")

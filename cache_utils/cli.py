@@ -123,11 +123,55 @@ def _access_denied(error: OSError, url: str) -> str:
     return f"{printable(url)}: access denied: check the credentials in --storage-options"
 
 
+# Store errors with these errnos (or none) say nothing by their phrase: the library's cause is kept.
+_VAGUE_ERRNOS = frozenset({0, errno.EIO, errno.EINVAL, errno.EAGAIN})
+_MAX_CAUSE = 200  # characters of a store's cause on the line (botocore quotes whole regexes)
+# Secrets a store's message may quote (an endpoint URL echoed back): credentials in a URL, query
+# parameters that carry tokens or signatures, AWS access key ids.
+_URL_USERINFO = re.compile(r"(\b[a-zA-Z][\w+.-]*://)[^/\s@'\"`]+@")
+_SECRET_PARAM = re.compile(
+    r"([?&;][\w.-]*(?:token|signature|secret|password|passwd|pwd|key|credential|sig|sas|auth)[\w.-]*=)"
+    r"[^&;\s'\"`]+", re.IGNORECASE)
+_ACCESS_KEY_ID = re.compile(r"\b(?:AKIA|ASIA|AIDA|AROA|AGPA|ANPA|ANVA|AIPA)[A-Z0-9]{12,}\b")
+_SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ACCESS_KEY_ID",
+               "AZURE_STORAGE_KEY", "AZURE_STORAGE_ACCOUNT_KEY", "AZURE_STORAGE_SAS_TOKEN",
+               "AZURE_STORAGE_CONNECTION_STRING", "AZURE_CLIENT_SECRET")
+
+
+def _redact_store_text(text: str) -> str:
+    """`text` with the secrets a store error may carry replaced by ***."""
+    from .alerts import redact
+
+    text = _URL_USERINFO.sub(r"\1***@", text)
+    text = _SECRET_PARAM.sub(r"\1***", text)
+    text = _ACCESS_KEY_ID.sub("***", text)
+    return redact(text, [v for k in _SECRET_ENV if len(v := os.environ.get(k, "")) >= 4])
+
+
+def _store_cause(error: OSError, path: str) -> str | None:
+    """The library's reason for a store error, on one line, without the URL it already names."""
+    text = plain(" ".join(str(error.strerror or "").split()))
+    for noise in (f"{path}: ", f": {path!r}", path):
+        text = text.replace(noise, "")
+    text = text.strip(" :")
+    if not text or text.lower() == os.strerror(error.errno or errno.EIO).lower():
+        return None
+    return text if len(text) <= _MAX_CAUSE else text[: _MAX_CAUSE - 1] + "\u2026"
+
+
 def describe_os_error(error: OSError) -> str:
-    """One short line for an OSError: `<path>: <phrase> (<what to do>)`."""
+    """One short line for an OSError: `<path>: <phrase> (<what to do>)`. A store error with a vague
+    errno keeps the library's cause instead of the phrase, with secrets redacted."""
     path = error.filename
     if isinstance(error, PermissionError) and path is not None and is_url(str(path)):
         return _access_denied(error, str(path))
+    if path is not None and is_url(str(path)) and (error.errno or 0) in _VAGUE_ERRNOS:
+        cause = _store_cause(error, str(path))
+        if cause is not None:
+            if "credentials encoded in URL" in cause:
+                cause += (" (take them out of endpoint_url: pass key and secret in --storage-options"
+                          " or the environment)")
+            return _redact_store_text(f"{printable(path)}: {cause}")
     phrase = _PHRASES.get(error.errno or 0)
     if phrase is None:
         phrase = os.strerror(error.errno) if error.errno else plain(error.strerror or error)

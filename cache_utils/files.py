@@ -32,6 +32,7 @@ from .stores import (
     get_store,
     sweep_temp_files,
 )
+from .stores.base import read_one_version
 from .timing import ZoneLike, resolve_zone
 
 log = logging.getLogger("cache_utils")
@@ -265,18 +266,26 @@ def read_cache(
 def read_file(store: Store, name: str, serializer: GzipPickleSerializer) -> Any:
     """Open and verify one file of a store. A directory in its place counts as corrupt."""
     path = store.path(name)
-    with _open(store, name) as f:
-        return serializer.load(f, path)
+
+    def read() -> Any:
+        with _open(store, name) as f:
+            return serializer.load(f, path)
+
+    return read_one_version(path, read)
 
 
 def read_owned_file(store: Store, name: str, serializer: GzipPickleSerializer) -> tuple[Any, str | None]:
     """`read_file` and the owner recorded in the file, read from the same open file: no second
     request to an object store (its first bytes are read again from the file's buffer)."""
     path = store.path(name)
-    with _open(store, name) as f:
-        owner = serializer.owner(f, path)
-        f.seek(0)
-        return serializer.load(f, path), owner
+
+    def read() -> tuple[Any, str | None]:
+        with _open(store, name) as f:
+            owner = serializer.owner(f, path)
+            f.seek(0)
+            return serializer.load(f, path), owner
+
+    return read_one_version(path, read)
 
 
 def _open(store: Store, name: str) -> IO[bytes]:
@@ -359,15 +368,20 @@ def _inspect(
     store = get_store(directory, storage_options)
     name = file_name(prefix, date_stamp(day))
     path = store.path(name)
-    owner = None
-    with _open(store, name) as f:
-        fingerprint = GzipPickleSerializer.fingerprint(f, path)
-        size = f.seek(0, 2)
-        if verifier is not None:
-            f.seek(0)
-            owner = verifier.owner(f, path)
-            f.seek(0)
-            verifier.verify(f, path)
+
+    def read() -> tuple[int, str, str | None]:
+        owner = None
+        with _open(store, name) as f:
+            fingerprint = GzipPickleSerializer.fingerprint(f, path)
+            size = f.seek(0, 2)
+            if verifier is not None:
+                f.seek(0)
+                owner = verifier.owner(f, path)
+                f.seek(0)
+                verifier.verify(f, path)
+        return size, fingerprint, owner
+
+    size, fingerprint, owner = read_one_version(path, read)
     return CacheFile(prefix, day, path, size, fingerprint, owner)
 
 

@@ -8,9 +8,12 @@ import copy
 import errno
 import inspect
 import io
+import logging
 import os
 import posixpath
+import stat
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from typing import IO, Any, NoReturn
 
@@ -21,7 +24,14 @@ from fsspec.implementations.cached import CachingFileSystem
 from fsspec.implementations.memory import MemoryFileSystem
 
 from ..naming import join, matching_stamps
-from .base import Entry
+from .base import STALE_TEMP_SECONDS, Entry, ObjectChangedError, StoreReadError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: spools are swept by age only
+    fcntl = None  # type: ignore[assignment]
+
+log = logging.getLogger("cache_utils")
 
 S3_PROTOCOLS = frozenset({"s3", "s3a"})
 # Flat object stores (s3fs, gcsfs, adlfs' blob store): no directories, a missing "directory" is
@@ -45,9 +55,17 @@ UPLOAD_CONCURRENCY = 2
 # peer that stops reading mid-upload, or trickles a download, cannot hold it forever, and a slow
 # link still has time.
 MIN_BYTES_PER_SECOND = 2**20
-# Reads fetch blocks of this size (s3fs' default is 50 MiB).
+# Reads fetch blocks of this size (s3fs' default is 50 MiB). On S3 it is also the single-GET
+# threshold: an object up to this size is read in one GET, which is one version of it; larger ones
+# in GETs of this size pinned to the first one's version. 16 MiB: a daily cache file is usually
+# smaller (one round trip, no HEAD), and one block is what a read held in memory anyway.
 READ_BLOCKSIZE = 16 * 2**20
-SPOOL_PREFIX = "cache_utils-spool-"
+SPOOL_PREFIX = "cache_utils-spool-"  # spool files of saves to URLs, in the local temp dir
+SPOOL_SUFFIX = ".tmp"
+# A spool untouched this long, and not locked, belongs to a writer that died; saves look for such
+# spools at most once per SPOOL_SWEEP_INTERVAL seconds per process.
+SPOOL_GRACE_SECONDS = 60.0
+SPOOL_SWEEP_INTERVAL = 60.0
 
 _TIMEOUT_ERRORS = frozenset({
     "ReadTimeoutError", "ConnectTimeoutError", "FSTimeoutError", "TimeoutError",
@@ -115,6 +133,23 @@ def _store_errors(url: str, action: str) -> Iterator[None]:
         raise_store_error(e, url, action)
     except Exception as e:
         raise_store_error(e, url, action)
+
+
+_NOT_A_STORE_FAILURE = (FileNotFoundError, PermissionError, ConnectionError, TimeoutError, ObjectChangedError,
+                        StoreReadError)
+
+
+@contextlib.contextmanager
+def _read_errors(url: str) -> Iterator[None]:
+    """`_store_errors` for reads of a file's bytes: a failure without a kind of its own (an error
+    answer, an invalid request) becomes StoreReadError, so that it is never taken for corruption."""
+    try:
+        with _store_errors(url, "cannot read"):
+            yield
+    except _NOT_A_STORE_FAILURE:
+        raise
+    except OSError as e:
+        raise StoreReadError(e.errno or errno.EIO, e.strerror or str(e), e.filename or url) from e
 
 
 def _mtime(info: dict[str, Any]) -> float:
@@ -270,31 +305,27 @@ class FsspecStore:
                 return io.BytesIO(self.fs.cat_file(self._full(name)))
             if not self._object_store and self.fs.isdir(self._full(name)):
                 raise IsADirectoryError(errno.EISDIR, "is a directory", url)
-            if self._s3:
-                size = int(self.fs.info(self._full(name), **self._deadline)["size"])
-                return io.BufferedReader(_S3RangeFile(self, self._full(name), url, size), buffer_size=1 << 20)
+            if self._s3:  # no request yet: the first read asks for the first block (see _S3RangeFile)
+                return io.BufferedReader(_S3RangeFile(self, self._full(name), url), buffer_size=1 << 20)
             f = self.fs.open(self._full(name), "rb", block_size=READ_BLOCKSIZE)
             return _ReadFile(f, url)  # type: ignore[return-value]
 
     def write_atomic(self, name: str, write: Callable[[IO[bytes]], None]) -> None:
         """Spool to a local temp file (the serializer seeks), then upload it as one object:
-        one put, or a multipart upload completed only at the end (aborted on failure)."""
+        one put, or a multipart upload completed only at the end (aborted on failure). The spool
+        stays locked while it exists; a later save deletes the spools of writers that died."""
         url = self.path(name)
-        fd, spool = tempfile.mkstemp(prefix=SPOOL_PREFIX, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w+b") as f:
-                write(f)
-                f.flush()
-                if self._in_memory:
-                    f.seek(0)
-                    with _store_errors(url, "cannot write"):
-                        self.fs.pipe_file(self._full(name), f.read())
-                    return
-            with _store_errors(url, "cannot write"):
-                self._upload(spool, self._full(name))
-        finally:
-            with contextlib.suppress(OSError):
-                os.unlink(spool)
+        with _spool() as (f, spool):
+            write(f)
+            f.flush()
+            if self._in_memory:
+                f.seek(0)
+                with _store_errors(url, "cannot write"):
+                    self.fs.pipe_file(self._full(name), f.read())
+            else:
+                with _store_errors(url, "cannot write"):
+                    self._upload(spool, self._full(name))
+        sweep_spools()
 
     def _upload(self, local: str, remote: str) -> None:
         if not self._object_store:
@@ -351,6 +382,79 @@ class FsspecStore:
         return []
 
 
+@contextlib.contextmanager
+def _spool() -> Iterator[tuple[IO[bytes], str]]:
+    """A new spool file in the temp dir, open and locked (flock, released by the kernel when the
+    process dies, even by SIGKILL), deleted on the way out; its path, for uploads that take one."""
+    fd, path = tempfile.mkstemp(prefix=SPOOL_PREFIX, suffix=SPOOL_SUFFIX)
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new file: nobody else holds it
+        f = os.fdopen(fd, "w+b")
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise
+    try:
+        with f:
+            yield f, path
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+
+
+_last_sweep = [0.0]
+
+
+def sweep_spools(directory: str | None = None, older_than: float = SPOOL_GRACE_SECONDS,
+                 every: float = SPOOL_SWEEP_INTERVAL) -> list[str]:
+    """Delete the spool files of writers killed during a save to a URL; returns their paths.
+
+    A live writer holds a lock on its spool until it deletes it, so a spool that can be locked
+    belongs to a dead process. Only this user's regular files named like spools, untouched for
+    `older_than` seconds, are considered (never followed through a symlink); where flock does not
+    exist, only those older than STALE_TEMP_SECONDS, like local temp files. Runs at most once per
+    `every` seconds in a process (0: now): a save lists the temp dir once a minute at most."""
+    now = time.time()
+    if every and now - _last_sweep[0] < every:
+        return []
+    _last_sweep[0] = now
+    directory = directory or tempfile.gettempdir()
+    cutoff = now - (older_than if fcntl is not None else max(older_than, STALE_TEMP_SECONDS))
+    removed = []
+    try:
+        with os.scandir(directory) as it:
+            candidates = [e.path for e in it
+                          if e.name.startswith(SPOOL_PREFIX) and e.name.endswith(SPOOL_SUFFIX)]
+    except OSError:
+        return []
+    for path in candidates:
+        with contextlib.suppress(OSError):
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+            try:
+                st = os.fstat(fd)
+                if not stat.S_ISREG(st.st_mode) or st.st_mtime > cutoff or not _own(st):
+                    continue
+                if fcntl is not None:
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except BlockingIOError:
+                        continue  # its writer is alive
+                os.unlink(path)
+                removed.append(path)
+            finally:
+                os.close(fd)
+    if removed:
+        log.info("deleted %d spool file(s) left by killed writers: %s", len(removed), ", ".join(removed))
+    return removed
+
+
+def _own(st: os.stat_result) -> bool:
+    """Whether this user owns the file (always, where there are no user ids)."""
+    return not hasattr(os, "getuid") or st.st_uid == os.getuid()
+
+
 def _drop_expect_header(params: dict[str, Any], **_: Any) -> None:
     params["headers"].pop("Expect", None)
 
@@ -368,13 +472,26 @@ def _bound_s3_uploads(fs: Any) -> None:
 
 
 class _S3RangeFile(io.RawIOBase):
-    """An S3 object read by ranged GETs of READ_BLOCKSIZE, each with a deadline (the request bound
-    plus the block's size at MIN_BYTES_PER_SECOND), so a store that trickles its answer byte by
-    byte cannot hold a read forever; s3fs' own file object has no such bound."""
+    """An S3 object read by GETs of READ_BLOCKSIZE, all of one version of the object.
 
-    def __init__(self, store: FsspecStore, full: str, url: str, size: int) -> None:
+    The first GET asks for the first block and learns the object's size, ETag and version id from
+    the answer: an object up to READ_BLOCKSIZE costs that one request (no HEAD). Every later GET
+    is pinned to that version: `VersionId` on a versioned bucket (the old version stays readable),
+    else `If-Match` with the ETag. A writer replacing the object between two GETs makes the next
+    one fail (412, or an answer for another version), raised as ObjectChangedError so that the
+    whole read starts again (`read_one_version`); never a mix of two versions. Each GET has
+    deadlines (its answer's headers within the request bound, its body within the bound plus the
+    announced length at MIN_BYTES_PER_SECOND): a store that trickles its answer byte by byte
+    cannot hold a read forever; s3fs' own file object has no such bound."""
+
+    def __init__(self, store: FsspecStore, full: str, url: str) -> None:
         super().__init__()
-        self._store, self._full, self._url, self._size = store, full, url, size
+        self._store, self._full, self._url = store, full, url
+        self._bucket, self._key, version = store.fs.split_path(full)
+        self._size: int | None = None
+        self._etag: str | None = None
+        # A version in the URL (?versionId=) pins every request from the start.
+        self._pin: dict[str, str] = {"VersionId": version} if version else {}
         self._pos = 0
         self._block = b""
         self._block_start = 0
@@ -385,16 +502,76 @@ class _S3RangeFile(io.RawIOBase):
     def seekable(self) -> bool:
         return True
 
+    def _size_known(self) -> int:
+        """The object's size; a HEAD (which pins the version too) when no GET has told it yet."""
+        if self._size is None:
+            with _read_errors(self._url):
+                info = self._store.fs.info(self._full, **self._store._deadline)
+            self._learn(int(info["size"]), info.get("ETag"), info.get("VersionId"))
+        assert self._size is not None
+        return self._size
+
+    def _learn(self, size: int, etag: str | None, version: str | None) -> None:
+        """Pin this read to the version the store described, or check it is still the pinned one."""
+        if self._size is None:
+            self._size, self._etag = size, etag
+            if not self._pin:
+                if version and version != "null":
+                    self._pin = {"VersionId": version}
+                elif etag:
+                    self._pin = {"IfMatch": etag}
+            return
+        if size != self._size or (etag and self._etag and etag != self._etag):
+            self._changed(f"now {size} bytes, ETag {etag}; was {self._size} bytes, ETag {self._etag}")
+
+    def _changed(self, detail: str) -> NoReturn:
+        raise ObjectChangedError(errno.EAGAIN, f"replaced while being read ({detail})", self._url)
+
+    def _fetch(self, start: int, length: int) -> bytes:
+        """Bytes [start, start + length) of the pinned version (the first call pins it)."""
+        store = self._store
+        bound = store._request_bound()
+        kwargs = {"Bucket": self._bucket, "Key": self._key, "Range": f"bytes={start}-{start + length - 1}",
+                  **self._pin}
+
+        async def get() -> tuple[dict[str, Any], bytes]:
+            # Two deadlines: the answer's headers within the request bound, then its body at
+            # MIN_BYTES_PER_SECOND of the length it announced (not of the block asked for: the
+            # first GET asks for 16 MiB of an object that is usually far smaller).
+            resp = await asyncio.wait_for(store.fs._call_s3("get_object", **kwargs), bound)
+            try:
+                size = int(resp.get("ContentLength") or length)
+                return resp, await asyncio.wait_for(resp["Body"].read(), bound + size / MIN_BYTES_PER_SECOND)
+            finally:
+                resp["Body"].close()
+
+        with _read_errors(self._url):
+            try:
+                resp, body = fsspec.asyn.sync(store.fs.loop, get,
+                                              timeout=2 * bound + length / MIN_BYTES_PER_SECOND)
+            except OSError as e:
+                code = _s3_error_code(e)
+                if code in {"PreconditionFailed", "412", "NoSuchVersion"} and self._size is not None:
+                    self._changed(f"the store answered {code}")  # raised as is: it names the URL
+                if code in {"InvalidRange", "416"} and self._size is None:
+                    self._size_known()  # an empty object has no first byte to ask for
+                    return b""
+                raise
+        total = _total_size(resp.get("ContentRange"))
+        if total is None:  # the whole object (the store ignored the Range header)
+            total, body = len(body), body[start: start + length]
+        self._learn(total, resp.get("ETag"), resp.get("VersionId"))
+        return bytes(body)
+
     def readinto(self, buffer: Any) -> int:
-        if self._pos >= self._size or not len(buffer):
+        if not len(buffer) or (self._size is not None and self._pos >= self._size):
             return 0
         if not self._block_start <= self._pos < self._block_start + len(self._block):
-            end = min(self._size, self._pos + READ_BLOCKSIZE)
-            deadline = self._store._request_bound() + (end - self._pos) / MIN_BYTES_PER_SECOND
-            with _store_errors(self._url, "cannot read"):
-                self._block = self._store.fs.cat_file(self._full, start=self._pos, end=end, timeout=deadline)
+            self._block = self._fetch(self._pos, READ_BLOCKSIZE)
             self._block_start = self._pos
             if not self._block:
+                if self._pos >= self._size_known():
+                    return 0
                 raise EOFError(f"{self._url} ended at byte {self._pos} of {self._size}")
         offset = self._pos - self._block_start
         chunk = memoryview(self._block)[offset: offset + len(buffer)]
@@ -403,12 +580,36 @@ class _S3RangeFile(io.RawIOBase):
         return len(chunk)
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        if whence == io.SEEK_END:
+            base = self._size_known()
+        else:
+            base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos}[whence]
         self._pos = max(0, base + offset)
         return self._pos
 
     def tell(self) -> int:
         return self._pos
+
+
+def _s3_error_code(error: BaseException) -> str | None:
+    """The S3 error code (or HTTP status) behind an error s3fs translated, if any."""
+    cause: BaseException | None = error
+    while cause is not None:
+        response = getattr(cause, "response", None)
+        if isinstance(response, dict):
+            code = (response.get("Error") or {}).get("Code")
+            status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
+            return str(code or status)
+        cause = cause.__cause__
+    return None
+
+
+def _total_size(content_range: str | None) -> int | None:
+    """The object's size from a `Content-Range: bytes a-b/size` header (None when absent or `*`)."""
+    if not content_range or "/" not in content_range:
+        return None
+    total = content_range.rsplit("/", 1)[1].strip()
+    return int(total) if total.isdigit() else None
 
 
 class _ReadFile(io.RawIOBase):
@@ -426,7 +627,7 @@ class _ReadFile(io.RawIOBase):
         return True
 
     def read(self, size: int | None = -1) -> bytes:
-        with _store_errors(self._url, "cannot read"):
+        with _read_errors(self._url):
             data: bytes = self._f.read(-1 if size is None else size)
             return data
 
@@ -439,7 +640,7 @@ class _ReadFile(io.RawIOBase):
         return self.read(-1)
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        with _store_errors(self._url, "cannot read"):
+        with _read_errors(self._url):
             return int(self._f.seek(offset, whence))
 
     def tell(self) -> int:
