@@ -14,18 +14,11 @@ from dagster import DefaultSensorStatus, MetadataValue, SensorDefinition, SkipRe
 
 from cache_utils import CacheFile, CorruptCacheError, cache_fingerprint, list_caches, validate_prefix
 
+from .compat import DATA_VERSION_IS_USER_PROVIDED_TAG, DATA_VERSION_TAG
 from .dates import is_sub_daily, zone
 from .io_manager import FINGERPRINT_KEY
 from .prefixes import PREFIX_METADATA_KEY, cache_prefix_of, prefix_for
 from .refresh import partition_key_for, storage_options_arg
-
-# The event tags that carry a data version (what `ObserveResult(data_version=...)` and the webserver's
-# report_asset_materialization endpoint write); dagster 1.13 does not re-export the names.
-try:
-    from dagster._core.definitions.data_version import DATA_VERSION_IS_USER_PROVIDED_TAG, DATA_VERSION_TAG
-except ImportError:  # pragma: no cover - only if dagster moves the constants
-    DATA_VERSION_TAG = "dagster/data_version"  # type: ignore[misc]
-    DATA_VERSION_IS_USER_PROVIDED_TAG = "dagster/data_version_is_user_provided"
 
 DEFAULT_MAX_FILES_PER_TICK = 100
 CURSOR_DATE = "date"

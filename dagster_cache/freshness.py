@@ -1,0 +1,89 @@
+"""Freshness of daily caches in Dagster's terms: the current `FreshnessPolicy` where it gives the
+right answer, and the one place the superseded freshness-check factories are still called.
+
+Dagster 1.13's `FreshnessPolicy` (set on an asset, shown as the asset's freshness status in the UI)
+judges an asset by its newest materialization of *any* partition. That is the right answer for an
+unpartitioned daily cache ("updated today before cb_time"), so `cache_freshness_policy` gives one.
+For a daily-partitioned cache it is not: a backfill of last week's partition at 06:00 would make
+the asset look fresh although today's partition is missing. Per-partition freshness ("today's
+partition exists after cb_time") still needs `build_time_partition_freshness_checks`, which
+Dagster marks superseded; `superseded_freshness` is the only caller of those factories.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import dagster as dg
+
+from cache_utils import TimeType, parse_cb_time
+
+from .dates import zone
+
+# What the Checks tab shows for our freshness checks instead of Dagster's generic "Evaluates
+# freshness for targeted asset." ({deadline} is "06:30 Europe/London").
+PARTITION_FRESHNESS_TEXT = (
+    "Today's partition must be materialized (or reported by the observation sensor) by {deadline} each "
+    "day; after that time this check fails until it is."
+)
+LAST_UPDATE_FRESHNESS_TEXT = (
+    "The asset must be updated every day between midnight and {deadline}; after that time this check "
+    "fails until it is."
+)
+
+
+def cache_freshness_policy(cb_time: TimeType, timezone: str = "UTC") -> dg.FreshnessPolicy:
+    """The `dg.FreshnessPolicy` of an unpartitioned daily cache: updated each day between midnight
+    and `cb_time` in `timezone` (a run after cb_time makes it fresh again until the next deadline).
+    Pass it as `@dg.asset(freshness_policy=...)`; the UI then shows the asset's freshness status.
+
+    Not for daily-partitioned assets: a policy judges the newest materialization of any partition
+    (see this module's docstring); `build_cache_freshness_checks` covers those.
+
+    Args:
+        cb_time: Daily time today's data is due: a `datetime.time` or "HH:MM" / "HH:MM:SS".
+        timezone: IANA zone of `cb_time`, e.g. "Europe/London".
+
+    Raises:
+        DagsterInvalidDefinitionError: A bad argument, named in the message.
+    """
+    try:
+        cb = parse_cb_time(cb_time)
+        zone(timezone)
+    except (TypeError, ValueError) as e:
+        raise dg.DagsterInvalidDefinitionError(f"cache_freshness_policy: {e}") from e
+    since_midnight = dt.timedelta(hours=cb.hour, minutes=cb.minute)
+    # A deadline at midnight: the previous whole day counts (the window cannot be empty).
+    window = since_midnight if since_midnight >= dt.timedelta(minutes=1) else dt.timedelta(days=1)
+    return dg.FreshnessPolicy.cron(deadline_cron=f"{cb.minute} {cb.hour} * * *", lower_bound_delta=window,
+                                   timezone=timezone)
+
+
+def superseded_freshness(factory: Callable[..., Any], deadline: str = "", **kwargs: Any) -> Any:
+    """Call one of Dagster's superseded freshness factories (`build_time_partition_freshness_checks`,
+    `build_last_update_freshness_checks`, `build_sensor_for_freshness_checks`): their
+    `SupersessionWarning` is muted here, for this call only, because no current API answers
+    "is today's partition there" (module docstring). Checks built get our description
+    (`deadline`, e.g. "06:30 UTC", goes into it) instead of Dagster's generic one.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=dg.SupersessionWarning)
+        built = factory(**kwargs)
+    if not isinstance(built, Sequence):
+        return built
+    text = (PARTITION_FRESHNESS_TEXT if factory is dg.build_time_partition_freshness_checks
+            else LAST_UPDATE_FRESHNESS_TEXT).format(deadline=deadline or "the deadline")
+    return [_described(checks, text) for checks in built]
+
+
+def _described(checks: dg.AssetChecksDefinition, text: str) -> dg.AssetChecksDefinition:
+    """The same checks (same op, same specs and metadata) with `text` as each check's description."""
+    specs = {name: spec._replace(description=text)
+             for name, spec in checks.check_specs_by_output_name.items()}
+    return dg.AssetChecksDefinition.create(
+        keys_by_input_name=checks.keys_by_input_name, node_def=checks.node_def,  # type: ignore[arg-type]
+        check_specs_by_output_name=specs, can_subset=checks.can_subset,
+    )
