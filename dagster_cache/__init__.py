@@ -1,8 +1,10 @@
 """Dagster integration for cache_utils: an IO manager, resources, alerts, refresh schedule and sensor."""
 
 from .checks import CacheChecks, build_cache_checks, build_cache_file_checks, build_cache_freshness_checks
+from .component import DailyCacheComponent
 from .errors import CachePartitionError
 from .external import build_cache_observation_sensor, external_cache_asset
+from .freshness import cache_freshness_policy
 from .io_manager import DatedCacheIOManager
 from .metadata import cache_data_version
 from .resources import InMemoryCacheResource, OpsGenieResource
@@ -12,6 +14,7 @@ from .sensors import build_cache_refresh_sensor, make_opsgenie_on_run_failure_se
 __all__ = [
     "CacheChecks",
     "CachePartitionError",
+    "DailyCacheComponent",
     "DatedCacheIOManager",
     "InMemoryCacheResource",
     "OpsGenieResource",
@@ -21,6 +24,7 @@ __all__ = [
     "build_cache_observation_sensor",
     "build_cache_refresh_schedule",
     "build_cache_refresh_sensor",
+    "cache_freshness_policy",
     "cache_data_version",
     "external_cache_asset",
     "make_opsgenie_on_run_failure_sensor",
