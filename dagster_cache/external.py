@@ -98,7 +98,8 @@ def external_cache_asset(
         key=key if key is not None else dg.AssetKey(prefix),
         partitions_def=partitions_def,
         group_name=group_name,
-        description=description or f"Cache files {prefix}_<YYYYMMDD>.pkl.gz written outside Dagster.",
+        description=description or f"Daily cache files named {prefix}_YYYYMMDD.pkl.gz, written outside Dagster "
+        "(for example by cache_utils.save_cache in a script).",
         metadata={**(metadata or {}), PREFIX_METADATA_KEY: prefix},
         tags=tags,
         owners=owners,
@@ -242,6 +243,20 @@ def _events(
     return events
 
 
+def _reported(events: list[dg.AssetMaterialization | dg.AssetObservation]) -> str:
+    """What a tick reported, in words: "Reported 2 new files as materializations: market_prices
+    2026-12-01, market_prices 2026-12-02 (partition 2026-12-02)"."""
+    shown = []
+    for e in events:
+        if isinstance(e, dg.AssetMaterialization):
+            day = e.metadata["dagster_cache/date"].value  # type: ignore[union-attr]
+            part = f" (partition {e.partition})" if e.partition else ""
+            shown.append(f"{e.asset_key.to_user_string()} {day}{part}")
+    more = f" and {len(shown) - 10} more" if len(shown) > 10 else ""
+    files = "new file" if len(shown) == 1 else "new files"
+    return f"Reported {len(shown)} {files} (as materializations): {', '.join(shown[:10])}{more}"
+
+
 def build_cache_observation_sensor(
     *,
     assets: dg.AssetSpec | Sequence[dg.AssetSpec],
@@ -337,7 +352,8 @@ def build_cache_observation_sensor(
 
         text = json.dumps(cursor, sort_keys=True, separators=(",", ":"))
         if events:
-            return dg.SensorResult(asset_events=events, cursor=text)
+            # A tick that requests no run shows only its skip reason: say there what was reported.
+            return dg.SensorResult(asset_events=events, cursor=text, skip_reason=_reported(events))
         reason = f"no new cache files of {shown} in {directory}"
         if cursor != seen:
             return dg.SensorResult(skip_reason=reason, cursor=text)
