@@ -1,0 +1,58 @@
+"""Freshness: the current FreshnessPolicy for unpartitioned caches, and the superseded per-partition
+check kept behind dagster_cache.freshness.superseded_freshness, still working, in our words."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd  # noqa: F401 - before any freeze_time (pandas 3)
+import dagster as dg
+from freezegun import freeze_time
+
+from dagster_cache import build_cache_freshness_checks, cache_freshness_policy
+from dagster_cache.freshness import PARTITION_FRESHNESS_TEXT
+
+DAILY = dg.DailyPartitionsDefinition(start_date="2024-01-01", end_offset=1, timezone="Europe/London")
+
+
+@dg.asset(partitions_def=DAILY)
+def sales() -> int:
+    return 1
+
+
+def test_policy_is_a_daily_deadline_with_a_window_since_midnight() -> None:
+    policy = cache_freshness_policy("06:30", "Europe/London")
+    assert isinstance(policy, dg.FreshnessPolicy)
+    assert policy.deadline_cron == "30 6 * * *"
+    assert policy.timezone == "Europe/London"
+    assert policy.lower_bound_delta == dt.timedelta(hours=6, minutes=30)
+    assert cache_freshness_policy("00:00").lower_bound_delta == dt.timedelta(days=1)
+
+
+def test_policy_shows_on_the_asset() -> None:
+    @dg.asset(freshness_policy=cache_freshness_policy("06:30"))
+    def rates() -> int:
+        return 1
+
+    assert dg.Definitions(assets=[rates]).resolve_asset_graph().get(dg.AssetKey("rates")).freshness_policy
+
+
+def test_partition_check_has_our_description_and_still_works() -> None:
+    checks = build_cache_freshness_checks(assets=[sales], cb_time="06:30", timezone="Europe/London")
+    specs = [s for c in checks for s in c.check_specs]
+    assert [s.description for s in specs] == [PARTITION_FRESHNESS_TEXT.format(deadline="06:30 Europe/London")]
+    assert "Evaluates freshness" not in specs[0].description
+    defs = dg.Definitions(assets=[sales], asset_checks=checks)
+    instance = dg.DagsterInstance.ephemeral()
+    job = defs.resolve_implicit_global_asset_job_def()
+    with freeze_time(dt.datetime(2024, 3, 5, 9, 0, tzinfo=dt.UTC)):
+        missing = dg.materialize([sales], instance=instance, partition_key="2024-03-04", selection=[sales])
+        assert missing.success
+        result = dg.materialize([sales, *checks], instance=instance, selection=dg.AssetSelection.checks_for_assets(sales))
+        (evaluation,) = result.get_asset_check_evaluations()
+        assert not evaluation.passed and "2024-03-05" in (evaluation.description or "")
+        dg.materialize([sales], instance=instance, partition_key="2024-03-05")
+        result = dg.materialize([sales, *checks], instance=instance, selection=dg.AssetSelection.checks_for_assets(sales))
+        (evaluation,) = result.get_asset_check_evaluations()
+        assert evaluation.passed
+    assert job is not None
