@@ -20,7 +20,7 @@ except ImportError:  # pragma: no cover - only if dagster moves the constant (te
 try:
     from dagster._core.definitions.data_version import DATA_VERSION_IS_USER_PROVIDED_TAG, DATA_VERSION_TAG
 except ImportError:  # pragma: no cover - only if dagster moves the constants (tests/test_compat.py)
-    DATA_VERSION_TAG = "dagster/data_version"
+    DATA_VERSION_TAG = "dagster/data_version"  # type: ignore[misc]
     DATA_VERSION_IS_USER_PROVIDED_TAG = "dagster/data_version_is_user_provided"
 
 # Where each name lives in Dagster today: tests/test_compat.py imports them from there.

@@ -98,8 +98,8 @@ def external_cache_asset(
         key=key if key is not None else dg.AssetKey(prefix),
         partitions_def=partitions_def,
         group_name=group_name,
-        description=description or f"Daily cache files named {prefix}_YYYYMMDD.pkl.gz, written outside Dagster "
-        "(for example by cache_utils.save_cache in a script).",
+        description=description or f"Daily cache files named {prefix}_YYYYMMDD.pkl.gz, written outside "
+        "Dagster (for example by cache_utils.save_cache in a script).",
         metadata={**(metadata or {}), PREFIX_METADATA_KEY: prefix},
         tags=tags,
         owners=owners,
@@ -249,7 +249,7 @@ def _reported(events: list[dg.AssetMaterialization | dg.AssetObservation]) -> st
     shown = []
     for e in events:
         if isinstance(e, dg.AssetMaterialization):
-            day = e.metadata["dagster_cache/date"].value  # type: ignore[union-attr]
+            day = e.metadata["dagster_cache/date"].value
             part = f" (partition {e.partition})" if e.partition else ""
             shown.append(f"{e.asset_key.to_user_string()} {day}{part}")
     more = f" and {len(shown) - 10} more" if len(shown) > 10 else ""

@@ -124,7 +124,8 @@ def row_count_metadata(values: list[Any]) -> dict[str, Any]:
     kinds = [_kind(v) for v in values]
     if not values or None in kinds:
         return {}
-    return {ROW_COUNT_KEY: MetadataValue.int(sum(_rows(v, k) for v, k in zip(values, kinds)))}  # type: ignore[arg-type]
+    total = sum(_rows(v, str(k)) for v, k in zip(values, kinds))
+    return {ROW_COUNT_KEY: MetadataValue.int(total)}
 
 
 def cache_data_version(value: Any) -> dg.DataVersion:

@@ -19,6 +19,7 @@ it has none: telemetry off (no banner, no usage statistics) and run logs at INFO
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -149,7 +150,8 @@ def launch_assets(port: int, assets: Sequence[str], partition: str | None, deadl
                      "pipelineName": "__ASSET_JOB", "assetSelection": [{"path": [a]} for a in assets],
                      "assetCheckSelection": []},
         "mode": "default",
-        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": partition}] if partition else []},
+        "executionMetadata": {
+            "tags": [{"key": "dagster/partition", "value": partition}] if partition else []},
     }
     last = "no answer"
     while time.monotonic() < deadline:
@@ -204,10 +206,8 @@ def stop_ui(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
-    try:  # the daemon and code servers it started, if any outlived it
+    with contextlib.suppress(ProcessLookupError):  # the daemon and code servers, if any outlived it
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def write_vendor_file(cache_dir: str, today: dt.date) -> str | None:

@@ -25,14 +25,16 @@ def test_each_private_name_is_still_where_dagster_keeps_it(name: str) -> None:
     try:
         module = importlib.import_module(home)
     except ImportError as e:
-        pytest.fail(f"Dagster {dg.__version__} moved {home} (for {name}): update dagster_cache/compat.py ({e})")
+        pytest.fail(f"Dagster {dg.__version__} moved {home} (for {name}): "
+                    f"update dagster_cache/compat.py ({e})")
     assert hasattr(module, name), f"Dagster {dg.__version__} moved {name} out of {home}: update compat.py"
     assert getattr(module, name) == getattr(compat, name)
 
 
 def test_no_other_module_imports_dagster_privates() -> None:
     offenders = []
-    for path in [*sorted((ROOT / "dagster_cache").glob("*.py")), *sorted((ROOT / "definitions").rglob("*.py"))]:
+    paths = [*sorted((ROOT / "dagster_cache").glob("*.py")), *sorted((ROOT / "definitions").rglob("*.py"))]
+    for path in paths:
         if path.name == "compat.py":
             continue
         for node in ast.walk(ast.parse(path.read_text())):

@@ -10,11 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dagster as dg
 import pandas as pd  # noqa: F401 - before any freeze_time (pandas 3)
 import pytest
 import yaml
-
-import dagster as dg
 from dagster.components.testing import create_defs_folder_sandbox
 
 from cache_utils import save_cache
@@ -72,7 +71,8 @@ def test_one_yaml_block_builds_the_whole_contract(tmp_path: Path, monkeypatch: p
         with sandbox.load_component_and_build_defs(defs_path=path) as (_component, defs):
             manager = defs.resources["vendor_io"]
             assert isinstance(manager, DatedCacheIOManager)
-            assert (manager.directory, manager.timezone, manager.keep_days) == (str(tmp_path), "Europe/London", 5)
+            assert (manager.directory, manager.timezone, manager.keep_days) == (
+                str(tmp_path), "Europe/London", 5)
             # The signing key is read from the environment at run time: the config holds the variable.
             assert "not-in-the-ui" not in repr(manager)
             assert isinstance(manager.signing_key, dg.EnvVar)
@@ -94,7 +94,8 @@ def test_one_yaml_block_builds_the_whole_contract(tmp_path: Path, monkeypatch: p
             assert repo.get_schedule_def("refresh_sales_schedule").cron_schedule == "15 7 * * *"
             sensor = repo.get_sensor_def("refresh_sales_sensor")
             assert "every 20 minutes" in (sensor.description or "")
-            assert {s.name for s in repo.sensor_defs} >= {"vendor_io_observation", "vendor_io_freshness_checks"}
+            names = {s.name for s in repo.sensor_defs}
+            assert names >= {"vendor_io_observation", "vendor_io_freshness_checks"}
             assert repo.get_job("refresh_sales") is not None
 
             # The observation sensor reports a vendor's file and says so in its tick.
@@ -122,7 +123,8 @@ def test_a_bad_value_names_itself() -> None:
 
 def _dg(*args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "CACHE_"))}
-    env.update(PYTHONPATH=str(ROOT), VIRTUAL_ENV=str(BIN.parent), PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+    env.update(PYTHONPATH=str(ROOT), VIRTUAL_ENV=str(BIN.parent),
+               PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
                DAGSTER_HOME=str(tmp_path), CACHE_DIR=str(tmp_path / "data"), COLUMNS="200")
     return subprocess.run([str(BIN / "dg"), *args], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=300)

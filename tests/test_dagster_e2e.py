@@ -45,8 +45,17 @@ def test_definitions_validate(tmp_path: Path) -> None:
 def test_make_demo_runs_are_reexecutable_from_the_ui(tmp_path: Path) -> None:
     """`make demo` launches its run in the code location `make ui` shows; re-executing it through the
     webserver's GraphQL API (what the UI's Re-execute button sends) succeeds."""
-    from definitions.demo import LOCATION, STATUS, demo_env, free_port, graphql, reexecute, start_ui, stop_ui
-    from definitions.demo import wait_for_run
+    from definitions.demo import (
+        LOCATION,
+        STATUS,
+        demo_env,
+        free_port,
+        graphql,
+        reexecute,
+        start_ui,
+        stop_ui,
+        wait_for_run,
+    )
 
     work = tmp_path / "cwd"
     work.mkdir()

@@ -48,8 +48,11 @@ def test_every_frame_kind_gets_row_count_schema_and_preview(tmp_path: Path, kind
 
 
 def test_polars_and_arrow_types_are_their_own(tmp_path: Path) -> None:
-    polars = {c.name: c.type for c in written(tmp_path, FRAMES["polars"]())["dagster/column_schema"].schema.columns}
-    arrow = {c.name: c.type for c in written(tmp_path, FRAMES["arrow"](), "p2")["dagster/column_schema"].schema.columns}
+    def types(meta: dict) -> dict:
+        return {c.name: c.type for c in meta["dagster/column_schema"].schema.columns}
+
+    polars = types(written(tmp_path, FRAMES["polars"]()))
+    arrow = types(written(tmp_path, FRAMES["arrow"](), "p2"))
     assert polars == {"a": "Int64", "b": "String"}
     assert arrow == {"a": "int64", "b": "string"}
 
@@ -58,7 +61,8 @@ def test_preview_is_bounded_by_preview_rows(tmp_path: Path) -> None:
     big = pl.DataFrame({"n": list(range(100))})
     meta = written(tmp_path, big)
     assert meta["dagster/row_count"].value == 100
-    rows = [line for line in meta["preview"].md_str.splitlines() if line.startswith("| ") and line[2:3].isdigit()]
+    lines = meta["preview"].md_str.splitlines()
+    rows = [line for line in lines if line.startswith("| ") and line[2:3].isdigit()]
     assert len(rows) == 5
 
 

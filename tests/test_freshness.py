@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-import pandas as pd  # noqa: F401 - before any freeze_time (pandas 3)
 import dagster as dg
+import pandas as pd  # noqa: F401 - before any freeze_time (pandas 3)
 from freezegun import freeze_time
 
 from dagster_cache import build_cache_freshness_checks, cache_freshness_policy
@@ -42,17 +42,15 @@ def test_partition_check_has_our_description_and_still_works() -> None:
     specs = [s for c in checks for s in c.check_specs]
     assert [s.description for s in specs] == [PARTITION_FRESHNESS_TEXT.format(deadline="06:30 Europe/London")]
     assert "Evaluates freshness" not in specs[0].description
-    defs = dg.Definitions(assets=[sales], asset_checks=checks)
     instance = dg.DagsterInstance.ephemeral()
-    job = defs.resolve_implicit_global_asset_job_def()
+    only_checks = dg.AssetSelection.checks_for_assets(sales)
     with freeze_time(dt.datetime(2024, 3, 5, 9, 0, tzinfo=dt.UTC)):
         missing = dg.materialize([sales], instance=instance, partition_key="2024-03-04", selection=[sales])
         assert missing.success
-        result = dg.materialize([sales, *checks], instance=instance, selection=dg.AssetSelection.checks_for_assets(sales))
+        result = dg.materialize([sales, *checks], instance=instance, selection=only_checks)
         (evaluation,) = result.get_asset_check_evaluations()
         assert not evaluation.passed and "2024-03-05" in (evaluation.description or "")
         dg.materialize([sales], instance=instance, partition_key="2024-03-05")
-        result = dg.materialize([sales, *checks], instance=instance, selection=dg.AssetSelection.checks_for_assets(sales))
+        result = dg.materialize([sales, *checks], instance=instance, selection=only_checks)
         (evaluation,) = result.get_asset_check_evaluations()
         assert evaluation.passed
-    assert job is not None
