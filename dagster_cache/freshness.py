@@ -72,11 +72,33 @@ def superseded_freshness(factory: Callable[..., Any], deadline: str = "", **kwar
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=dg.SupersessionWarning)
         built = factory(**kwargs)
+    if isinstance(built, dg.SensorDefinition):
+        return _named_target(built, kwargs["freshness_checks"], kwargs.get("default_status"))
     if not isinstance(built, Sequence):
         return built
     text = (PARTITION_FRESHNESS_TEXT if factory is dg.build_time_partition_freshness_checks
             else LAST_UPDATE_FRESHNESS_TEXT).format(deadline=deadline or "the deadline")
     return [_described(checks, text) for checks in built]
+
+
+def _named_target(
+    sensor: dg.SensorDefinition, checks: Sequence[dg.AssetChecksDefinition], default_status: Any
+) -> dg.SensorDefinition:
+    """Dagster's freshness sensor, targeting a job named `<sensor>_job` (its check keys) instead of a
+    check selection, which the UI shows as a raw Python repr ("AssetCheckKeysSelection(...)"),
+    and with a description saying what it does. Its evaluation is Dagster's, unchanged."""
+    keys = [spec.key for c in checks for spec in c.check_specs]
+    assets = sorted({k.asset_key.to_user_string() for k in keys})
+    job = dg.define_asset_job(
+        f"{sensor.name}_job", selection=dg.AssetSelection.checks(*keys),
+        description=f"Runs the freshness checks of {', '.join(assets)}.")
+    return dg.SensorDefinition(
+        name=sensor.name, evaluation_fn=lambda context: sensor(context), job=job,
+        minimum_interval_seconds=sensor.minimum_interval_seconds,
+        default_status=default_status or dg.DefaultSensorStatus.STOPPED,
+        description=f"Runs the freshness checks of {', '.join(assets)} when one may have become "
+        "overdue (after each day's deadline) and not while it passes.",
+    )
 
 
 def _described(checks: dg.AssetChecksDefinition, text: str) -> dg.AssetChecksDefinition:

@@ -54,3 +54,22 @@ def test_partition_check_has_our_description_and_still_works() -> None:
         result = dg.materialize([sales, *checks], instance=instance, selection=only_checks)
         (evaluation,) = result.get_asset_check_evaluations()
         assert evaluation.passed
+
+
+def test_freshness_sensor_targets_a_named_job_not_a_python_repr() -> None:
+    from dagster_cache import build_cache_checks
+
+    built = build_cache_checks(assets=[sales], cb_time="06:30", timezone="Europe/London")
+    (sensor,) = built.sensors
+    assert sensor.asset_selection is None  # the UI printed AssetCheckKeysSelection(...) for it
+    assert sensor.job_name == "cache_freshness_checks_sensor_job"
+    assert "freshness checks of sales" in (sensor.description or "")
+    defs = dg.Definitions(assets=[sales], asset_checks=built.asset_checks, sensors=built.sensors)
+    repo = defs.get_repository_def()
+    instance = dg.DagsterInstance.ephemeral()
+    with freeze_time(dt.datetime(2024, 3, 5, 9, 0, tzinfo=dt.UTC)):
+        with dg.build_sensor_context(instance=instance, repository_def=repo) as context:
+            (request,) = sensor.evaluate_tick(context).run_requests
+        result = repo.get_job(sensor.job_name).execute_in_process(instance=instance)
+    assert [k.name for k in request.asset_check_keys] == ["freshness_check"]
+    assert [e.asset_check_key.name for e in result.get_asset_check_evaluations()] == ["freshness_check"]
