@@ -123,7 +123,7 @@ def test_a_bad_value_names_itself() -> None:
 
 def _dg(*args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "CACHE_"))}
-    env.update(PYTHONPATH=str(ROOT), VIRTUAL_ENV=str(BIN.parent),
+    env.update(PYTHONPATH=str(ROOT), VIRTUAL_ENV=str(BIN.parent), CACHE_START_DATE="2024-01-01",
                PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
                DAGSTER_HOME=str(tmp_path), CACHE_DIR=str(tmp_path / "data"), COLUMNS="200")
     return subprocess.run([str(BIN / "dg"), *args], cwd=ROOT, env=env, capture_output=True, text=True,
@@ -144,3 +144,20 @@ def test_dg_lists_the_component_and_checks_the_example(tmp_path: Path) -> None:
     assert defs.returncode == 0, defs.stderr[-3000:]
     for name in ("sales_data", "market_prices", "refresh_sales", "market_prices_files"):
         assert name in defs.stdout, name
+
+
+@pytest.mark.integration
+def test_dg_launch_materializes_a_partition_from_the_project_root(tmp_path: Path) -> None:
+    launched = _dg("launch", "--assets", "sales_data,sales_summary", "--partition", "2024-01-15",
+                   tmp_path=tmp_path)
+    assert launched.returncode == 0, launched.stdout[-3000:] + launched.stderr[-3000:]
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == [
+        "sales_data_20240115.pkl.gz", "sales_summary_20240115.pkl.gz"]
+
+
+def test_make_ui_takes_a_port() -> None:
+    shown = subprocess.run(["make", "-n", "ui", "PORT=3001"], cwd=ROOT, capture_output=True, text=True,
+                           timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    line = next(line for line in shown.stdout.splitlines() if "definitions.demo ui" in line)
+    assert line.endswith("--port 3001")
