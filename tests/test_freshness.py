@@ -73,3 +73,29 @@ def test_freshness_sensor_targets_a_named_job_not_a_python_repr() -> None:
         result = repo.get_job(sensor.job_name).execute_in_process(instance=instance)
     assert [k.name for k in request.asset_check_keys] == ["freshness_check"]
     assert [e.asset_check_key.name for e in result.get_asset_check_evaluations()] == ["freshness_check"]
+
+
+def test_last_update_check_speaks_in_words_not_seconds() -> None:
+    @dg.asset
+    def rates() -> int:
+        return 1
+
+    checks = build_cache_freshness_checks(assets=[rates], cb_time="06:30", timezone="UTC")
+    instance = dg.DagsterInstance.ephemeral()
+    with freeze_time(dt.datetime(2024, 3, 4, 8, 0, tzinfo=dt.UTC)):
+        dg.materialize([rates], instance=instance)
+    with freeze_time(dt.datetime(2024, 3, 5, 6, 27, 50, tzinfo=dt.UTC)):
+        fresh = dg.materialize([rates, *checks], instance=instance,
+                               selection=dg.AssetSelection.checks_for_assets(rates))
+    with freeze_time(dt.datetime(2024, 3, 5, 7, 0, tzinfo=dt.UTC)):
+        late = dg.materialize([rates, *checks], instance=instance,
+                              selection=dg.AssetSelection.checks_for_assets(rates))
+    (passed,) = fresh.get_asset_check_evaluations()
+    (overdue,) = late.get_asset_check_evaluations()
+    assert passed.passed and not overdue.passed
+    assert overdue.description == ("Overdue: Last updated 2024-03-04 at 08:00 (about 23 hours ago); an "
+                                   "update was due today by 06:30 UTC.")
+    assert passed.description.startswith("Last updated 2024-03-04 at 08:00 (about 22 hours ago)")
+    assert all("minutes," not in (e.description or "") for e in (passed, overdue))
+    spec = next(iter(checks[0].check_specs))
+    assert spec.description.startswith("The asset must be updated every day")
