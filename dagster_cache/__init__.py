@@ -1,4 +1,5 @@
-"""Dagster integration for cache_utils: an IO manager, resources, alerts, refresh schedule and sensor."""
+"""Dagster integration for cache_utils: an IO manager, resources, alerts, refresh schedule and sensor,
+checks and freshness, external caches, and a Component declaring all of it in YAML."""
 
 from .checks import CacheChecks, build_cache_checks, build_cache_file_checks, build_cache_freshness_checks
 from .component import DailyCacheComponent
@@ -24,8 +25,8 @@ __all__ = [
     "build_cache_observation_sensor",
     "build_cache_refresh_schedule",
     "build_cache_refresh_sensor",
-    "cache_freshness_policy",
     "cache_data_version",
+    "cache_freshness_policy",
     "external_cache_asset",
     "make_opsgenie_on_run_failure_sensor",
 ]
