@@ -1,7 +1,11 @@
-# Quick start: `make demo` runs the main job, `make test` runs the whole suite.
+# Quick start: `make demo` materializes today's caches, `make ui` opens the Dagster UI on them
+# (`make ui PORT=3001` for another port), `make test` runs the whole suite.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+PORT   ?= 3000
+# dg (dagster-dg-cli) runs the example project in this virtual environment.
+DG     := VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(BIN)):$$PATH PYTHONPATH=$(CURDIR) $(BIN)/dg
 STAMP  := $(VENV)/.installed-dev
 
 .PHONY: install demo ui test test-fast stress lint docs bench clean
@@ -19,16 +23,17 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m definitions.demo
 
-# `dagster dev` on the demo's instance (DAGSTER_HOME, default .dagster_home; see definitions/demo.py).
+# `dg dev` on the demo's instance (DAGSTER_HOME, default .dagster_home; see definitions/demo.py).
 ui: $(STAMP)
-	$(BIN)/python -m definitions.demo ui
+	$(BIN)/python -m definitions.demo ui --host 127.0.0.1 --port $(PORT)
 
 # ruff, the import contracts in pyproject.toml (layers, no cycles, public API only), then mypy
-# (strict on cache_utils, basic on dagster_cache).
+# (strict on cache_utils, basic on dagster_cache), then `dg check defs` on the example project.
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/mypy
+	$(DG) check defs
 
 # The documentation site (mkdocs-material, API pages from the docstrings) into build/site; --strict:
 # a broken link or reference fails.
@@ -49,6 +54,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_memory_cache
 	$(BIN)/python -m benchmarks.bench_s3
 	$(BIN)/python -m benchmarks.bench_range_loads
+	$(BIN)/python -m benchmarks.bench_polars
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

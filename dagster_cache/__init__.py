@@ -1,4 +1,5 @@
-"""Dagster integration for cache_utils: an IO manager, resources, alerts, refresh schedule and sensor."""
+"""Dagster integration for cache_utils: an IO manager, resources, alerts, refresh schedule and sensor,
+checks and freshness, external caches, and a Component declaring all of it in YAML."""
 
 from .checks import (
     CacheChecks,
@@ -9,8 +10,10 @@ from .checks import (
     build_inputs_current_checks,
     build_stale_inputs_sensor,
 )
+from .component import DailyCacheComponent
 from .errors import CachePartitionError
 from .external import build_cache_observation_sensor, external_cache_asset
+from .freshness import cache_freshness_policy
 from .io_manager import DatedCacheIOManager
 from .metadata import cache_data_version
 from .ownership import CacheOwnerError
@@ -22,6 +25,7 @@ __all__ = [
     "CacheChecks",
     "CacheOwnerError",
     "CachePartitionError",
+    "DailyCacheComponent",
     "DatedCacheIOManager",
     "InMemoryCacheResource",
     "OpsGenieResource",
@@ -35,6 +39,7 @@ __all__ = [
     "build_stale_inputs_sensor",
     "build_cache_retention_checks",
     "cache_data_version",
+    "cache_freshness_policy",
     "external_cache_asset",
     "make_opsgenie_on_run_failure_sensor",
 ]

@@ -1,9 +1,7 @@
 """Asset checks for cached assets: the current file exists, verifies and is recent; freshness
 from the same `cb_time` that drives `load_cache` and the refresh schedule."""
 
-import contextlib
 import datetime as dt
-import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +26,7 @@ from cache_utils import (
 )
 
 from .dates import partition_file, zone
+from .freshness import superseded_freshness
 from .io_manager import STALE_INPUTS_KEY
 from .prefixes import prefix_for
 from .refresh import cron_for
@@ -247,15 +246,16 @@ def build_cache_freshness_checks(
     plain = [t.key for t in targets if t.partitions_def is None]
     cron = cron_for(cb)
     checks: list[AssetChecksDefinition] = []
-    with _chosen_over_freshness_policy():
-        if partitioned:
-            checks += dg.build_time_partition_freshness_checks(
-                assets=partitioned, deadline_cron=cron, timezone=timezone, severity=severity)
-        if plain:
-            since_midnight = dt.timedelta(hours=cb.hour, minutes=cb.minute, seconds=cb.second)
-            checks += dg.build_last_update_freshness_checks(
-                assets=plain, deadline_cron=cron, lower_bound_delta=since_midnight, timezone=timezone,
-                severity=severity)
+    deadline = f"{cb:%H:%M} {timezone}"
+    if partitioned:
+        checks += superseded_freshness(dg.build_time_partition_freshness_checks, deadline,
+                                       assets=partitioned, deadline_cron=cron, timezone=timezone,
+                                       severity=severity)
+    if plain:
+        since_midnight = dt.timedelta(hours=cb.hour, minutes=cb.minute, seconds=cb.second)
+        checks += superseded_freshness(dg.build_last_update_freshness_checks, deadline,
+                                       assets=plain, deadline_cron=cron, lower_bound_delta=since_midnight,
+                                       timezone=timezone, severity=severity)
     return checks
 
 
@@ -474,10 +474,9 @@ def build_cache_checks(
     """
     freshness = build_cache_freshness_checks(assets=assets, cb_time=cb_time, timezone=timezone)
     files = build_cache_file_checks(assets=assets, max_age_days=max_age_days, io_manager_key=io_manager_key)
-    with _chosen_over_freshness_policy():
-        sensor = dg.build_sensor_for_freshness_checks(
-            freshness_checks=freshness, name=sensor_name, minimum_interval_seconds=minimum_interval_seconds,
-            default_status=default_status)
+    sensor = superseded_freshness(
+        dg.build_sensor_for_freshness_checks, freshness_checks=freshness, name=sensor_name,
+        minimum_interval_seconds=minimum_interval_seconds, default_status=default_status)
     if not consumers:
         return CacheChecks([*freshness, *files], [sensor])
     inputs = build_inputs_current_checks(assets=consumers, error_after_days=error_after_days)
@@ -595,12 +594,3 @@ def build_cache_retention_checks(
 
     return [cache_retention_checks]
 
-
-@contextlib.contextmanager
-def _chosen_over_freshness_policy() -> Iterator[None]:
-    # Dagster 1.13 marks the freshness-check factories superseded by FreshnessPolicy, which judges an
-    # asset by its last materialization of any partition; for daily caches today's partition is what
-    # counts (README, "Checks, freshness..."), so these are used on purpose and the notice is muted.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=dg.SupersessionWarning)
-        yield

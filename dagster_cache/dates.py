@@ -11,13 +11,10 @@ from dagster import InputContext, OutputContext
 
 from cache_utils import resolve_zone, validate_prefix
 
+from .compat import SCHEDULED_EXECUTION_TIME_TAG
 from .errors import CachePartitionError
 
 # The scheduler stores the tick time in a hidden run tag; the public name is kept as a fallback.
-try:
-    from dagster._core.storage.tags import SCHEDULED_EXECUTION_TIME_TAG
-except ImportError:  # pragma: no cover - only if dagster moves the constant
-    SCHEDULED_EXECUTION_TIME_TAG = ".dagster/scheduled_execution_time"
 SCHEDULED_TAGS = (SCHEDULED_EXECUTION_TIME_TAG, "dagster/scheduled_execution_time")
 
 

@@ -14,18 +14,11 @@ from dagster import DefaultSensorStatus, MetadataValue, SensorDefinition, SkipRe
 
 from cache_utils import CacheFile, CorruptCacheError, cache_fingerprint, list_caches, validate_prefix
 
+from .compat import DATA_VERSION_IS_USER_PROVIDED_TAG, DATA_VERSION_TAG
 from .dates import is_sub_daily, zone
 from .io_manager import FINGERPRINT_KEY
 from .prefixes import PREFIX_METADATA_KEY, cache_prefix_of, prefix_for
 from .refresh import partition_key_for, storage_options_arg
-
-# The event tags that carry a data version (what `ObserveResult(data_version=...)` and the webserver's
-# report_asset_materialization endpoint write); dagster 1.13 does not re-export the names.
-try:
-    from dagster._core.definitions.data_version import DATA_VERSION_IS_USER_PROVIDED_TAG, DATA_VERSION_TAG
-except ImportError:  # pragma: no cover - only if dagster moves the constants
-    DATA_VERSION_TAG = "dagster/data_version"  # type: ignore[misc]
-    DATA_VERSION_IS_USER_PROVIDED_TAG = "dagster/data_version_is_user_provided"
 
 DEFAULT_MAX_FILES_PER_TICK = 100
 DEFAULT_LOOKBACK_DAYS = 7
@@ -107,7 +100,8 @@ def external_cache_asset(
         key=key if key is not None else dg.AssetKey(prefix),
         partitions_def=partitions_def,
         group_name=group_name,
-        description=description or f"Cache files {prefix}_<YYYYMMDD>.pkl.gz written outside Dagster.",
+        description=description or f"Daily cache files named {prefix}_YYYYMMDD.pkl.gz, written outside "
+        "Dagster (for example by cache_utils.save_cache in a script).",
         metadata={**(metadata or {}), PREFIX_METADATA_KEY: prefix},
         tags=tags,
         owners=owners,
@@ -286,6 +280,20 @@ def _events(
     return events
 
 
+def _reported(events: list[dg.AssetMaterialization | dg.AssetObservation]) -> str:
+    """What a tick reported, in words: "Reported 2 new files as materializations: market_prices
+    2026-12-01, market_prices 2026-12-02 (partition 2026-12-02)"."""
+    shown = []
+    for e in events:
+        if isinstance(e, dg.AssetMaterialization):
+            day = e.metadata["dagster_cache/date"].value
+            part = f" (partition {e.partition})" if e.partition else ""
+            shown.append(f"{e.asset_key.to_user_string()} {day}{part}")
+    more = f" and {len(shown) - 10} more" if len(shown) > 10 else ""
+    files = "new file" if len(shown) == 1 else "new files"
+    return f"Reported {len(shown)} {files} (as materializations): {', '.join(shown[:10])}{more}"
+
+
 def build_cache_observation_sensor(
     *,
     assets: dg.AssetSpec | Sequence[dg.AssetSpec],
@@ -400,7 +408,8 @@ def build_cache_observation_sensor(
         cursor = {prefix: _bounded(entry, window_start) for prefix, entry in cursor.items()}
         text = json.dumps(cursor, sort_keys=True, separators=(",", ":"))
         if events:
-            return dg.SensorResult(asset_events=events, cursor=text)
+            # A tick that requests no run shows only its skip reason: say there what was reported.
+            return dg.SensorResult(asset_events=events, cursor=text, skip_reason=_reported(events))
         reason = f"no new cache files of {shown} in {directory}"
         if cursor != seen:
             return dg.SensorResult(skip_reason=reason, cursor=text)

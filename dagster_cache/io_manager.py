@@ -39,7 +39,7 @@ from cache_utils import (
 
 from .dates import partition_file, unpartitioned_file, zone
 from .errors import CachePartitionError
-from .metadata import frame_metadata, row_count_metadata
+from .metadata import frame_metadata, refuse_lazy, row_count_metadata
 from .ownership import (
     CacheOwnerError,
     Owner,
@@ -272,6 +272,7 @@ class DatedCacheIOManager(ConfigurableIOManager):
         if _is_nothing(context):
             return
         targets = self._targets(context, obj)
+        refuse_lazy(_output_name(context), [t.value for t in targets])
         _check_clashes(context, [t.prefix for t in targets], self.directory)
         if len(targets) > 1:  # a single-run backfill writes all of its days or none of them
             for target in targets:

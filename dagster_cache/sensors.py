@@ -117,10 +117,21 @@ def build_cache_refresh_sensor(
         job=job,
         target=target,
         default_status=default_status,
-        description=f"Retries the {prefix} refresh every {interval} after {cb:%H:%M} {timezone} "
-        "until today's file exists.",
+        description=f"After {cb:%H:%M} {timezone}, requests the {prefix} refresh every "
+        f"{duration_words(interval)} until today's file exists.",
     )
     return sensor
+
+
+def duration_words(delta: dt.timedelta) -> str:
+    """A wait in words: "15 minutes", "1 hour 30 minutes", "45 seconds" (not "0:15:00")."""
+    total = int(delta.total_seconds())
+    parts = []
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
+        count, total = divmod(total, size)
+        if count:
+            parts.append(f"{count} {unit}{'' if count == 1 else 's'}")
+    return " ".join(parts) or "0 seconds"
 
 
 def default_message(context: RunFailureSensorContext) -> str:

@@ -1,9 +1,18 @@
-"""Example code location: `dagster dev` loads it (pyproject [tool.dagster]), `make demo` runs it.
+"""Example code location, a `dg` project (pyproject [tool.dg]): `dg dev` / `make ui` load it,
+`make demo` runs it with `dg launch`.
+
+Two halves, merged into `defs`:
+- Python (this module): the assets, an op job, alerts (the OpsGenie / JSM resource and the
+  run-failure sensor);
+- YAML (definitions/defs/daily_caches/defs.yaml, a `dagster_cache.DailyCacheComponent`): the cache
+  contract of those assets: the `cache_io_manager` resource, file and freshness checks, the
+  refresh job, schedule and sensor, the external `market_prices` cache with its observation
+  sensor, and retention. `dg scaffold defs dagster_cache.DailyCacheComponent <name>` adds another.
 
 Configuration comes from the environment, with local defaults: CACHE_DIR (default "data"),
 CACHE_TZ (default "UTC"), CACHE_START_DATE (first daily partition, default 30 days ago, so the UI
 does not list years of empty partitions), JSM_OPS_API_KEY or OPSGENIE_API_KEY (alerts off without
-a key), as cache_utils reads them.
+a key), as cache_utils reads them; defs.yaml reads the same variables.
 
 The cache IO manager is bound under its own key, `cache_io_manager`, to the assets that are daily
 caches; everything else (the ops of memory_cache_job) keeps Dagster's default IO manager.
@@ -12,28 +21,25 @@ caches; everything else (the ops of memory_cache_job) keeps Dagster's default IO
 import datetime as dt
 import os
 import warnings
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import dagster as dg
 import pandas as pd
 
 from dagster_cache import (
-    DatedCacheIOManager,
     InMemoryCacheResource,
     OpsGenieResource,
-    build_cache_checks,
-    build_cache_observation_sensor,
-    build_cache_refresh_schedule,
-    build_cache_refresh_sensor,
     cache_data_version,
-    external_cache_asset,
+    cache_freshness_policy,
     make_opsgenie_on_run_failure_sensor,
 )
 
 CACHE_DIR = os.environ.get("CACHE_DIR") or "data"
 TIMEZONE = os.environ.get("CACHE_TZ") or "UTC"
-REFRESH_TIME = "06:30"
-CACHE_IO = "cache_io_manager"
+REFRESH_TIME = "06:30"  # cb_time in definitions/defs/daily_caches/defs.yaml says the same
+CACHE_IO = "cache_io_manager"  # bound by the component in definitions/defs/daily_caches/defs.yaml
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def start_date() -> str:
@@ -49,7 +55,7 @@ daily = dg.DailyPartitionsDefinition(start_date=start_date(), timezone=TIMEZONE,
 
 
 @dg.asset(partitions_def=daily, group_name="caches", kinds={"pandas"}, io_manager_key=CACHE_IO,
-          description="Daily sales, one cache file per day: `sales_data_<YYYYMMDD>.pkl.gz`.")
+          description="Daily sales, one cache file per day, named sales_data_YYYYMMDD.pkl.gz.")
 def sales_data(context: dg.AssetExecutionContext) -> dg.Output[pd.DataFrame]:
     day = context.partition_time_window.start.date()
     seed = day.toordinal()
@@ -76,30 +82,23 @@ def sales_summary(context: dg.AssetExecutionContext, sales_data: pd.DataFrame) -
             .assign(partition=context.partition_key))
 
 
+# Unpartitioned: Dagster's FreshnessPolicy gives the right answer (updated today before 06:30), and
+# the UI shows it as the asset's freshness status.
 @dg.asset(group_name="caches", io_manager_key=CACHE_IO,
-          description="Unpartitioned: `exchange_rates_<YYYYMMDD>.pkl.gz` for the run's partition day, "
-          "else its scheduled day, else today.")
+          freshness_policy=cache_freshness_policy(REFRESH_TIME, TIMEZONE),
+          description="Unpartitioned, one file per day named exchange_rates_YYYYMMDD.pkl.gz: the run's "
+          "partition day, else its scheduled day, else today.")
 def exchange_rates() -> dict[str, float]:
     return {"EURUSD": 1.08, "GBPUSD": 1.27, "USDJPY": 151.2}
 
 
-# Written outside Dagster (a vendor's cron job calling cache_utils.save_cache): the sensor reports
-# each new `market_prices_<YYYYMMDD>.pkl.gz` as a materialization, and market_report follows it.
-market_prices = external_cache_asset(
-    "market_prices", group_name="external", kinds={"pandas"},
-    description="Daily market prices saved by a script outside Dagster (cache_utils.save_cache).",
-).with_io_manager_key(CACHE_IO)  # read by the cache IO manager, as its consumers' inputs
-
-
+# market_prices is an external cache declared in defs.yaml (a vendor's script writes its files with
+# cache_utils.save_cache; the component's observation sensor reports each new file).
 @dg.asset(group_name="external", io_manager_key=CACHE_IO, automation_condition=dg.AutomationCondition.eager(),
-          description="Runs whenever a new market_prices file arrives with new data.")
+          description="Summary statistics of the newest market_prices file; runs whenever "
+          "a new market_prices file arrives with new data (the automation sensor must be running).")
 def market_report(market_prices: pd.DataFrame) -> pd.DataFrame:
     return market_prices.describe()
-
-
-observe_market_prices = build_cache_observation_sensor(
-    assets=[market_prices], directory=CACHE_DIR, timezone=TIMEZONE, name="market_prices_files",
-)
 
 
 @dg.op
@@ -120,42 +119,27 @@ def memory_cache_job() -> None:
     read_rates(remember_rates())
 
 
-refresh_sales = dg.define_asset_job(
-    "refresh_sales", selection=[sales_data, sales_summary],
-    description="Refreshes today's sales caches.",
-)
-
-refresh_schedule = build_cache_refresh_schedule(
-    prefix="sales_data", cb_time=REFRESH_TIME, job=refresh_sales, directory=CACHE_DIR, timezone=TIMEZONE,
-)
-refresh_sensor = build_cache_refresh_sensor(
-    prefix="sales_data", cb_time=REFRESH_TIME, job=refresh_sales, directory=CACHE_DIR, timezone=TIMEZONE,
-    retry_interval=15 * 60,
-)
-
-
 # OpsGenie or JSM Operations from the environment (the key shown as its variable name), else off.
 opsgenie = OpsGenieResource.from_env(tags=["dated-caches"])
 failure_sensor = make_opsgenie_on_run_failure_sensor(name="opsgenie_on_run_failure")
 
-# Checks tab and freshness status: the files exist, verify and are recent; today's data by 06:30.
-# Consumers get `inputs_current` (WARN on a fallback, ERROR past 2 days) and a sensor re-running the
-# upstream's file checks when one falls back.
-cache_checks = build_cache_checks(
-    assets=[sales_data, sales_summary, exchange_rates], cb_time=REFRESH_TIME, timezone=TIMEZONE,
-    consumers=[sales_summary, market_report], error_after_days=2,
-)
 
-defs = dg.Definitions(
-    assets=[sales_data, sales_summary, exchange_rates, market_prices, market_report],
-    asset_checks=cache_checks.asset_checks,
-    jobs=[refresh_sales, memory_cache_job],
-    schedules=[refresh_schedule],
-    sensors=[refresh_sensor, failure_sensor, observe_market_prices, *cache_checks.sensors],
-    resources={
-        CACHE_IO: DatedCacheIOManager(directory=CACHE_DIR, timezone=TIMEZONE, opsgenie=opsgenie,
-                                      keep_days=60),
-        "memory": InMemoryCacheResource(namespace="definitions"),
-        "opsgenie": opsgenie,
-    },
+def component_defs() -> dg.Definitions:
+    """The components under definitions/defs/ (the daily cache contract in YAML)."""
+    # Dagster 1.13's YAML loader calls pydantic's deprecated `parse_obj_as` (its code, not ours: a
+    # user cannot act on the notice), which would fail `python -W error::DeprecationWarning`. That
+    # one message is muted, for this call only.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="`parse_obj_as` is deprecated", category=DeprecationWarning)
+        return dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
+
+
+defs = dg.Definitions.merge(
+    dg.Definitions(
+        assets=[sales_data, sales_summary, exchange_rates, market_report],
+        jobs=[memory_cache_job],
+        sensors=[failure_sensor],
+        resources={"memory": InMemoryCacheResource(namespace="definitions"), "opsgenie": opsgenie},
+    ),
+    component_defs(),
 )

@@ -53,3 +53,17 @@ def test_range_loads_benchmark_runs_quick(tmp_path: Path) -> None:
     [bound] = [r for r in rows if r.startswith("| requests in flight at most")]
     assert bound.rstrip().endswith("| PASS |")
     assert HEADER in out.read_text()
+
+
+def test_polars_benchmark_runs_quick(tmp_path: Path) -> None:
+    """A Polars frame against Polars' own Parquet and IPC writers: every row printed (info rows, no
+    targets), the frame round-trips (the script asserts it)."""
+    out = tmp_path / "table.md"
+    done = subprocess.run([sys.executable, "-m", "benchmarks.bench_polars", "--quick", "--out", str(out)],
+                          capture_output=True, text=True, timeout=240, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| ") and line != HEADER]
+    for contestant in ("parquet write", "ipc write (uncompressed)", "parquet read", "ipc read (lz4)"):
+        assert any(contestant in row for row in rows), contestant
+    assert HEADER in out.read_text()
+

@@ -80,7 +80,8 @@ def test_external_cache_asset_names_its_prefix_for_the_io_manager() -> None:
     assert spec.key == dg.AssetKey("fx_rates")
     assert spec.metadata["cache_prefix"] == "fx_rates"
     assert (spec.partitions_def, spec.group_name, spec.owners) == (DAILY, "vendors", ["team:fx"])
-    assert "fx_rates_<YYYYMMDD>.pkl.gz" in (spec.description or "")
+    assert "fx_rates_YYYYMMDD.pkl.gz" in (spec.description or "")  # plain text: the UI renders markdown
+    assert "<" not in (spec.description or "") and "`" not in (spec.description or "")
     keyed = external_cache_asset("fx_rates", key=["vendor", "fx"], metadata={"owner": "ops"})
     assert keyed.key == dg.AssetKey(["vendor", "fx"])
     assert keyed.metadata == {"owner": "ops", "cache_prefix": "fx_rates"}

@@ -1,0 +1,1 @@
+"""The example's defs folder: components declared in YAML (`dg scaffold defs ...` adds one here)."""
