@@ -137,7 +137,7 @@ class _Hangs(Alerter):
 
 
 def test_custom_backend_with_an_infinite_timeout_is_bounded_by_the_default(tmp_path, monkeypatch):
-    monkeypatch.setattr(cache_utils.alerts, "DEFAULT_TIMEOUT", 0.5)
+    monkeypatch.setattr(cache_utils.alerts.sending, "DEFAULT_TIMEOUT", 0.5)  # where the wait is chosen
     start = time.monotonic()
     assert load_cache("x", "09:00", str(tmp_path), allow_no_data=True, alerter=_Hangs())[0] == {}
     assert time.monotonic() - start < 3
