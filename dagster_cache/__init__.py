@@ -12,11 +12,16 @@ from .errors import CachePartitionError
 from .external import build_cache_observation_sensor, external_cache_asset
 from .io_manager import DatedCacheIOManager
 from .metadata import cache_data_version
-from .resources import InMemoryCacheResource, OpsGenieResource
+from .resources import AlertResource, InMemoryCacheResource, OpsGenieResource
 from .schedules import build_cache_refresh_schedule
-from .sensors import build_cache_refresh_sensor, make_opsgenie_on_run_failure_sensor
+from .sensors import (
+    build_cache_refresh_sensor,
+    make_alert_on_run_failure_sensor,
+    make_opsgenie_on_run_failure_sensor,
+)
 
 __all__ = [
+    "AlertResource",
     "CacheChecks",
     "CachePartitionError",
     "DatedCacheIOManager",
@@ -32,5 +37,6 @@ __all__ = [
     "build_stale_inputs_sensor",
     "cache_data_version",
     "external_cache_asset",
+    "make_alert_on_run_failure_sensor",
     "make_opsgenie_on_run_failure_sensor",
 ]

@@ -9,7 +9,7 @@ import pytest
 from dagster._core.remote_representation.external_data import RepositorySnap
 
 from benchmarks.opsgenie_fake import FakeOpsGenie
-from cache_utils import InMemoryCache
+from cache_utils import InMemoryCache, NullAlerter
 from dagster_cache import (
     DatedCacheIOManager,
     InMemoryCacheResource,
@@ -155,7 +155,7 @@ def test_down_opsgenie_never_raises_and_redacts_the_key(caplog: pytest.LogCaptur
 
 def test_empty_key_disables_alerting(opsgenie: FakeOpsGenie) -> None:
     res = OpsGenieResource(api_key="")
-    assert not res.enabled and res.alerter() is None
+    assert not res.enabled and isinstance(res.alerter(), NullAlerter)
     assert res.create_alert("x", "a") is False
     assert opsgenie.requests == []
 
