@@ -32,7 +32,6 @@ from cache_utils import (
 from cache_utils.alerts import suppressed_alerts
 
 from .alert_backends import BackendCase, alert_server, backend, clean_alert_env
-from .conftest import TEST_API_KEY
 
 USED_FIXTURES = (alert_server, backend, clean_alert_env)  # pytest finds fixtures by module name
 
@@ -112,7 +111,8 @@ def test_an_alert_without_a_priority_gets_the_alerters() -> None:
 
 def test_cache_alerts_keep_p2_for_missing_data_and_take_the_alerters_otherwise(tmp_path: Path) -> None:
     assert cache_alert("missing", "s").priority == "P2"
-    assert cache_alert("stale", "s").priority is None and cache_alert("stale", "s", priority="P1").priority == "P1"
+    assert cache_alert("stale", "s").priority is None
+    assert cache_alert("stale", "s", priority="P1").priority == "P1"
     p5 = Recording("P5")
     d = str(tmp_path)
     with freeze_time("2024-01-15 14:00:00"):

@@ -8,9 +8,9 @@ import dagster as dg
 import pytest
 from dagster._core.remote_representation.external_data import RepositorySnap
 
+import dagster_cache
 from benchmarks.opsgenie_fake import FakeOpsGenie
 from cache_utils import InMemoryCache, NullAlerter
-import dagster_cache
 from dagster_cache import (
     AlertResource,
     DatedCacheIOManager,
