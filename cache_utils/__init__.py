@@ -35,6 +35,7 @@ from .files import (
     cache_dates,
     cache_exists,
     cache_fingerprint,
+    cache_owner,
     data_fingerprint,
     get_latest_cache_filename,
     list_caches,
@@ -44,7 +45,15 @@ from .files import (
     verify_cache,
     write_cache,
 )
-from .loading import CacheHit, RefreshCheck, Skipped, check_refresh, load_cache, load_latest_cache
+from .loading import (
+    CacheHit,
+    RefreshCheck,
+    Skipped,
+    check_refresh,
+    load_cache,
+    load_latest_cache,
+    read_cache_hit,
+)
 from .memory import InMemoryCache, MemoryKey, MemoryKeyPart, normalize_key
 from .naming import cache_filename, parse_file_name, validate_prefix
 from .serialization import GzipPickleSerializer, split_signing_keys
@@ -93,6 +102,7 @@ __all__ = [
     "cache_dates",
     "cache_exists",
     "cache_fingerprint",
+    "cache_owner",
     "cache_filename",
     "check_refresh",
     "configure_alerts",
@@ -111,6 +121,7 @@ __all__ = [
     "parse_retry_interval",
     "prune",
     "read_cache",
+    "read_cache_hit",
     "resolve_alert",
     "resolve_zone",
     "save_cache",

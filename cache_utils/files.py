@@ -7,13 +7,14 @@ import errno
 import logging
 import pickle
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 from isal import isal_zlib
 
 from .errors import CorruptCacheError
+from .gzip_members import owner_payload
 from .naming import DateLike, date_stamp, file_name, parse_file_name, to_date, validate_prefix
 from .serialization import (
     DEFAULT_LEVEL,
@@ -88,6 +89,7 @@ def write_cache(
     level: int = DEFAULT_LEVEL,
     file_mode: int | None = None,
     storage_options: StorageOptions | None = None,
+    owner: str | None = None,
 ) -> CacheFile:
     """`save_cache`, returning the `CacheFile` written (its path, date, size in bytes and content
     fingerprint).
@@ -102,12 +104,18 @@ def write_cache(
         level: ISA-L gzip compression level, 0 (fastest) to 3.
         file_mode: Permission bits of a local file; None means 0o600 (owner only).
         storage_options: fsspec options (credentials, endpoint...) for a URL `directory`.
+        owner: Who writes the file (free text, 1 to 1024 bytes of UTF-8, e.g. the Dagster asset
+            and partition), recorded in the file's first gzip header and read back cheaply by
+            `cache_owner`; signed with the file when it is signed. None: no owner, as files written
+            by `save_cache` and by earlier versions.
 
     Returns:
-        The `CacheFile` written, fingerprint included.
+        The `CacheFile` written, fingerprint and owner included.
     """
     prefix = validate_prefix(prefix)
     day = to_date(the_date)
+    if owner is not None:
+        owner_payload(owner)  # a bad owner is refused before anything is written
     serializer = serializer_for(signing_key, level)
     store = get_store(directory, storage_options, file_mode=file_mode)
     name = file_name(prefix, date_stamp(day))
@@ -115,7 +123,7 @@ def write_cache(
     written: list[tuple[int, str]] = []
 
     def write(f: Any) -> None:
-        fingerprint = serializer.dump(data, f, name)
+        fingerprint = serializer.dump(data, f, name, owner)
         written.append((f.tell(), fingerprint))  # dump leaves the position at the end of what it wrote
 
     try:
@@ -127,7 +135,7 @@ def write_cache(
     except OSError as e:  # housekeeping must not fail a save that succeeded
         log.debug("could not sweep temp files in %s: %s", directory, e)
     size, fingerprint = written[-1]
-    return CacheFile(prefix, day, path, size, fingerprint)
+    return CacheFile(prefix, day, path, size, fingerprint, owner)
 
 
 class _CrcSink:
@@ -261,6 +269,16 @@ def read_file(store: Store, name: str, serializer: GzipPickleSerializer) -> Any:
         return serializer.load(f, path)
 
 
+def read_owned_file(store: Store, name: str, serializer: GzipPickleSerializer) -> tuple[Any, str | None]:
+    """`read_file` and the owner recorded in the file, read from the same open file: no second
+    request to an object store (its first bytes are read again from the file's buffer)."""
+    path = store.path(name)
+    with _open(store, name) as f:
+        owner = serializer.owner(f, path)
+        f.seek(0)
+        return serializer.load(f, path), owner
+
+
 def _open(store: Store, name: str) -> IO[bytes]:
     """A store's file for reading: FileNotFoundError when absent; CorruptCacheError when a
     directory, a FIFO, a device or a symlink loop stands in its place."""
@@ -341,19 +359,58 @@ def _inspect(
     store = get_store(directory, storage_options)
     name = file_name(prefix, date_stamp(day))
     path = store.path(name)
+    owner = None
     with _open(store, name) as f:
         fingerprint = GzipPickleSerializer.fingerprint(f, path)
         size = f.seek(0, 2)
         if verifier is not None:
             f.seek(0)
+            owner = verifier.owner(f, path)
+            f.seek(0)
             verifier.verify(f, path)
-    return CacheFile(prefix, day, path, size, fingerprint)
+    return CacheFile(prefix, day, path, size, fingerprint, owner)
+
+
+def cache_owner(
+    prefix: str,
+    the_date: DateLike = None,
+    directory: str = "data",
+    *,
+    signing_key: SigningKeys | None = None,
+    storage_options: StorageOptions | None = None,
+) -> str | None:
+    """Who wrote one cache file, as recorded by `write_cache(..., owner=...)`: one small read of
+    the file's first header (about 1 KiB at most), nothing inflated or unpickled.
+
+    Args:
+        prefix: File name prefix, as in `<prefix>_<YYYYMMDD>.pkl.gz`.
+        the_date: Day of the file (date, datetime or date string); None means today, local time.
+        directory: Local directory or fsspec URL such as `s3://bucket/dir`.
+        signing_key: Key to check a signed file's owner record with; None uses
+            `CACHE_UTILS_SIGNING_KEY` when set.
+        storage_options: fsspec options (credentials, endpoint...) for a URL `directory`.
+
+    Returns:
+        The owner, or None when the file records none (written by `save_cache`, by an earlier
+        version, or by another gzip writer).
+
+    Raises:
+        FileNotFoundError: The file does not exist.
+        CorruptCacheError: The owner record is damaged, or (with a key) the file is unsigned or its
+            owner record does not match its signature.
+    """
+    validate_prefix(prefix)
+    store = get_store(directory, storage_options)
+    name = file_name(prefix, date_stamp(the_date))
+    with _open(store, name) as f:
+        return serializer_for(signing_key).owner(f, store.path(name))
 
 
 @dataclass(frozen=True)
 class CacheFile:
-    """One cache file: its prefix, date, path and size in bytes, and its content fingerprint when
-    known (`write_cache`, `verify_cache`, `cache_fingerprint`; `list_caches` does not read files).
+    """One cache file: its prefix, date, path and size in bytes, and its content fingerprint and
+    owner when known (`write_cache`, `verify_cache`; `cache_fingerprint` reads the fingerprint only,
+    `cache_owner` the owner only; `list_caches` does not read files).
 
     Attributes:
         prefix: File name prefix.
@@ -362,6 +419,8 @@ class CacheFile:
         size: Size of the file in bytes.
         fingerprint: CRC32 and length of the pickle as 16 hex digits; None when not read.
             Not compared by `==`.
+        owner: Who wrote the file (`write_cache(..., owner=...)`); None when the file records no
+            owner or it was not read. Not compared by `==`.
     """
 
     prefix: str
@@ -370,6 +429,7 @@ class CacheFile:
     size: int
     # Not compared: the same file found by list_caches (which reads no file) equals the one written.
     fingerprint: str | None = field(default=None, compare=False)
+    owner: str | None = field(default=None, compare=False)
 
 
 def list_caches(
@@ -401,7 +461,7 @@ def _cache_files(store: Store, prefix: str | None) -> Iterator[CacheFile]:
 
 def prune(
     prefix: str,
-    keep: int,
+    keep: int | None = None,
     directory: str = "data",
     *,
     dry_run: bool = False,
@@ -409,10 +469,16 @@ def prune(
     storage_options: StorageOptions | None = None,
     tz: ZoneLike = None,
     signing_key: SigningKeys | None = None,
+    older_than: DateLike = None,
+    spare: Iterable[DateLike] = (),
 ) -> list[str]:
-    """Delete all but the newest `keep` files of `prefix` dated on or before today (in `tz`; local
-    time when None), and its orphaned temp files. Returns the paths deleted (or that would be,
-    with `dry_run`).
+    """Delete old files of `prefix` dated on or before today (in `tz`; local time when None), and
+    its orphaned temp files. Returns the paths deleted (or that would be, with `dry_run`).
+
+    Which files go: with `keep`, all but the newest `keep`; with `older_than`, those dated before
+    that day; with both, only those neither rule keeps (a file is kept when any rule keeps it).
+    Files dated on a day in `spare` are always kept (a caller's fresh writes, e.g. a backfill of an
+    old day).
 
     Never takes from `load_cache` what it would load: files dated after today are neither counted
     nor deleted, and when none of the kept files is sound, the newest older file that is sound is
@@ -423,7 +489,8 @@ def prune(
 
     Args:
         prefix: File name prefix, as in `<prefix>_<YYYYMMDD>.pkl.gz`.
-        keep: How many of the newest files dated up to today to keep (a whole number >= 1).
+        keep: How many of the newest files dated up to today to keep (a whole number >= 1); None:
+            no count rule (then `older_than` is required).
         directory: Local directory or fsspec URL such as `s3://bucket/dir`.
         dry_run: Only return what would be deleted; delete nothing.
         temp_older_than: Age in seconds after which a temp file counts as orphaned.
@@ -431,21 +498,34 @@ def prune(
         tz: Zone of "today" (tzinfo or IANA name); None means local time.
         signing_key: Key (or list of keys) to check kept files' signatures with; None uses
             `CACHE_UTILS_SIGNING_KEY` (and `..._FALLBACKS`) when set.
+        older_than: Delete files dated before this day (date, datetime or date string); None: no
+            date rule.
+        spare: Days whose files are never deleted.
 
     Raises:
-        TypeError: `keep` is not a whole number.
-        ValueError: `keep` is below 1.
+        TypeError: `keep` is not a whole number, or neither `keep` nor `older_than` is given.
+        ValueError: `keep` is below 1, or a date is invalid.
     """
     prefix = validate_prefix(prefix)
-    if isinstance(keep, bool) or not isinstance(keep, int):
+    if keep is None and older_than is None:
+        raise TypeError("prune needs keep (how many of the newest files to keep, a whole number >= 1) "
+                        "or older_than (delete files dated before this day), or both; got keep=None "
+                        "and older_than=None")
+    if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int)):
         raise TypeError(f"keep must be a whole number >= 1, got {type(keep).__name__}: {keep!r}")
-    if keep < 1:
+    if keep is not None and keep < 1:
         raise ValueError(f"keep must be a whole number >= 1, got {keep!r}")
+    oldest = None if older_than is None else date_stamp(older_than)
+    spared = {date_stamp(d) for d in spare}
     store = get_store(directory, storage_options)
     serializer = serializer_for(signing_key)
-    past = [file_name(prefix, s) for s in store.stamps(prefix, date_stamp(None, resolve_zone(tz)))]
-    doomed = past[keep:]
-    if not any(_sound(store, name, serializer) for name in past[:keep]):
+    stamps = store.stamps(prefix, date_stamp(None, resolve_zone(tz)))  # newest first
+    # Stamps are YYYYMMDD, so comparing them as text compares the days.
+    keeps = [i < (keep or 0) or (oldest is not None and s >= oldest) or s in spared
+             for i, s in enumerate(stamps)]
+    kept = [file_name(prefix, s) for s, k in zip(stamps, keeps, strict=True) if k]
+    doomed = [file_name(prefix, s) for s, k in zip(stamps, keeps, strict=True) if not k]
+    if not any(_sound(store, name, serializer) for name in kept):
         good = next((name for name in doomed if _sound(store, name, serializer)), None)
         if good is not None:
             log.warning("keeping %s: the newer files of %s do not load", store.path(good), prefix)

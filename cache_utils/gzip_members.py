@@ -10,6 +10,12 @@ deflated and inflated a member per thread. Layout, all integers little-endian:
                     field holding subfield `CM` (4 bytes: the member's whole size, from its first
                     header byte to the end of its trailer, as BGZF's `BC`). In a signed file the first
                     member's extra field holds the signature subfield `CU` first, then `CM`.
+                    When the writer names an owner (who wrote the file: a Dagster asset and
+                    partition, say), the first member's extra field holds subfield `CO` before
+                    `CM` (after `CU` when signed): version (1), owner MAC (32 bytes: in a signed
+                    file HMAC-SHA256 of the owner bound to the file's name and `CU` signature,
+                    see `cache_utils.serialization`; zeros otherwise), then the owner as UTF-8
+                    (1 to MAX_OWNER bytes). A file without `CO` has no recorded owner.
     end member      an empty gzip member (deflate `03 00`, CRC 0, ISIZE 0: any gzip reader reads
                     nothing from it) whose extra field holds subfield `CI` (33 bytes): version (1),
                     member size (u32), number of data members (u32), length of the whole pickle (u64),
@@ -55,6 +61,10 @@ FIXED_HEADER = MAGIC + bytes([FEXTRA]) + b"\0\0\0\0" + b"\0\xff"
 MEMBER_ID = b"CM"
 INDEX_ID = b"CI"
 SIGNATURE_ID = b"CU"
+OWNER_ID = b"CO"
+OWNER_VERSION = 1
+OWNER_MAC_LEN = 32
+MAX_OWNER = 1024  # bytes of UTF-8 in an owner record
 SIGNATURE_LEN = 1 + 32  # version byte and HMAC-SHA256 (cache_utils.serialization)
 SIGNATURE_OFFSET = len(FIXED_HEADER) + 2 + 4 + 1  # of the MAC in a signed file: after XLEN, id, len, version
 INDEX_VERSION = 1
@@ -203,15 +213,60 @@ def _deflate(block: Any, level: int) -> tuple[bytes, int, int]:
     return body, crc, length
 
 
-def member_header(size: int, signature: bytes | None = None) -> bytes:
-    """A data member's gzip header; `signature` (version byte and MAC) goes first when given."""
+def member_header(size: int, signature: bytes | None = None, owner: bytes | None = None) -> bytes:
+    """A data member's gzip header; `signature` (version byte and MAC) goes first when given, then
+    `owner` (a `CO` payload, see `owner_payload`)."""
     signed = b"" if signature is None else SIGNATURE_ID + struct.pack("<H", len(signature)) + signature
-    extra = signed + _SIZE_FIELD.pack(MEMBER_ID, 4, size)
+    owned = b"" if owner is None else OWNER_ID + struct.pack("<H", len(owner)) + owner
+    extra = signed + owned + _SIZE_FIELD.pack(MEMBER_ID, 4, size)
     return FIXED_HEADER + struct.pack("<H", len(extra)) + extra
+
+
+def owner_payload(owner: str, mac: bytes = bytes(OWNER_MAC_LEN)) -> bytes:
+    """The `CO` subfield's data for `owner`: ValueError when it is empty, holds a NUL or is longer
+    than MAX_OWNER bytes of UTF-8; TypeError when it is not a str."""
+    if not isinstance(owner, str):
+        raise TypeError(f"owner must be a str, got {type(owner).__name__}: {owner!r}")
+    try:
+        data = owner.encode("utf-8")
+    except UnicodeEncodeError as e:  # a lone surrogate
+        raise ValueError(f"owner must be text that encodes as UTF-8, got {owner[:80]!r}: {e}") from e
+    if not data or b"\0" in data or len(data) > MAX_OWNER:
+        raise ValueError(f"owner must be 1 to {MAX_OWNER} bytes of UTF-8 without NUL, got {owner[:80]!r}")
+    return bytes([OWNER_VERSION]) + mac + data
+
+
+def owner_of(head: bytes) -> tuple[str, bytes] | None:
+    """(owner, owner MAC) recorded in a file's first member header, found in `head` (the file's
+    first bytes: OWNER_HEAD_BYTES hold any header of this format); None when it records none (an
+    unowned file, a file of an older version, a plain gzip file). ValueError when the owner record
+    is damaged."""
+    if len(head) < 12 or head[:3] != MAGIC or not head[3] & FEXTRA:
+        return None
+    (xlen,) = struct.unpack_from("<H", head, 10)
+    if len(head) < 12 + xlen:
+        if 12 + xlen > OWNER_HEAD_BYTES:  # not a header this format writes
+            return None
+        raise ValueError(f"file ends inside its gzip header of {12 + xlen} bytes")
+    for sub_id, data in _subfields(head[12 : 12 + xlen]):
+        if sub_id == OWNER_ID:
+            if len(data) <= 1 + OWNER_MAC_LEN or data[0] != OWNER_VERSION:
+                raise ValueError("owner record (gzip subfield CO) damaged or of an unknown version")
+            try:
+                text = data[1 + OWNER_MAC_LEN :].decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise ValueError(f"owner record (gzip subfield CO) is not UTF-8: {e}") from e
+            return text, data[1 : 1 + OWNER_MAC_LEN]
+    return None
 
 
 _MEMBER_HEADER_LEN = len(member_header(0))
 _SIGNED_HEADER_LEN = len(member_header(0, bytes(SIGNATURE_LEN)))
+# Enough of a file's start for any first header of this format, owner record included.
+OWNER_HEAD_BYTES = len(member_header(0, bytes(SIGNATURE_LEN), bytes(1 + OWNER_MAC_LEN + MAX_OWNER)))
+# Where the owner MAC sits in a signed, owned file: after the signature subfield and CO's id,
+# length and version byte.
+OWNER_MAC_OFFSET = len(FIXED_HEADER) + 2 + 4 + SIGNATURE_LEN + 4 + 1
 
 
 def end_member(members: int, length: int, crc: int, data_bytes: int) -> bytes:
@@ -231,16 +286,19 @@ class MemberWriter:
     a copy. An object smaller than one block is deflated in the calling thread: no thread is
     started. `mac`, when given, is updated with every byte written after the first member's
     header, which holds `signature` as its `CU` subfield (the caller writes the MAC into it at the
-    end). `finish` writes the end member and sets `fingerprint`.
+    end). `owner`, a `CO` payload, is recorded in the first member's header too. `finish` writes
+    the end member and sets `fingerprint`.
     """
 
     def __init__(
-        self, raw: IO[bytes], level: int, threads: int, mac: Any = None, signature: bytes | None = None
+        self, raw: IO[bytes], level: int, threads: int, mac: Any = None, signature: bytes | None = None,
+        owner: bytes | None = None,
     ) -> None:
         if (mac is None) != (signature is None) or len(signature or bytes(SIGNATURE_LEN)) != SIGNATURE_LEN:
             raise ValueError(f"a MAC goes with a {SIGNATURE_LEN}-byte signature subfield, and back")
         self._raw = raw
         self._signature = signature
+        self._owner = owner
         self._level = level
         self._threads = threads
         self._max_in_flight = threads
@@ -293,8 +351,12 @@ class MemberWriter:
         first = self._members == 0
         # The first member of a signed file holds the signature subfield, its MAC filled in later.
         signature = self._signature if first else None
-        size = (_MEMBER_HEADER_LEN if signature is None else _SIGNED_HEADER_LEN) + len(body)
-        header = member_header(size, signature)
+        owner = self._owner if first else None
+        if owner is None:
+            size = (_MEMBER_HEADER_LEN if signature is None else _SIGNED_HEADER_LEN) + len(body)
+        else:
+            size = len(member_header(0, signature, owner)) + len(body)
+        header = member_header(size, signature, owner)
         self._raw.write(header)
         self._raw.write(body)
         if self._mac is not None:
@@ -361,7 +423,11 @@ def is_multimember(head: bytes) -> bool:
     try:
         ids = [sub_id for sub_id, _ in _subfields(head[12 : 12 + xlen])]
     except ValueError:
-        return False
+        # An owner record makes the first header longer than `head`: its `CO` subfield comes
+        # first, or right after `CU`, so its id is within `head`.
+        extra = head[12 : 12 + xlen]
+        at = 0 if extra[:2] != SIGNATURE_ID else 4 + SIGNATURE_LEN
+        return extra[at : at + 2] == OWNER_ID
     return MEMBER_ID in ids or (ids[:1] == [SIGNATURE_ID] and len(ids) > 1)
 
 
@@ -599,6 +665,9 @@ class MemberReader:
         self._finished = True
 
 
+_FIRST_IDS = ([SIGNATURE_ID, MEMBER_ID], [OWNER_ID, MEMBER_ID], [SIGNATURE_ID, OWNER_ID, MEMBER_ID])
+
+
 def _next_header(raw: Readable, read: int) -> tuple[bytes, int | None]:
     """The next member's header, read from `raw` after `read` data members, and the member's whole
     size (None for the end member). ValueError or EOFError when it is not a header this format
@@ -616,7 +685,7 @@ def _next_header(raw: Readable, read: int) -> tuple[bytes, int | None]:
     ids = [sub_id for sub_id, _ in fields]
     if ids == [INDEX_ID]:
         return head + extra, None
-    if ids != [MEMBER_ID] and not (read == 0 and ids == [SIGNATURE_ID, MEMBER_ID]):
+    if ids != [MEMBER_ID] and not (read == 0 and ids in _FIRST_IDS):
         raise ValueError(f"gzip member {read + 1}: unexpected extra subfields {ids}")
     data = fields[-1][1]
     if len(data) != 4:

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from .alerts import Alerter, cache_alert, default_alias, resolve_alert, send_alert
 from .errors import CacheNotFoundError, CorruptCacheError
-from .files import StorageOptions, cache_exists, read_file, serializer_for
+from .files import StorageOptions, cache_exists, read_owned_file, serializer_for
 from .naming import DateLike, date_stamp, file_name, to_date, validate_prefix
 from .serialization import GzipPickleSerializer, SigningKeys
 from .stores import Store, UnreadableFileError, get_store
@@ -55,12 +55,15 @@ class CacheHit:
         date: Day of the file loaded.
         path: Path of the file loaded.
         skipped: Newer files passed over before it, newest first.
+        owner: Who wrote the file, as recorded by `write_cache(..., owner=...)`; None when it
+            records no owner.
     """
 
     data: Any
     date: dt.date
     path: str
     skipped: tuple[Skipped, ...] = ()
+    owner: str | None = None
 
     def age_days(self, today: DateLike) -> int:
         """Days between this file's date and `today` (0 when fresh).
@@ -101,6 +104,38 @@ def load_latest_cache(
     return _load_latest(store, prefix, to_date(on_or_before), serializer_for(signing_key), given)
 
 
+def read_cache_hit(
+    prefix: str,
+    the_date: DateLike = None,
+    directory: str = "data",
+    *,
+    signing_key: SigningKeys | None = None,
+    storage_options: StorageOptions | None = None,
+) -> CacheHit:
+    """`read_cache` (one file exactly, no fallback) that returns a `CacheHit`: the data with the
+    file's date, path and recorded owner, all from one opening of the file (on an object store, no
+    request beyond what `read_cache` makes).
+
+    Args:
+        prefix: File name prefix, as in `<prefix>_<YYYYMMDD>.pkl.gz`.
+        the_date: Day of the file (date, datetime or date string); None means today, local time.
+        directory: Local directory or fsspec URL such as `s3://bucket/dir`.
+        signing_key: Key to verify signatures with; None uses `CACHE_UTILS_SIGNING_KEY` when set.
+        storage_options: fsspec options (credentials, endpoint...) for a URL `directory`.
+
+    Raises:
+        FileNotFoundError: The file does not exist.
+        CorruptCacheError: The file cannot be trusted (bad signature, owner record, gzip stream or
+            pickle).
+    """
+    validate_prefix(prefix)
+    day = to_date(the_date)
+    store = get_store(directory, storage_options)
+    name = file_name(prefix, date_stamp(day))
+    data, owner = read_owned_file(store, name, serializer_for(signing_key))
+    return CacheHit(data, day, store.path(name), (), owner)
+
+
 def _load_latest(
     store: Store, prefix: str, day: dt.date, serializer: GzipPickleSerializer, given: str = ""
 ) -> tuple[CacheHit | None, tuple[Skipped, ...]]:
@@ -127,7 +162,7 @@ def _search(
     def attempt(stamp: str) -> CacheHit | None:
         name = file_name(prefix, stamp)
         try:
-            data = read_file(store, name, serializer)
+            data, owner = read_owned_file(store, name, serializer)
         except FileNotFoundError:
             return None
         except CorruptCacheError as e:
@@ -138,7 +173,7 @@ def _search(
             log.warning("skipping unreadable cache file %s: %s", e.filename, e.reason)
             skipped.append(Skipped(str(e.filename), e.reason, "unreadable"))
             return None
-        return CacheHit(data, to_date(stamp), store.path(name), tuple(skipped))
+        return CacheHit(data, to_date(stamp), store.path(name), tuple(skipped), owner)
 
     hit = attempt(target)  # the common case needs no directory listing
     if hit is None:

@@ -8,12 +8,20 @@ gzip header carries an FEXTRA subfield `CU` holding a version byte and
 HMAC-SHA256(key, b"cache_utils-v1\\0" + file name + b"\\0" + body), where body is every byte after
 that header (all members, the end member included). Gzip readers skip FEXTRA and concatenate
 members, so files stay readable by `gzip`, `pandas.read_pickle` and `pickle.load(gzip.open(...))`;
-the signature is checked before decompressing. Files of one plain gzip member (written by earlier
-versions, or by `DataFrame.to_pickle`) are read as before.
+the signature is checked before decompressing.
+
+An owner (who wrote the file) may be recorded in the first member's header as subfield `CO`
+(see `gzip_members`). The `CU` signature cannot cover the header that holds it, so in a signed file
+the owner record carries its own MAC, HMAC-SHA256(key, b"cache_utils-owner-v1\0" + file name +
+b"\0" + owner + b"\0" + the `CU` MAC): the owner is bound to the name and, through the `CU` MAC, to
+every byte of the body. A signed load checks it with the signature; readers that do not know `CO`
+(older versions, gzip, pandas) verify and read the file as before. Files of one plain gzip
+member (written by earlier versions, or by `DataFrame.to_pickle`) are read as before.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import io
@@ -31,6 +39,8 @@ from .errors import CorruptCacheError
 from .gzip_members import (
     END_LEN,
     HEAD_BYTES,
+    OWNER_HEAD_BYTES,
+    OWNER_MAC_OFFSET,
     SIGNATURE_ID,
     SIGNATURE_LEN,
     SIGNATURE_OFFSET,
@@ -42,6 +52,8 @@ from .gzip_members import (
     fingerprint_of,
     is_multimember,
     member_chunks,
+    owner_of,
+    owner_payload,
     read_end,
     tail_fingerprint,
 )
@@ -64,6 +76,7 @@ _SIG_VERSION = 1
 _MAC_LEN = hashlib.sha256().digest_size
 _SUBFIELD_LEN = SIGNATURE_LEN  # the version byte and the MAC
 _MAC_CONTEXT = b"cache_utils-v1\0"
+_OWNER_CONTEXT = b"cache_utils-owner-v1\0"
 # Reading a signed file: a gzip header is parsed from at most this many bytes (FEXTRA alone may
 # take 65,537), and the checked copy stays in memory up to _SPOOL_MEMORY, then spills to disk.
 _MAX_HEADER = 10 + 2 + 0xFFFF + 4096
@@ -177,6 +190,30 @@ def _mac(key: bytes, name: str) -> hmac.HMAC:
     return hmac.new(key, _MAC_CONTEXT + name.encode("utf-8", "surrogateescape") + b"\0", hashlib.sha256)
 
 
+def _owner_mac(key: bytes, name: str, owner: str, signature: bytes) -> bytes:
+    """The MAC of a signed file's owner record: owner, file name and the file's `CU` MAC."""
+    message = (_OWNER_CONTEXT + name.encode("utf-8", "surrogateescape") + b"\0" + owner.encode("utf-8")
+               + b"\0" + signature)
+    return hmac.new(key, message, hashlib.sha256).digest()
+
+
+def _check_owner(key: bytes, name: str, head: bytes, signature: bytes, path: str) -> str | None:
+    """The owner recorded in a signed file's first header `head`, after checking its MAC against
+    the file's `CU` MAC; None when it records none. CorruptCacheError when the record is damaged
+    or its MAC does not match (the owner was changed, or another key signed it)."""
+    try:
+        found = owner_of(head)
+    except ValueError as e:
+        raise CorruptCacheError(path, str(e)) from e
+    if found is None:
+        return None
+    owner, mac = found
+    if not hmac.compare_digest(mac, _owner_mac(key, name, owner, signature)):
+        raise CorruptCacheError(path, f"owner record {owner!r} does not match the signature (changed, "
+                                      "or signed with another key)")
+    return owner
+
+
 def _parse_header(buf: bytes) -> tuple[int, bytes | None]:
     """Return (header length, our signature or None) of a gzip member at the start of buf.
     Every length is checked against buf: a malformed header is a ValueError, never an IndexError."""
@@ -252,13 +289,15 @@ class GzipPickleSerializer:
         keys = f", verify_keys={len(self._keys)}" if len(self._keys) > 1 else ""
         return f"{type(self).__name__}(level={self.level}, signed={self.signs}{keys}, threads={self.threads})"
 
-    def dump(self, obj: Any, fileobj: IO[bytes], name: str) -> str:
+    def dump(self, obj: Any, fileobj: IO[bytes], name: str, owner: str | None = None) -> str:
         """Pickle `obj` into a seekable binary `fileobj`; `name` is the base name that gets signed.
-        Returns the content fingerprint (see `fingerprint`)."""
+        `owner`, when given, is recorded in the first header (subfield `CO`; signed with the file
+        when keyed). Returns the content fingerprint (see `fingerprint`)."""
         mac = None if self._key is None else _mac(self._key, name)
         start = fileobj.tell() if mac is not None else 0
         blank = None if mac is None else bytes([_SIG_VERSION]) + bytes(_MAC_LEN)
-        writer = MemberWriter(fileobj, self.level, self.threads, mac, blank)
+        record = None if owner is None else owner_payload(owner)
+        writer = MemberWriter(fileobj, self.level, self.threads, mac, blank, record)
         try:
             try:
                 pickle.dump(obj, writer, protocol=PROTOCOL)
@@ -271,8 +310,12 @@ class GzipPickleSerializer:
             writer.close()
         if mac is not None:
             end = fileobj.tell()
+            signature = mac.digest()
             fileobj.seek(start + SIGNATURE_OFFSET)
-            fileobj.write(mac.digest())
+            fileobj.write(signature)
+            if owner is not None:
+                fileobj.seek(start + OWNER_MAC_OFFSET)
+                fileobj.write(_owner_mac(self._key, name, owner, signature))  # type: ignore[arg-type]
             fileobj.seek(end)
         assert writer.fingerprint is not None
         return writer.fingerprint
@@ -305,6 +348,36 @@ class GzipPickleSerializer:
         if trailer == bytes(_TRAILER_LEN):  # an empty member's trailer, and no end member before it
             raise CorruptCacheError(path, "no content fingerprint: the end member is damaged")
         return _fingerprint(trailer)
+
+    def owner(self, fileobj: IO[bytes], path: str) -> str | None:
+        """The owner recorded in a cache file's first header (None: no owner recorded, as in files
+        of older versions and of writers that name none), from one read of its first bytes, without
+        inflating or unpickling. With a signing key, the owner record of a signed file is checked
+        against its signature (the body is checked when the file is loaded). Raises
+        CorruptCacheError when the record is damaged or does not match."""
+        try:
+            head = _read_exactly(fileobj, OWNER_HEAD_BYTES)
+        except OSError as e:
+            if isinstance(e, FileNotFoundError | PermissionError | ConnectionError | TimeoutError):
+                raise
+            raise CorruptCacheError(path, f"cannot read its header: {e}") from e
+        try:
+            found = owner_of(head)
+        except ValueError as e:
+            raise CorruptCacheError(path, str(e)) from e
+        if found is None or self._key is None:
+            return None if found is None else found[0]
+        try:
+            _, signature = _parse_header(head)
+        except (ValueError, struct.error) as e:
+            raise CorruptCacheError(path, str(e)) from e
+        if signature is None:  # loading it refuses it: say so now
+            raise CorruptCacheError(path, "file is not signed but a signing key is configured")
+        name = os.path.basename(path.rstrip("/"))
+        for key in self._keys[:-1]:  # any configured key may have signed it (rotation)
+            with contextlib.suppress(CorruptCacheError):
+                return _check_owner(key, name, head, signature, path)
+        return _check_owner(self._keys[-1], name, head, signature, path)
 
     def load(self, fileobj: IO[bytes], path: str) -> Any:
         """Unpickle from a binary file, verifying signature (if keyed), gzip CRC and length."""
@@ -404,6 +477,8 @@ class GzipPickleSerializer:
             if not any(matches):
                 keys = "the configured key" if len(macs) == 1 else f"any of the {len(macs)} configured keys"
                 raise CorruptCacheError(path, f"signature does not match {keys} (tampered, or another key)")
+            # The owner's MAC is made with the key that signed the file.
+            _check_owner(self._keys[matches.index(True)], name, head[:header_len], signature, path)
             copy.seek(0)
         except BaseException:
             copy.close()

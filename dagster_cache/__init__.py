@@ -5,6 +5,7 @@ from .checks import (
     build_cache_checks,
     build_cache_file_checks,
     build_cache_freshness_checks,
+    build_cache_retention_checks,
     build_inputs_current_checks,
     build_stale_inputs_sensor,
 )
@@ -12,6 +13,7 @@ from .errors import CachePartitionError
 from .external import build_cache_observation_sensor, external_cache_asset
 from .io_manager import DatedCacheIOManager
 from .metadata import cache_data_version
+from .ownership import CacheOwnerError
 from .resources import AlertResource, InMemoryCacheResource, OpsGenieResource
 from .schedules import build_cache_refresh_schedule
 from .sensors import (
@@ -23,6 +25,7 @@ from .sensors import (
 __all__ = [
     "AlertResource",
     "CacheChecks",
+    "CacheOwnerError",
     "CachePartitionError",
     "DatedCacheIOManager",
     "InMemoryCacheResource",
@@ -35,6 +38,7 @@ __all__ = [
     "build_cache_refresh_sensor",
     "build_inputs_current_checks",
     "build_stale_inputs_sensor",
+    "build_cache_retention_checks",
     "cache_data_version",
     "external_cache_asset",
     "make_alert_on_run_failure_sensor",

@@ -36,6 +36,9 @@ EXISTS_CHECK = "cache_file_exists"
 VERIFIES_CHECK = "cache_file_verifies"
 AGE_CHECK = "cache_file_age"
 INPUTS_CHECK = "inputs_current"
+PRUNED_CHECK = "cache_files_pruned"
+# Unpartitioned assets: how many of the newest materializations the pruned-days check looks at.
+RECENT_MATERIALIZATIONS = 100
 CachedAsset = dg.AssetsDefinition | dg.AssetSpec
 
 
@@ -482,6 +485,115 @@ def build_cache_checks(
                                       minimum_interval_seconds=minimum_interval_seconds,
                                       default_status=default_status)
     return CacheChecks([*freshness, *files, *inputs], [sensor, stale])
+
+
+def _materialized_days(
+    target: _Target, instance: dg.DagsterInstance
+) -> dict[str, dict[dt.date, list[str]]]:
+    """{prefix: {day: [partition keys, or "" for an unpartitioned write]}} of what Dagster
+    recorded as materialized: every materialized partition, or an unpartitioned asset's recent
+    materializations (the `dagster_cache/date` each wrote)."""
+    base = prefix_for(target.key, target.metadata)
+    days: dict[str, dict[dt.date, list[str]]] = {}
+    if target.partitions_def is not None:
+        for key in sorted(instance.get_materialized_partitions(target.key)):
+            try:
+                prefix, day = partition_file(target.partitions_def, key, base)
+            except CacheError:  # a key the definition no longer has
+                continue
+            days.setdefault(prefix, {}).setdefault(day, []).append(key)
+        return days
+    records = instance.fetch_materializations(target.key, limit=RECENT_MATERIALIZATIONS).records
+    for record in records:
+        meta = record.asset_materialization.metadata if record.asset_materialization is not None else {}
+        written, named = meta.get("dagster_cache/date"), meta.get("dagster_cache/prefix")
+        if written is None:  # not written by DatedCacheIOManager (or a single-run backfill's summary)
+            continue
+        written_prefix = str(getattr(named, "value", named)) if named is not None else base
+        day = dt.date.fromisoformat(str(getattr(written, "value", written)))
+        days.setdefault(written_prefix, {}).setdefault(day, []).append("")
+    return days
+
+
+def _pruned_result(target: _Target, manager: Any, instance: dg.DagsterInstance) -> AssetCheckResult:
+    """Which materialized days no longer have a file, and whether retention explains each."""
+    today = dt.datetime.now(zone(manager.timezone)).date()
+    keep_days = getattr(manager, "keep_days", None)
+    keep_files = getattr(manager, "keep_files", None)
+    oldest = None if keep_days is None else today - dt.timedelta(days=keep_days)
+    gone: list[str] = []
+    unexplained: list[str] = []
+    for prefix, by_day in _materialized_days(target, instance).items():
+        present = set(cache_dates(prefix, manager.directory, storage_options=manager.storage_options or None))
+        newest_kept = max(present) if present else None
+        for day in sorted(by_day):
+            if day in present:
+                continue
+            keys = [k for k in by_day[day] if k]
+            label = f"{day.isoformat()} ({', '.join(keys)})" if keys and keys != [day.isoformat()] \
+                else day.isoformat()
+            gone.append(label)
+            by_days = oldest is not None and day < oldest
+            by_count = keep_files is not None and newest_kept is not None and day < newest_kept
+            if not (by_days or by_count):
+                unexplained.append(label)
+    rules = ", ".join(f"{n}={v}" for n, v in (("keep_days", keep_days), ("keep_files", keep_files)) if v)
+    shown = ", ".join(gone[:20]) + (f" and {len(gone) - 20} more" if len(gone) > 20 else "")
+    if not gone:
+        text = "every materialized day still has its cache file"
+    elif not unexplained:
+        text = f"{len(gone)} materialized day(s) were pruned by retention ({rules}): {shown}"
+    else:
+        lost = ", ".join(unexplained[:20])
+        text = (f"{len(unexplained)} materialized day(s) have no cache file and retention "
+                f"({rules or 'unset'}) does not explain it: {lost}; pruned or missing: {shown}")
+    return AssetCheckResult(
+        asset_key=target.key, check_name=PRUNED_CHECK, passed=not unexplained,
+        severity=AssetCheckSeverity.WARN, description=text,
+        metadata={"pruned_days": dg.MetadataValue.json(gone),
+                  "unexplained": dg.MetadataValue.json(unexplained), "retention": rules or "unset"},
+    )
+
+
+def build_cache_retention_checks(
+    *,
+    assets: Sequence[CachedAsset],
+    io_manager_key: str | None = None,
+    name: str = "cache_retention_checks",
+) -> list[AssetChecksDefinition]:
+    """One check per cached asset, `cache_files_pruned` (WARN), that says which materialized days
+    no longer have a file: Dagster still shows a pruned partition as materialized, so this check
+    lists the days retention (`keep_days`, `keep_files` of the asset's `DatedCacheIOManager`) has
+    deleted, and fails when a materialized day's file is gone that retention does not explain.
+
+    Partitioned assets: every materialized partition is looked at; unpartitioned assets: the days
+    their last 100 materializations wrote.
+
+    Args:
+        assets: The cached assets: `AssetsDefinition`s or `AssetSpec`s, daily-partitioned or not.
+        io_manager_key: Resource key of the `DatedCacheIOManager` for every asset; None: each
+            asset's own IO manager key.
+        name: Name of the multi-asset check.
+
+    Raises:
+        DagsterInvalidDefinitionError: A bad argument, named in the message.
+    """
+    targets = _targets("build_cache_retention_checks", assets, io_manager_key)
+    by_key = {t.key: t for t in targets}
+    specs = [dg.AssetCheckSpec(PRUNED_CHECK, asset=t.key,
+                               description="Which materialized days' cache files retention has deleted.")
+             for t in targets]
+
+    @dg.multi_asset_check(specs=specs, name=name, can_subset=True,
+                          required_resource_keys={t.io_manager_key for t in targets})
+    def cache_retention_checks(context: AssetCheckExecutionContext) -> Iterator[AssetCheckResult]:
+        selected = {c.asset_key for c in context.selected_asset_check_keys}
+        for key, target in by_key.items():
+            if key in selected:
+                manager = getattr(context.resources, target.io_manager_key)
+                yield _pruned_result(target, manager, context.instance)
+
+    return [cache_retention_checks]
 
 
 @contextlib.contextmanager

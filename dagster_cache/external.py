@@ -28,8 +28,10 @@ except ImportError:  # pragma: no cover - only if dagster moves the constants
     DATA_VERSION_IS_USER_PROVIDED_TAG = "dagster/data_version_is_user_provided"
 
 DEFAULT_MAX_FILES_PER_TICK = 100
+DEFAULT_LOOKBACK_DAYS = 7
 CURSOR_DATE = "date"
 CURSOR_FINGERPRINT = "fingerprint"
+CURSOR_DAYS = "days"  # {ISO day: fingerprint} of the files reported within the lookback window
 CORRUPT = ""  # the fingerprint recorded for a file too short to hold a gzip trailer
 
 
@@ -159,8 +161,10 @@ def _watched(builder: str, assets: Any) -> list[_Watched]:
     return watched
 
 
-def _read_cursor(text: str | None) -> dict[str, dict[str, str]]:
-    """{prefix: {"date": ISO date, "fingerprint": ...}}: the newest file reported per prefix."""
+def _read_cursor(text: str | None) -> dict[str, dict[str, Any]]:
+    """{prefix: {"date": ISO date, "fingerprint": ..., "days": {ISO date: fingerprint}}}: the newest
+    file reported per prefix, and each file reported within the lookback window (a cursor written
+    before the window existed has no "days")."""
     if not text:
         return {}
     try:
@@ -169,6 +173,10 @@ def _read_cursor(text: str | None) -> dict[str, dict[str, str]]:
             dt.date.fromisoformat(entry[CURSOR_DATE])
             if not isinstance(entry[CURSOR_FINGERPRINT], str):
                 raise TypeError("a fingerprint must be a string")
+            for day, fingerprint in entry.get(CURSOR_DAYS, {}).items():
+                dt.date.fromisoformat(day)
+                if not isinstance(fingerprint, str):
+                    raise TypeError("a fingerprint must be a string")
     except (ValueError, TypeError, KeyError, AttributeError) as e:
         raise ValueError(
             f"cache observation sensor: unreadable cursor {text[:200]!r} ({e}); reset the cursor to "
@@ -188,13 +196,19 @@ def _fingerprint(file: CacheFile, directory: str, options: dict[str, Any] | None
 
 
 def _new_files(
-    order: int, watched: _Watched, files: list[CacheFile], seen: Mapping[str, str] | None, today: dt.date,
-    directory: str, options: dict[str, Any] | None,
+    order: int, watched: _Watched, files: list[CacheFile], seen: Mapping[str, Any] | None, today: dt.date,
+    directory: str, options: dict[str, Any] | None, lookback_days: int, known: dict[str, str],
 ) -> list[_New]:
-    """The files of one prefix to report, oldest first: those dated after the cursor's newest, and
-    the cursor's own day again when its content changed. An unpartitioned asset is its newest file
-    on or before today (what its consumers load), so only that one is reported."""
+    """The files of one prefix to report, oldest first: those dated after the newest reported, and
+    within the lookback window (the last `lookback_days` days up to today) each file not reported
+    yet (delivered late) or whose content changed since (corrected). An unpartitioned asset is its
+    newest file on or before today (what its consumers load), so only that one is reported.
+    Fingerprints taken as the baseline of a cursor from before the window go into `known`."""
     last = dt.date.fromisoformat(seen[CURSOR_DATE]) if seen else None
+    reported: Mapping[str, str] = (seen or {}).get(CURSOR_DAYS, {})
+    # A cursor from before the window: its newest day is known; other days up to it count as reported.
+    baseline = seen is not None and CURSOR_DAYS not in seen
+    window_start = today - dt.timedelta(days=lookback_days)
     pdef = watched.partitions_def
     new: list[_New] = []
     last_start = None
@@ -204,8 +218,8 @@ def _new_files(
         window = pdef.get_last_partition_window()
         last_start = window.start.date() if window is not None else None
     for f in files:
-        if last is not None and f.date < last:
-            continue
+        if last is not None and f.date < last and f.date < window_start:
+            continue  # older than the window: reported once, never looked at again
         key = None
         if pdef is not None:
             key = partition_key_for(pdef, f.date)
@@ -214,12 +228,35 @@ def _new_files(
                     break  # not a partition yet: reported once its day's partition exists
                 continue  # never a partition (before the start date, not a window's start)
         fingerprint = None
-        if seen and f.date == last:  # the day already reported: again only if rewritten
+        if last is not None and f.date <= last:  # up to the newest reported: again only if new or changed
             fingerprint = _fingerprint(f, directory, options)
-            if fingerprint is None or fingerprint == seen[CURSOR_FINGERPRINT]:
+            iso = f.date.isoformat()
+            before = reported.get(iso)
+            if before is None and f.date == last:
+                before = seen[CURSOR_FINGERPRINT] if seen else None
+            if fingerprint is not None and before is None and baseline:
+                known[iso] = fingerprint
+                continue
+            if fingerprint is None or fingerprint == before:
                 continue
         new.append(_New(order, watched, f, key, fingerprint))
     return new
+
+
+def _advance(entry: dict[str, Any] | None, day: dt.date, fingerprint: str) -> dict[str, Any]:
+    """The cursor entry of a prefix after reporting (or skipping as corrupt) its `day` file."""
+    days = dict((entry or {}).get(CURSOR_DAYS, {}))
+    days[day.isoformat()] = fingerprint
+    newest = entry[CURSOR_DATE] if entry else None
+    if newest is None or day.isoformat() >= newest:
+        return {CURSOR_DATE: day.isoformat(), CURSOR_FINGERPRINT: fingerprint, CURSOR_DAYS: days}
+    return {**entry, CURSOR_DAYS: days}  # type: ignore[dict-item]
+
+
+def _bounded(entry: dict[str, Any], window_start: dt.date) -> dict[str, Any]:
+    """The entry without the days that have left the lookback window: the cursor stays small."""
+    start = window_start.isoformat()
+    return {**entry, CURSOR_DAYS: {d: f for d, f in entry.get(CURSOR_DAYS, {}).items() if d >= start}}
 
 
 def _events(
@@ -257,6 +294,7 @@ def build_cache_observation_sensor(
     timezone: str = "UTC",
     name: str | None = None,
     max_files_per_tick: int = DEFAULT_MAX_FILES_PER_TICK,
+    lookback_days: int = DEFAULT_LOOKBACK_DAYS,
     minimum_interval_seconds: int = 60,
     default_status: DefaultSensorStatus = DefaultSensorStatus.STOPPED,
     description: str | None = None,
@@ -276,12 +314,16 @@ def build_cache_observation_sensor(
     manager records, which Dagster stores as a versionless observation of that partition.)
 
     Each tick lists each prefix once (`cache_utils.list_caches` with the prefix: on object stores
-    only `<prefix>_*` is listed, never the whole directory). The cursor holds, per prefix, the newest
-    date reported and its fingerprint: later-dated files are reported, and the newest day's file
-    again when it was rewritten with different content, not when identical data was written again.
-    An unpartitioned asset is its newest file on or before today in `timezone`, so older files
-    are not reported. At most `max_files_per_tick` files are reported per tick, oldest first, the
-    cursor advancing to the last one: a first run over a long history catches up tick by tick.
+    only `<prefix>_*` is listed, never the whole directory). Every new or changed file is reported
+    once: files dated after the newest reported, and within the last `lookback_days` days (up to
+    today in `timezone`) any file not reported yet (an earlier day delivered late) or rewritten with
+    different content (a corrected file: a new data version), not one rewritten with identical data.
+    The cursor holds, per prefix, the newest date reported and the fingerprint of each file
+    reported within the window, so it stays bounded; each tick reads the fingerprint of each file
+    in the window (one small read from its end). Files older than the window are not looked at
+    again. An unpartitioned asset is its newest file on or before today, so older files are not
+    reported. At most `max_files_per_tick` files are reported per tick, oldest first: a first run
+    over a long history catches up tick by tick.
 
     Args:
         assets: The external assets to watch (`external_cache_asset` specs), one or several.
@@ -290,6 +332,8 @@ def build_cache_observation_sensor(
         timezone: IANA zone of "today".
         name: Sensor name; None means "cache_observation_sensor".
         max_files_per_tick: Most files reported per tick (>= 1).
+        lookback_days: How many days back (before today) late and corrected files are still
+            reported (>= 0; 0: today's file only).
         minimum_interval_seconds: Seconds between evaluations.
         default_status: Whether the sensor starts running or stopped.
         description: Sensor description; None gives one naming the prefixes.
@@ -303,6 +347,11 @@ def build_cache_observation_sensor(
     if not whole or max_files_per_tick < 1:
         raise dg.DagsterInvalidDefinitionError(
             f"{builder}: max_files_per_tick must be a whole number >= 1, got {max_files_per_tick!r}"
+        )
+    whole = isinstance(lookback_days, int) and not isinstance(lookback_days, bool)
+    if not whole or lookback_days < 0:
+        raise dg.DagsterInvalidDefinitionError(
+            f"{builder}: lookback_days must be a whole number >= 0, got {lookback_days!r}"
         )
     try:
         tz = zone(timezone)
@@ -321,7 +370,12 @@ def build_cache_observation_sensor(
         with dg.partition_loading_context(effective_dt=now):
             for order, w in enumerate(watched):
                 files = list_caches(directory, w.prefix, storage_options=options)
-                new += _new_files(order, w, files, cursor.get(w.prefix), now.date(), directory, options)
+                known: dict[str, str] = {}
+                new += _new_files(order, w, files, cursor.get(w.prefix), now.date(), directory, options,
+                                  lookback_days, known)
+                if known:
+                    entry = cursor[w.prefix]
+                    cursor[w.prefix] = {**entry, CURSOR_DAYS: {**known, **entry.get(CURSOR_DAYS, {})}}
         new.sort(key=lambda n: (n.file.date, n.order))
 
         events: list[dg.AssetMaterialization | dg.AssetObservation] = []
@@ -335,13 +389,15 @@ def build_cache_observation_sensor(
                 fingerprint = _fingerprint(n.file, directory, options)
             if fingerprint is None:  # deleted since it was listed
                 continue
-            cursor[n.file.prefix] = {CURSOR_DATE: n.file.date.isoformat(), CURSOR_FINGERPRINT: fingerprint}
+            cursor[n.file.prefix] = _advance(cursor.get(n.file.prefix), n.file.date, fingerprint)
             if fingerprint == CORRUPT:
                 context.log.warning(f"{n.file.path} is too short to be a cache file: not reported")
                 continue
             events += _events(n, fingerprint)
             reported += 1
 
+        window_start = now.date() - dt.timedelta(days=lookback_days)
+        cursor = {prefix: _bounded(entry, window_start) for prefix, entry in cursor.items()}
         text = json.dumps(cursor, sort_keys=True, separators=(",", ":"))
         if events:
             return dg.SensorResult(asset_events=events, cursor=text)

@@ -24,11 +24,13 @@ from cache_utils import (
     CacheNotFoundError,
     cache_alert,
     cache_filename,
+    cache_owner,
     default_alias,
     is_url,
     load_latest_cache,
+    parse_file_name,
     prune,
-    read_cache,
+    read_cache_hit,
     resolve_alert,
     send_alert,
     split_signing_keys,
@@ -38,6 +40,15 @@ from cache_utils import (
 from .dates import partition_file, unpartitioned_file, zone
 from .errors import CachePartitionError
 from .metadata import frame_metadata, row_count_metadata
+from .ownership import (
+    CacheOwnerError,
+    Owner,
+    asset_owner,
+    describe_recorded,
+    op_owner,
+    parse_owner,
+    same_directory,
+)
 from .prefixes import cache_prefix_of, check_no_clash, op_output_prefix, prefix_for
 from .resources import AlertResource
 
@@ -51,6 +62,8 @@ STALE_INPUTS_KEY = "dagster_cache/stale_inputs"
 STALE_RUN_TAG = "dagster_cache/stale_inputs"
 # The written file's content fingerprint (gzip CRC32 and length), what `cache_data_version` gives.
 FINGERPRINT_KEY = "dagster_cache/fingerprint"
+# Output metadata key: {prefix: [ISO days]} of the files retention deleted after this write.
+PRUNED_DATES_KEY = "dagster_cache/pruned_dates"
 
 
 @dataclass(frozen=True)
@@ -141,9 +154,25 @@ class DatedCacheIOManager(ConfigurableIOManager):
     keep_days: int | None = Field(
         default=None,
         ge=1,
-        description="Retention: after writing an asset's file, keep only the newest N files of its "
-        "prefix dated up to today, through cache_utils.prune (the newest loadable file is never "
-        "deleted, so load_cache keeps working). Unset: keep everything.",
+        description="Retention: after writing an asset's file, delete the files of its prefix dated "
+        "more than N days before today in `timezone` (keep_days=3 on the 10th keeps the 7th to the "
+        "10th), through cache_utils.prune. Never deletes a file this run wrote (a backfill of an "
+        "old day keeps it) nor the newest file that loads. Unset: keep everything.",
+    )
+    keep_files: int | None = Field(
+        default=None,
+        ge=1,
+        description="Retention by count: keep the newest N files of each prefix written (dated up to "
+        "today). With keep_days too, a file is deleted only when neither rule keeps it.",
+    )
+    overwrite_unowned_files: bool = Field(
+        default=True,
+        description="Every file this manager writes records its writer (asset and partition, or op "
+        "output), and a file another writer recorded is never overwritten or loaded for the wrong "
+        "input. A file that records no owner (written by cache_utils.save_cache outside Dagster, or "
+        "by a release before owners) is overwritten when True, so upgrading keeps re-runs working; "
+        "False refuses that too (an external cache's files declared in another code location are "
+        "then safe).",
     )
     opsgenie: AlertResource | None = Field(
         default=None,
@@ -243,12 +272,15 @@ class DatedCacheIOManager(ConfigurableIOManager):
         if len(targets) > 1:  # a single-run backfill writes all of its days or none of them
             for target in targets:
                 self._picklable(context, target.value)
+        owners = [_writer(context, target.key) for target in targets]
+        for target, mine in zip(targets, owners, strict=True):  # all checked before the first is written
+            self._check_overwrite(target, mine)
         today = dt.datetime.now(self._tz()).date()
         written: list[tuple[Target, CacheFile]] = []
-        for target in targets:
+        for target, mine in zip(targets, owners, strict=True):
             try:
                 saved = write_cache(target.value, target.prefix, target.day, self.directory,
-                                    signing_key=self.signing_keys(), **self._io())
+                                    signing_key=self.signing_keys(), owner=mine.record(), **self._io())
             except pickle.PicklingError as e:
                 raise _not_picklable(context, target.value, e) from e
             context.log.debug(f"wrote {saved.path} ({saved.size:,} bytes)")
@@ -258,25 +290,72 @@ class DatedCacheIOManager(ConfigurableIOManager):
                               self._alerter())
         meta = self._output_metadata(context, written)
         shared = context.has_asset_key or cache_prefix_of(context.definition_metadata) is not None
-        if self.keep_days is not None and shared:  # a run's own op outputs are not daily caches
-            meta["dagster_cache/pruned"] = MetadataValue.int(self._prune(context, written))
+        retention = self.keep_days is not None or self.keep_files is not None
+        if retention and shared:  # a run's own op outputs are not daily caches
+            pruned = self._prune(context, written, today)
+            meta["dagster_cache/pruned"] = MetadataValue.int(sum(len(d) for d in pruned.values()))
+            if pruned:
+                meta[PRUNED_DATES_KEY] = MetadataValue.json(
+                    {p: [d.isoformat() for d in days] for p, days in pruned.items()})
         context.add_output_metadata(meta)
 
-    def _prune(self, context: OutputContext, written: list[tuple[Target, CacheFile]]) -> int:
-        """Apply `keep_days` to each prefix written; a failure is logged, never raised (the data
-        is saved)."""
-        removed = 0
+    def _retention(self) -> str:
+        rules = [f"{name}={value}" for name, value in (("keep_days", self.keep_days),
+                                                      ("keep_files", self.keep_files)) if value]
+        return ", ".join(rules)
+
+    def _check_overwrite(self, target: Target, mine: Owner) -> None:
+        """Refuse to overwrite a file another asset or op output wrote (the owner recorded in it),
+        whatever spelling of the directory or code location that writer used. A file without an
+        owner (written before owners were recorded, or by `save_cache`) is overwritten as before
+        unless `overwrite_unowned_files` is off; an external cache asset's prefix in this code
+        location is never written (`_check_clashes` refuses it)."""
+        try:
+            recorded = cache_owner(target.prefix, target.day, self.directory,
+                                   signing_key=self.signing_keys(), **self._io())
+        except FileNotFoundError:
+            return
+        except CacheError:  # a damaged or unverifiable file: replaced, as before
+            return
+        theirs = parse_owner(recorded)
+        path = cache_filename(target.prefix, target.day, directory=self.directory)
+        if theirs is None and not self.overwrite_unowned_files:
+            raise CacheOwnerError(
+                f"{mine.describe()} would overwrite {path}, which records no owner (written outside "
+                "Dagster, or before owners were recorded) and overwrite_unowned_files is False: move "
+                "or delete the file if it is this asset's, or give the asset another cache_prefix."
+            )
+        if theirs is None or theirs.same_writer(mine):
+            return
+        raise CacheOwnerError(
+            f"{mine.describe()} would overwrite {path}, which belongs to {theirs.describe()}: both map "
+            f"to cache prefix {target.prefix!r} in this directory (perhaps spelled differently, or from "
+            "another code location). Give one of them metadata={'cache_prefix': '<another prefix>'} "
+            "or another directory; the file was left as it is."
+        )
+
+    def _prune(
+        self, context: OutputContext, written: list[tuple[Target, CacheFile]], today: dt.date,
+    ) -> dict[str, list[dt.date]]:
+        """Apply `keep_days`/`keep_files` to each prefix written, sparing the days this step wrote;
+        {prefix: days deleted}. A failure is logged, never raised (the data is saved)."""
+        removed: dict[str, list[dt.date]] = {}
+        oldest = None if self.keep_days is None else today - dt.timedelta(days=self.keep_days)
         for prefix in dict.fromkeys(t.prefix for t, _saved in written):
+            mine = [t.day for t, _saved in written if t.prefix == prefix]
             try:
-                gone = prune(prefix, self.keep_days or 1, self.directory, tz=self.timezone,
-                             signing_key=self.signing_keys(), **self._io())
+                gone = prune(prefix, self.keep_files, self.directory, tz=self.timezone, older_than=oldest,
+                             spare=mine, signing_key=self.signing_keys(), **self._io())
             except (CacheError, OSError) as e:
-                context.log.warning(f"retention (keep_days={self.keep_days}) skipped for {prefix}: {e}")
+                context.log.warning(f"retention ({self._retention()}) skipped for {prefix}: {e}")
                 continue
-            if gone:
-                context.log.info(f"retention: removed {len(gone)} old {prefix} file(s), keeping "
-                                 f"{self.keep_days}")
-            removed += len(gone)
+            days = sorted(d for d in (_file_day(prefix, path) for path in gone) if d is not None)
+            if days:
+                shown = ", ".join(d.isoformat() for d in days[:10])
+                more = f" and {len(days) - 10} more" if len(days) > 10 else ""
+                context.log.info(f"retention ({self._retention()}): removed {len(days)} {prefix} file(s) "
+                                 f"dated {shown}{more}")
+                removed[prefix] = days
         return removed
 
     @staticmethod
@@ -329,7 +408,9 @@ class DatedCacheIOManager(ConfigurableIOManager):
         run_scoped = False
         if context.has_asset_key:
             base = prefix_for(context.asset_key, upstream_meta)
+            expected = asset_owner(context.asset_key, None, external=_is_external(context))
         elif upstream is not None:  # the run that wrote it: the parent run's, on re-execution
+            expected = op_owner(upstream.step_key, upstream.name)
             run_id = _run_id(upstream)
             base = op_output_prefix(upstream.step_key, upstream.name, upstream.mapping_key, upstream_meta,
                                     run_id)
@@ -340,10 +421,15 @@ class DatedCacheIOManager(ConfigurableIOManager):
         if not (context.has_asset_key and context.has_asset_partitions):
             # In a run for a daily partition this is that day: never a file from after it.
             prefix, day, why = unpartitioned_file(context, base, context.has_asset_key, self._tz())
+            # The file the writing run wrote (this run, or the parent on re-execution), whatever the
+            # reader's clock says now: a run past midnight or a re-execution days later.
+            written = None if run_scoped else _day_written_by_run(context, prefix)
+            if written is not None and written != day:
+                day, why = written, f"the day run {_run_id(upstream) if upstream else ''} wrote it"
             # A run's own output may be dated earlier (a run past midnight, a re-execution days
             # later): any file of its run-scoped prefix is the one, and not stale.
             return self._load_one(context, prefix, day, why, fallback or run_scoped, allow_missing,
-                                  run_scoped=run_scoped)
+                                  run_scoped=run_scoped, owner=expected)
 
         keys = list(context.asset_partition_keys)
         as_dict = _wants_dict(context, keys)
@@ -354,16 +440,21 @@ class DatedCacheIOManager(ConfigurableIOManager):
         pdef = context.asset_partitions_def
         if len(keys) == 1 and not as_dict:
             prefix, day = partition_file(pdef, keys[0], base)
-            return self._load_one(context, prefix, day, f"partition {keys[0]}", fallback, allow_missing)
+            if allow_missing and FALLBACK_KEY not in meta:
+                # Dagster's UPathIOManager: with this key a missing partition loads as None. The
+                # input's own fallback_to_latest=True still falls back first; the manager's does not.
+                fallback = False
+            return self._load_one(context, prefix, day, f"partition {keys[0]}", fallback, allow_missing,
+                                  owner=expected)
         fill = bool(meta.get(FILL_KEY, self.fill_missing_partitions))
-        return self._load_range(context, base, pdef, keys, fill, allow_missing)
+        return self._load_range(context, base, pdef, keys, fill, allow_missing, owner=expected)
 
     def _load_one(
         self, context: InputContext, prefix: str, day: dt.date, what: str, fallback: bool,
-        allow_missing: bool, run_scoped: bool = False,
+        allow_missing: bool, run_scoped: bool = False, owner: Owner | None = None,
     ) -> Any:
         """One file: the wanted day's, else (with fallback) the newest earlier one, recorded as stale."""
-        found = self._read(context, prefix, day, fallback)
+        found = self._read(context, prefix, day, fallback, owner)
         if found is None:
             return self._missing(context, prefix, day, allow_missing,
                                  self._missing_message(prefix, day, what, fallback))
@@ -390,14 +481,14 @@ class DatedCacheIOManager(ConfigurableIOManager):
 
     def _load_range(
         self, context: InputContext, base: str, pdef: Any, keys: list[str], fill: bool,
-        allow_missing: bool,
+        allow_missing: bool, owner: Owner | None = None,
     ) -> dict[str, Any]:
         """{partition key: value}. A missing day is an error, skipped with allow_missing, or
         (fill) taken from the newest earlier file; never silently another day's data."""
         values: dict[str, Any] = {}
         stale: dict[str, Loaded] = {}
         missing: list[str] = []
-        reads = self._fetch_range(keys, lambda k: partition_file(pdef, k, base), fill)
+        reads = self._fetch_range(keys, lambda k: partition_file(pdef, k, base), fill, owner)
         with contextlib.closing(reads) as fetched:  # whatever ends the loop drops the queued reads at once
             for key, (found, warnings) in zip(keys, fetched, strict=True):
                 for warning in warnings:  # from this thread, in key order: context.log is not thread-safe
@@ -435,32 +526,34 @@ class DatedCacheIOManager(ConfigurableIOManager):
         return values
 
     def _read(
-        self, context: InputContext, prefix: str, day: dt.date, fallback: bool
+        self, context: InputContext, prefix: str, day: dt.date, fallback: bool, owner: Owner | None = None,
     ) -> tuple[Any, Loaded] | None:
         """(value, where it came from) for `day`, the newest earlier file with fallback; None if none."""
-        found, warnings = self._fetch(prefix, day, fallback)
+        found, warnings = self._fetch(prefix, day, fallback, owner)
         for warning in warnings:
             context.log.warning(warning)
         return found
 
     def _fetch(
-        self, prefix: str, day: dt.date, fallback: bool
+        self, prefix: str, day: dt.date, fallback: bool, owner: Owner | None = None,
     ) -> tuple[tuple[Any, Loaded] | None, list[str]]:
         """`_read` without a context, so a worker thread may run it: what it found, and the
-        warnings for the caller to log."""
+        warnings for the caller to log. A file another writer than `owner` wrote is refused."""
         if not fallback:
             expected = cache_filename(prefix, day, directory=self.directory)
             try:
-                data = read_cache(prefix, day, self.directory,
-                                  signing_key=self.signing_keys(), **self._io())
+                exact = read_cache_hit(prefix, day, self.directory,
+                                       signing_key=self.signing_keys(), **self._io())
             except FileNotFoundError:
                 return None, []
-            return (data, Loaded(expected, day, day)), []
+            _check_owner(prefix, expected, exact.owner, owner)
+            return (exact.data, Loaded(expected, day, day)), []
         hit, skipped = load_latest_cache(prefix, day, self.directory,
                                          signing_key=self.signing_keys(), **self._io())
         warnings = [f"skipped corrupt cache file {s.path}: {s.reason}" for s in skipped]
         if hit is None:
             return None, warnings
+        _check_owner(prefix, hit.path, hit.owner, owner)
         wanted = os.path.basename(cache_filename(prefix, day, directory=""))
         corrupt = any(os.path.basename(s.path) == wanted for s in skipped)
         return (hit.data, Loaded(hit.path, hit.date, day, corrupt)), warnings
@@ -476,6 +569,7 @@ class DatedCacheIOManager(ConfigurableIOManager):
 
     def _fetch_range(
         self, keys: list[str], where: Callable[[str], tuple[str, dt.date]], fallback: bool,
+        owner: Owner | None = None,
     ) -> Generator[tuple[tuple[Any, Loaded] | None, list[str]], None, None]:
         """`_fetch` of each key's (prefix, day) = `where(key)`, yielded in key order. With more
         than one worker the reads run on a pool holding at most that many in flight; a failure
@@ -492,14 +586,14 @@ class DatedCacheIOManager(ConfigurableIOManager):
         workers = self._range_workers(targets)
         if workers == 1:
             for prefix, day in targets:
-                yield self._fetch(prefix, day, fallback)
+                yield self._fetch(prefix, day, fallback, owner)
             if bad_key is not None:
                 raise bad_key
             return
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dagster_cache-load")
         wait = True
         try:
-            futures = [pool.submit(self._fetch, prefix, day, fallback) for prefix, day in targets]
+            futures = [pool.submit(self._fetch, prefix, day, fallback, owner) for prefix, day in targets]
             for future in futures:
                 yield future.result()
         except BaseException as e:
@@ -541,6 +635,25 @@ class DatedCacheIOManager(ConfigurableIOManager):
         raise CacheNotFoundError(message, prefix=prefix, directory=self.directory)
 
 
+def _file_day(prefix: str, path: str) -> dt.date | None:
+    """The day in a deleted cache file's name (None for a temp file `prune` swept)."""
+    parsed = parse_file_name(path.rstrip("/").rsplit("/", 1)[-1], prefix)
+    return parsed[1] if parsed is not None else None
+
+
+def _check_owner(prefix: str, path: str, recorded: str | None, owner: Owner | None) -> None:
+    """Refuse a loaded file whose recorded owner (read with it, from the same open file) is another
+    asset (or op output) than the one the input reads; a file recording no owner loads as before."""
+    theirs = parse_owner(recorded)
+    if owner is not None and theirs is not None and not theirs.same_writer(owner):
+        raise CacheOwnerError(
+            f"{path} belongs to {describe_recorded(theirs)}, not to {owner.describe()}, whose input it "
+            f"was to be: both map to cache prefix {prefix!r} in this directory (perhaps spelled "
+            "differently, or from another code location). Give one of them "
+            "metadata={'cache_prefix': '<another prefix>'} or another directory."
+        )
+
+
 class _Discard:
     """A file that forgets what is written: pickling into it only proves the value pickles."""
 
@@ -565,6 +678,43 @@ def _run_id(context: InputContext | OutputContext) -> str | None:
     return None if not run_id or run_id.startswith("__") else run_id  # "__EPHEMERAL_RUN_ID": built
 
 
+def _day_written_by_run(context: InputContext, prefix: str) -> dt.date | None:
+    """The day of the `prefix` file the upstream output's run wrote, from that run's handled-output
+    event (this run's, or the parent run's on a re-execution that did not run the upstream step);
+    None when the upstream did not run in a run of this lineage or wrote no such file."""
+    upstream = context.upstream_output
+    run_id = _run_id(upstream) if upstream is not None else None
+    if upstream is None or run_id is None:
+        return None
+    try:
+        instance = context.step_context.instance
+        records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.HANDLED_OUTPUT).records
+    except Exception as e:  # noqa: BLE001 - no step context or no event log: fall back to the clock
+        context.log.debug(f"could not look up the day run {run_id} wrote {prefix}: {e}")
+        return None
+    for record in reversed(records):  # the last write wins, as on disk
+        event = record.event_log_entry.dagster_event
+        if event is None or event.step_key != upstream.step_key:
+            continue
+        data = event.event_specific_data
+        if getattr(data, "output_name", None) != upstream.name:
+            continue
+        meta = getattr(data, "metadata", None) or {}
+        written_prefix, written_day = meta.get("dagster_cache/prefix"), meta.get("dagster_cache/date")
+        if written_day is None or _text(written_prefix) != prefix:
+            continue
+        try:
+            return dt.date.fromisoformat(_text(written_day))
+        except ValueError:
+            return None
+    return None
+
+
+def _text(value: Any) -> str:
+    """The text of a metadata entry (a MetadataValue wraps it)."""
+    return str(getattr(value, "value", value))
+
+
 def _assets_def(context: InputContext | OutputContext) -> Any:
     """The AssetsDefinition of the step's node, or None (an op, or a context built without a run)."""
     try:
@@ -579,6 +729,14 @@ def _single_run(context: OutputContext) -> bool:
     assets_def = _assets_def(context)
     policy = assets_def.backfill_policy if assets_def is not None else None
     return policy is not None and policy.max_partitions_per_run is None  # BackfillPolicy.single_run()
+
+
+def _writer(context: OutputContext, partition: str | None) -> Owner:
+    """The owner recorded in a file this output writes: the asset and partition key, or the op
+    output (node and output name)."""
+    if context.has_asset_key:
+        return asset_owner(context.asset_key, partition)
+    return op_owner(context.step_key, context.name)
 
 
 def _is_nothing(context: OutputContext) -> bool:
@@ -615,22 +773,18 @@ def _keys_writing_to(step: Any, own_key: str, directory: str) -> set[str]:
             where = field.default_value.get("directory", "data")
             if isinstance(where, dict):
                 where = os.environ.get(str(where.get("env")), "")
-        if where and _same_directory(str(where), directory):
+        if where and same_directory(str(where), directory):
             keys.add(key)
     return keys
 
 
-def _same_directory(a: str, b: str) -> bool:
-    """Whether two directory settings name one place (`x`, `x/` and `./x`; `s3://b/x/`)."""
-    if "://" in a or "://" in b:
-        return a.rstrip("/") == b.rstrip("/")
-    return os.path.realpath(a) == os.path.realpath(b)
-
-
-def _other_assets(context: OutputContext, directory: str) -> Iterator[tuple[dg.AssetKey, str, Any]]:
-    """(key, base prefix, partitions) of each materializable asset whose files go to the same
-    directory as this output (any IO manager key bound to a DatedCacheIOManager on it), across the
-    whole code location when Dagster gives it."""
+def _other_assets(
+    context: OutputContext, directory: str, external: set[dg.AssetKey] | None = None,
+) -> Iterator[tuple[dg.AssetKey, str, Any]]:
+    """(key, base prefix, partitions) of each asset whose files go to the same directory as this
+    output (any IO manager key bound to a DatedCacheIOManager on it), across the whole code
+    location when Dagster gives it: materializable ones, and external ones (files written outside
+    Dagster, such as `external_cache_asset`), whose keys are added to `external`."""
     try:
         step = context.step_context
         output_def = step.op_def.output_def_named(context.name)
@@ -646,25 +800,29 @@ def _other_assets(context: OutputContext, directory: str) -> Iterator[tuple[dg.A
         # An asset job's graph is scoped to its selection; it keeps the code location's whole graph.
         graph = getattr(graph, "source_asset_graph", graph)
     for node in graph.asset_nodes:
-        if not node.is_materializable or node.io_manager_key not in keys:
+        if not (node.is_materializable or node.is_external) or node.io_manager_key not in keys:
             continue
         try:
             base = prefix_for(node.key, node.metadata)
         except ValueError:  # its own write will report its bad prefix
             continue
+        if not node.is_materializable and external is not None:
+            external.add(node.key)
         yield node.key, base, node.partitions_def
 
 
 def _check_clashes(context: OutputContext, prefixes: list[str], directory: str) -> None:
-    """Refuse, before anything is written, prefixes another asset of this code location writes too."""
+    """Refuse, before anything is written, prefixes another asset of this code location writes too,
+    or an external asset's files (written outside Dagster) have."""
     owner: dg.AssetKey | str = context.asset_key if context.has_asset_key else _output_name(context)
-    others = list(_other_assets(context, directory))
+    external: set[dg.AssetKey] = set()
+    others = list(_other_assets(context, directory, external))
     try:
         instance = context.step_context.instance  # knows the dynamic partitions' keys
     except Exception:  # noqa: BLE001 - no step context: built with build_output_context
         instance = None
     for prefix in dict.fromkeys(prefixes):
-        check_no_clash(prefix, owner, others, instance)
+        check_no_clash(prefix, owner, others, instance, external=external)
     if not context.has_asset_key:
         _check_op_caches(context)
 

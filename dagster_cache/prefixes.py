@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 import dagster as dg
@@ -30,7 +30,14 @@ def cache_prefix_of(metadata: Mapping[str, Any] | None) -> str | None:
 def prefix_for(asset_key: dg.AssetKey, metadata: Mapping[str, Any] | None) -> str:
     """`cache_prefix` from definition metadata, else the asset key path joined with "__"."""
     override = cache_prefix_of(metadata)
-    return validate_prefix(override if override is not None else "__".join(asset_key.path))
+    try:
+        return validate_prefix(override if override is not None else "__".join(asset_key.path))
+    except ValueError as e:
+        what = "its cache_prefix" if override is not None else "its key"
+        raise CachePartitionError(
+            f"asset {asset_key.to_user_string()}: {what} cannot name a cache file: {e}. Give the "
+            f"asset a short metadata={{'{PREFIX_METADATA_KEY}': '<prefix>'}}"
+        ) from e
 
 
 def op_output_prefix(
@@ -49,10 +56,16 @@ def op_output_prefix(
     node, _, mapped = step_key.partition("[")
     marks = "".join(MAPPING_KEY_MARK + m for m in (mapped.rstrip("]"), mapping_key) if m)
     override = cache_prefix_of(metadata)
-    if override is not None:
-        return validate_prefix(override + marks)
     scope = MAPPING_KEY_MARK + run_id if run_id else ""
-    return validate_prefix(f"{node}.{output_name}{marks}{scope}")
+    prefix = override + marks if override is not None else f"{node}.{output_name}{marks}{scope}"
+    try:
+        return validate_prefix(prefix)
+    except ValueError as e:
+        hint = "shorter mapping keys, or " if marks else ""
+        raise CachePartitionError(
+            f"output {output_name!r} of op {step_key} cannot name a cache file: {e}. Use {hint}a short "
+            f"Out(metadata={{'{PREFIX_METADATA_KEY}': '<prefix>'}}) (or another io_manager_key)"
+        ) from e
 
 
 def prefix_pattern(
@@ -82,18 +95,20 @@ def prefix_pattern(
 
 def check_no_clash(
     prefix: str, owner: dg.AssetKey | str, others: Iterable[tuple[dg.AssetKey, str, Any]],
-    dynamic_store: Any = None,
+    dynamic_store: Any = None, external: Collection[dg.AssetKey] = (),
 ) -> None:
     """Refuse `prefix` when other assets (key, base prefix, partitions) can write the same files,
-    naming every one of them."""
+    naming every one of them; those in `external` are external assets, whose files are written
+    outside Dagster (an asset must never overwrite them)."""
     clashes = []
     for key, base, pdef in others:
         pattern = None if key == owner else prefix_pattern(base, pdef, dynamic_store)
         if pattern is not None and pattern.fullmatch(prefix):
-            clashes.append(key.to_user_string())
+            kind = "external asset" if key in external else "asset"
+            clashes.append(f"{kind} {key.to_user_string()}")
     if clashes:
         mine = f"asset {owner.to_user_string()}" if isinstance(owner, dg.AssetKey) else owner
-        theirs = ", ".join(f"asset {c}" for c in clashes)
+        theirs = ", ".join(clashes)
         raise CachePartitionError(
             f"{mine} and {theirs} would {'both' if len(clashes) == 1 else 'all'} write cache files named "
             f"'{prefix}_<YYYYMMDD>.pkl.gz' and overwrite each other: give all but one of them "

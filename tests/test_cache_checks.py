@@ -182,10 +182,11 @@ def test_keep_days_prunes_each_written_prefix_after_the_write(tmp_path: Path) ->
         save_cache({"v": day}, "fx_rates", f"2024-03-0{day}", str(tmp_path))
     save_cache({"other": 1}, "fx_rates_eu", "2024-03-01", str(tmp_path))  # shares the prefix's start
     result = dg.materialize([rates], resources={"io_manager": _manager(tmp_path, keep_days=3)})
-    assert cache_dates("fx_rates", str(tmp_path)) == [dt.date(2024, 3, d) for d in (10, 9, 8)]
+    # Dated more than 3 days before today (the 10th): the 6th and earlier (issue 19, item 4).
+    assert cache_dates("fx_rates", str(tmp_path)) == [dt.date(2024, 3, d) for d in (10, 9, 8, 7)]
     assert cache_dates("fx_rates_eu", str(tmp_path)) == [dt.date(2024, 3, 1)]
     materialization = result.asset_materializations_for_node("rates")[0]
-    assert materialization.metadata["dagster_cache/pruned"].value == 7
+    assert materialization.metadata["dagster_cache/pruned"].value == 6
 
 
 @freeze_time("2024-03-10 12:00:00")

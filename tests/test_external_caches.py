@@ -167,8 +167,10 @@ def test_each_new_file_once_with_date_size_path_partition_key_and_data_version(
         # each partition's observation (same data version) goes just before its materialization
         kinds = [(type(e).__name__, e.partition) for e in first.asset_events]
         assert kinds[:2] == [("AssetObservation", "20240114"), ("AssetMaterialization", "20240114")]
+        days = {d: cache_fingerprint("fx_rates", d, directory).fingerprint  # the lookback window's
+                for d in ("2024-01-14", "2024-01-15", "2024-01-16")}
         assert json.loads(first.cursor) == {
-            "fx_rates": {"date": "2024-01-16", "fingerprint": newest.fingerprint}}
+            "fx_rates": {"date": "2024-01-16", "fingerprint": newest.fingerprint, "days": days}}
         record = instance.get_latest_data_version_record(spec.key, partition_key="20240116")
         assert record is not None and record.asset_materialization is not None
         assert record.event_log_entry.tags["dagster/data_version"] == newest.fingerprint
@@ -244,7 +246,8 @@ def test_a_truncated_file_is_not_reported_until_it_is_rewritten(tmp_path: Path) 
         (tmp_path / "raw_20240116.pkl.gz").write_bytes(b"\x1f\x8b")
         first = tick(sensor, instance, None)
         assert first.asset_events == []
-        assert json.loads(first.cursor) == {"raw": {"date": "2024-01-16", "fingerprint": ""}}
+        assert json.loads(first.cursor) == {"raw": {"date": "2024-01-16", "fingerprint": "",
+                                                    "days": {"2024-01-16": ""}}}
         assert tick(sensor, instance, first.cursor).asset_events == []
         save_cache([1, 2], "raw", "2024-01-16", directory)
         [m] = materializations(tick(sensor, instance, first.cursor))

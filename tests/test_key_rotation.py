@@ -185,3 +185,15 @@ def test_the_verifies_check_accepts_a_fallback_key(tmp_path: Path) -> None:
     with freeze_time("2024-01-15 12:00:00"):
         assert not verifies(signing_key=NEW)
         assert verifies(signing_key=NEW, signing_key_fallbacks=OLD)
+
+
+def test_an_owned_file_signed_with_a_rotated_out_key_keeps_its_owner(tmp_path: Path) -> None:
+    """The owner record's MAC is checked with the key that signed the file, not only the first."""
+    from cache_utils import cache_owner, write_cache
+
+    write_cache({"a": 1}, "px", "2024-01-05", str(tmp_path), signing_key="old-key", owner="asset sales")
+    keys = ["new-key", "old-key"]
+    assert cache_owner("px", "2024-01-05", str(tmp_path), signing_key=keys) == "asset sales"
+    assert read_cache("px", "2024-01-05", str(tmp_path), signing_key=keys) == {"a": 1}
+    with pytest.raises(CorruptCacheError):
+        cache_owner("px", "2024-01-05", str(tmp_path), signing_key=["new-key"])
