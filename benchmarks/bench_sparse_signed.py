@@ -34,7 +34,7 @@ def main() -> None:
         tempfile.tempdir = str(spool)
         from freezegun import freeze_time
 
-        from cache_utils import Alert, Alerter, load_cache, save_cache
+        from cache_utils import NullAlerter, load_cache, save_cache
 
         data = Path(work) / "data"
         save_cache(os.urandom(6 << 20), "s", "2024-01-15", str(data), signing_key=KEY)
@@ -45,16 +45,9 @@ def main() -> None:
             f.truncate(int(args.hole_gib * (1 << 30)))
         save_cache({"good": 1}, "s", "2024-01-14", str(data), signing_key=KEY)
 
-        class Quiet(Alerter):
-            def create(self, alert: Alert) -> None:
-                pass
-
-            def close(self, alias: str, note: str = "") -> None:
-                pass
-
         before, start = _rchar(), time.perf_counter()
         with freeze_time("2024-01-15 12:00:00"):
-            value, _ = load_cache("s", "08:00", str(data), tz="UTC", signing_key=KEY, alerter=Quiet())
+            value, _ = load_cache("s", "08:00", str(data), tz="UTC", signing_key=KEY, alerter=NullAlerter())
         took, read = time.perf_counter() - start, _rchar() - before
         assert value == {"good": 1}
         left = list(spool.iterdir())

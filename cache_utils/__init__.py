@@ -10,21 +10,25 @@ from .alerts import (
     Alerter,
     EnvAlertSettings,
     JsmOpsAlerter,
+    NullAlerter,
     OpsGenieAlerter,
     WebhookAlerter,
     cache_alert,
     configure_alerts,
     default_alias,
-    env_alert_settings,
     get_alerter,
-    make_alerter,
     resolve_alert,
     send_alert,
     send_test_alert,
-    service_name,
 )
 from .alerts import Backend as AlertBackend
 from .alerts import Priority as AlertPriority
+
+# Kept importable from here for compatibility, no longer in __all__: they are now
+# `EnvAlertSettings.from_env`, `OpsGenieAlerter.for_backend` and `OpsGenieAlerter.backend_class(b).service`.
+from .alerts import env_alert_settings as env_alert_settings
+from .alerts import make_alerter as make_alerter
+from .alerts import service_name as service_name
 from .errors import CacheError, CacheNotFoundError, CorruptCacheError
 from .files import (
     CacheFile,
@@ -86,6 +90,7 @@ __all__ = [
     "JsmOpsAlerter",
     "MemoryKey",
     "MemoryKeyPart",
+    "NullAlerter",
     "OpsGenieAlerter",
     "RefreshCheck",
     "Skipped",
@@ -103,14 +108,12 @@ __all__ = [
     "configure_alerts",
     "data_fingerprint",
     "default_alias",
-    "env_alert_settings",
     "get_alerter",
     "get_latest_cache_filename",
     "is_url",
     "list_caches",
     "load_cache",
     "load_latest_cache",
-    "make_alerter",
     "next_callback",
     "normalize_key",
     "parse_cb_time",
@@ -124,7 +127,6 @@ __all__ = [
     "save_cache",
     "send_alert",
     "send_test_alert",
-    "service_name",
     "split_signing_keys",
     "validate_prefix",
     "verify_cache",

@@ -216,7 +216,8 @@ def load_cache(
         signing_key: Key to verify signatures with, or a list of keys any of which may have signed
             the file; None uses `CACHE_UTILS_SIGNING_KEY` (and `..._FALLBACKS`) when set.
         storage_options: fsspec options (credentials, endpoint...) for a URL `directory`.
-        alerter: Alert backend; None uses the configured or environment one (`get_alerter`).
+        alerter: Alert backend; None uses the configured or environment one (`get_alerter`);
+            `NullAlerter()` sends none.
 
     Returns:
         (data, next_callback): the data loaded and when to call again.

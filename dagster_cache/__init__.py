@@ -17,11 +17,16 @@ from .freshness import cache_freshness_policy
 from .io_manager import DatedCacheIOManager
 from .metadata import cache_data_version
 from .ownership import CacheOwnerError
-from .resources import InMemoryCacheResource, OpsGenieResource
+from .resources import AlertResource, InMemoryCacheResource, OpsGenieResource
 from .schedules import build_cache_refresh_schedule
-from .sensors import build_cache_refresh_sensor, make_opsgenie_on_run_failure_sensor
+from .sensors import (
+    build_cache_refresh_sensor,
+    make_alert_on_run_failure_sensor,
+    make_opsgenie_on_run_failure_sensor,
+)
 
 __all__ = [
+    "AlertResource",
     "CacheChecks",
     "CacheOwnerError",
     "CachePartitionError",
@@ -41,5 +46,6 @@ __all__ = [
     "cache_data_version",
     "cache_freshness_policy",
     "external_cache_asset",
+    "make_alert_on_run_failure_sensor",
     "make_opsgenie_on_run_failure_sensor",
 ]

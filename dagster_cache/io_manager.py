@@ -50,7 +50,7 @@ from .ownership import (
     same_directory,
 )
 from .prefixes import cache_prefix_of, check_no_clash, op_output_prefix, prefix_for
-from .resources import OpsGenieResource
+from .resources import AlertResource
 
 # Input metadata keys. The first is UPathIOManager's own; the others override the manager's fields.
 ALLOW_MISSING_KEY = "allow_missing_partitions"
@@ -174,7 +174,7 @@ class DatedCacheIOManager(ConfigurableIOManager):
         "False refuses that too (an external cache's files declared in another code location are "
         "then safe).",
     )
-    opsgenie: OpsGenieResource | None = Field(
+    opsgenie: AlertResource | None = Field(
         default=None,
         description="Where stale/missing-data alerts go. Unset: cache_utils' process-wide alert "
         "configuration (OPSGENIE_API_KEY), if any.",
@@ -202,17 +202,13 @@ class DatedCacheIOManager(ConfigurableIOManager):
     def _io(self) -> dict[str, Any]:
         return {"storage_options": self.storage_options or None}
 
-    def _alerter(self) -> tuple[bool, Alerter | None]:
-        """(alerts wanted, backend): a disabled OpsGenieResource turns alerts off entirely."""
-        if self.opsgenie is None:
-            return True, None  # send_alert falls back to cache_utils' configured alerter
-        alerter = self.opsgenie.alerter()
-        return alerter is not None, alerter
+    def _alerter(self) -> Alerter | None:
+        """The resource's alerter (a NullAlerter when it is disabled: alerts off entirely), or None
+        without a resource: cache_utils' configured alerter."""
+        return self.opsgenie.alerter() if self.opsgenie is not None else None
 
     def _alert(self, alert: Alert) -> None:
-        wanted, alerter = self._alerter()
-        if wanted:
-            send_alert(alert, alerter)
+        send_alert(alert, self._alerter())
 
     def _priority(self) -> AlertPriority | None:
         return self.opsgenie.priority if self.opsgenie is not None else None
@@ -291,10 +287,8 @@ class DatedCacheIOManager(ConfigurableIOManager):
             context.log.debug(f"wrote {saved.path} ({saved.size:,} bytes)")
             written.append((target, saved))
             if target.day >= today:
-                wanted, alerter = self._alerter()
-                if wanted:
-                    resolve_alert(default_alias(target.prefix), f"fresh data written to {saved.path}",
-                                  alerter)
+                resolve_alert(default_alias(target.prefix), f"fresh data written to {saved.path}",
+                              self._alerter())
         meta = self._output_metadata(context, written)
         shared = context.has_asset_key or cache_prefix_of(context.definition_metadata) is not None
         retention = self.keep_days is not None or self.keep_files is not None

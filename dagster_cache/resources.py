@@ -1,4 +1,5 @@
-"""Dagster resources: the process-wide in-memory cache and OpsGenie / JSM Operations alerting."""
+"""Dagster resources: the process-wide in-memory cache, and alerting through OpsGenie / JSM Operations
+(`AlertResource`, also known by its first name `OpsGenieResource`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import Any
 
 from dagster import ConfigurableResource, EnvVar
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from cache_utils import (
     DEFAULT_ALERT_TIMEOUT,
@@ -15,16 +16,15 @@ from cache_utils import (
     Alert,
     AlertBackend,
     AlertPriority,
+    EnvAlertSettings,
     InMemoryCache,
     MemoryKey,
     MemoryKeyPart,
+    NullAlerter,
     OpsGenieAlerter,
-    env_alert_settings,
-    make_alerter,
     normalize_key,
     resolve_alert,
     send_alert,
-    service_name,
 )
 
 log = logging.getLogger("dagster_cache")
@@ -144,14 +144,18 @@ class InMemoryCacheResource(ConfigurableResource):
         return InMemoryCache.keys(self._key(prefix_keys, *keys))
 
 
-class OpsGenieResource(ConfigurableResource):
+class AlertResource(ConfigurableResource):
     """OpsGenie or Jira Service Management Operations alerts through the real opsgenie-sdk
-    (via `cache_utils.OpsGenieAlerter` / `cache_utils.JsmOpsAlerter`).
+    (via `cache_utils.OpsGenieAlerter` / `cache_utils.JsmOpsAlerter`). `OpsGenieResource` is the
+    same class under its first name.
 
     `backend="jsm"` sends to JSM Operations (Opsgenie's successor: the same alert API under
     https://api.atlassian.com/jsm/ops/integration). With an empty `api_key` alerting is off:
     alerts are only logged. Give the key as `EnvVar(...)` so Dagster shows the variable's name,
     never its value. `from_env()` builds one from the same variables as the library.
+
+    One alerter (and so one SDK client) per resource instance, built at the first alert: Dagster
+    builds the instance once per run (and per sensor tick), so the steps of a run share it.
     """
 
     backend: AlertBackend = Field(
@@ -186,8 +190,11 @@ class OpsGenieResource(ConfigurableResource):
         "a slow or down service never blocks or fails the run for longer than this.",
     )
 
+    # Built by `alerter()` on first use; private, so neither config nor part of dict(resource).
+    _alerter: OpsGenieAlerter | NullAlerter | None = PrivateAttr(default=None)
+
     @classmethod
-    def from_env(cls, **fields: Any) -> OpsGenieResource:
+    def from_env(cls, **fields: Any) -> AlertResource:
         """A resource chosen by the same variables as `cache_utils`: `JSM_OPS_API_KEY` set gives
         backend "jsm" (URL from `JSM_OPS_API_URL`), else `OPSGENIE_API_KEY` gives "opsgenie" (URL
         from `OPSGENIE_API_URL`), else alerting off. The key is an `EnvVar`, so the UI shows only
@@ -197,7 +204,7 @@ class OpsGenieResource(ConfigurableResource):
         Args:
             **fields: Other resource fields; they override what the environment gives.
         """
-        settings = env_alert_settings()
+        settings = EnvAlertSettings.from_env()
         if settings is None:
             return cls(**{"api_key": "", **fields})
         return cls(**{
@@ -213,21 +220,27 @@ class OpsGenieResource(ConfigurableResource):
     @property
     def service(self) -> str:
         """'OpsGenie' or 'JSM Operations', for messages."""
-        return service_name(self.backend)
+        return OpsGenieAlerter.backend_class(self.backend).service
 
-    def alerter(self) -> OpsGenieAlerter | None:
-        """The library alerter for this configuration, or None when alerting is off. Never raises:
-        a malformed key or URL is logged as a warning (the key never shown) and turns alerts off."""
+    def alerter(self) -> OpsGenieAlerter | NullAlerter:
+        """The library alerter for this configuration, built once per resource instance; a
+        `cache_utils.NullAlerter` when alerting is off. Never raises: a malformed key or URL is
+        logged once as a warning (the key never shown) and turns alerts off."""
+        if self._alerter is None:  # two threads racing here build two equal alerters: harmless
+            self._alerter = self._build_alerter()
+        return self._alerter
+
+    def _build_alerter(self) -> OpsGenieAlerter | NullAlerter:
         if not self.enabled:
-            return None
+            return NullAlerter(f"{self.service} alerts off: no api_key")
         try:
-            return make_alerter(
+            return OpsGenieAlerter.for_backend(
                 self.backend, self.api_key, self.api_url or None, timeout=self.timeout,
                 team=self.team, tags=tuple(self.tags), priority=self.priority,
             )
-        except (TypeError, ValueError) as e:  # make_alerter's message never holds the key
+        except (TypeError, ValueError) as e:  # for_backend's message never holds the key
             log.warning("%s alerts off: %s", self.service, e)
-            return None
+            return NullAlerter(f"{self.service} alerts off: {e}")
 
     def create_alert(
         self,
@@ -251,10 +264,10 @@ class OpsGenieResource(ConfigurableResource):
             details: Key/value pairs shown with the alert.
             source: Where the alert comes from.
         """
-        alert = Alert(message, alias, description, priority or self.priority, tuple(tags),
-                      dict(details or {}), source)
+        # No priority: the alerter's, which is the resource's `priority`.
+        alert = Alert(message, alias, description, priority, tuple(tags), dict(details or {}), source)
         alerter = self.alerter()
-        if alerter is None:
+        if isinstance(alerter, NullAlerter):
             log.warning("ALERT (%s off: no usable api_key) [%s] %s", self.service, alias, message)
             return False
         return send_alert(alert, alerter)
@@ -267,7 +280,8 @@ class OpsGenieResource(ConfigurableResource):
             alias: Alias of the alert to close.
             note: Note added to the alert on closing.
         """
-        alerter = self.alerter()
-        if alerter is None:
-            return False
-        return resolve_alert(alias, note, alerter)
+        return resolve_alert(alias, note, self.alerter())
+
+
+# The first name of `AlertResource`, from when it served OpsGenie only: the same class.
+OpsGenieResource = AlertResource

@@ -1,5 +1,6 @@
 """Dagster sensors: the cache refresh sensor, and the run-failure sensor that pages OpsGenie /
-JSM Operations (like dagster-slack's)."""
+JSM Operations (like dagster-slack's; `make_alert_on_run_failure_sensor`, first named
+`make_opsgenie_on_run_failure_sensor`)."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ from .refresh import (
     refresh_target,
     storage_options_arg,
 )
-from .resources import OpsGenieResource
+from .resources import AlertResource
 
 
 def build_cache_refresh_sensor(
@@ -154,9 +155,9 @@ def _description(context: RunFailureSensorContext, base_url: str | None) -> str:
     return "\n".join(lines)
 
 
-def make_opsgenie_on_run_failure_sensor(
+def make_alert_on_run_failure_sensor(
     *,
-    opsgenie: OpsGenieResource | None = None,
+    opsgenie: AlertResource | None = None,
     name: str | None = None,
     monitored_jobs: Sequence[Any] | None = None,
     monitor_all_code_locations: bool = False,
@@ -169,9 +170,12 @@ def make_opsgenie_on_run_failure_sensor(
     minimum_interval_seconds: int | None = None,
 ) -> SensorDefinition:
     """A run failure sensor that opens an alert per failing job, in OpsGenie or, with
-    `OpsGenieResource(backend="jsm")`, in Jira Service Management Operations.
+    `AlertResource(backend="jsm")`, in Jira Service Management Operations.
+    `make_opsgenie_on_run_failure_sensor` is the same function under its first name (hence the
+    parameter, resource key and default sensor name "opsgenie", kept so existing code locations,
+    and the sensors' history, stay as they are).
 
-    Pass `opsgenie=` (an OpsGenieResource), or leave it out and bind one in Definitions under
+    Pass `opsgenie=` (an AlertResource), or leave it out and bind one in Definitions under
     the resource key "opsgenie".
 
     Args:
@@ -192,7 +196,7 @@ def make_opsgenie_on_run_failure_sensor(
     """
     if priority is not None and priority not in get_args(AlertPriority):
         raise dg.DagsterInvalidDefinitionError(
-            f"make_opsgenie_on_run_failure_sensor: priority must be one of {get_args(AlertPriority)}, "
+            f"make_alert_on_run_failure_sensor: priority must be one of {get_args(AlertPriority)}, "
             f"got {priority!r}"
         )
     decorate = dg.run_failure_sensor(
@@ -204,7 +208,7 @@ def make_opsgenie_on_run_failure_sensor(
         description="Opens an OpsGenie / JSM Operations alert when a monitored run fails.",
     )
 
-    def alert(context: RunFailureSensorContext, resource: OpsGenieResource) -> None:
+    def alert(context: RunFailureSensorContext, resource: AlertResource) -> None:
         run = context.dagster_run
         sent = resource.create_alert(
             message_fn(context),
@@ -226,7 +230,11 @@ def make_opsgenie_on_run_failure_sensor(
 
         return decorate(with_given)
 
-    def with_bound(context: RunFailureSensorContext, opsgenie: OpsGenieResource) -> None:
+    def with_bound(context: RunFailureSensorContext, opsgenie: AlertResource) -> None:
         alert(context, opsgenie)
 
     return decorate(with_bound)
+
+
+# The first name of `make_alert_on_run_failure_sensor`, from when it served OpsGenie only.
+make_opsgenie_on_run_failure_sensor = make_alert_on_run_failure_sensor

@@ -155,9 +155,9 @@ def test_webhook_redirect_to_another_host_name_is_refused(servers: list[Server])
 
 def test_redirect_from_https_to_http_is_never_followed() -> None:
     """Same host and port, only the scheme drops to http: still refused (the handler urllib calls)."""
-    from cache_utils.alerts import _SameOriginRedirects
+    from cache_utils.alerts.transport import SameOriginRedirects
 
-    handler = _SameOriginRedirects("https://alerts.example.com/hook")
+    handler = SameOriginRedirects("https://alerts.example.com/hook")
     request = urllib.request.Request("https://alerts.example.com/hook", data=b"{}", method="POST",
                                      headers=SECRET_HEADERS)
     for target in ("http://alerts.example.com/hook", "http://alerts.example.com:443/hook",

@@ -8,12 +8,15 @@ import dagster as dg
 import pytest
 from dagster._core.remote_representation.external_data import RepositorySnap
 
+import dagster_cache
 from benchmarks.opsgenie_fake import FakeOpsGenie
-from cache_utils import InMemoryCache
+from cache_utils import InMemoryCache, NullAlerter
 from dagster_cache import (
+    AlertResource,
     DatedCacheIOManager,
     InMemoryCacheResource,
     OpsGenieResource,
+    make_alert_on_run_failure_sensor,
     make_opsgenie_on_run_failure_sensor,
 )
 
@@ -155,9 +158,65 @@ def test_down_opsgenie_never_raises_and_redacts_the_key(caplog: pytest.LogCaptur
 
 def test_empty_key_disables_alerting(opsgenie: FakeOpsGenie) -> None:
     res = OpsGenieResource(api_key="")
-    assert not res.enabled and res.alerter() is None
+    assert not res.enabled and isinstance(res.alerter(), NullAlerter)
     assert res.create_alert("x", "a") is False
     assert opsgenie.requests == []
+
+
+# --- AlertResource: the backend-neutral name, one alerter per resource ------------------------------
+
+
+def test_backend_neutral_names_and_their_first_names_are_the_same_objects() -> None:
+    assert AlertResource is OpsGenieResource
+    assert make_alert_on_run_failure_sensor is make_opsgenie_on_run_failure_sensor
+    for name in ("AlertResource", "OpsGenieResource", "make_alert_on_run_failure_sensor",
+                 "make_opsgenie_on_run_failure_sensor"):
+        assert name in dagster_cache.__all__
+    res = AlertResource(backend="jsm", api_key="k")
+    assert isinstance(res, OpsGenieResource) and res.service == "JSM Operations"
+
+
+def test_one_alerter_per_resource_not_one_per_alert(caplog: pytest.LogCaptureFixture) -> None:
+    res = AlertResource(api_key="k", priority="P4", tags=["t"])
+    alerter = res.alerter()
+    assert res.alerter() is alerter and alerter.priority == "P4" and alerter.tags == ("t",)
+    assert AlertResource(api_key="k").alerter() is not alerter  # another resource, another alerter
+    caplog.set_level(logging.WARNING)
+    broken = AlertResource(api_key="k", api_url="not a url")
+    assert isinstance(broken.alerter(), NullAlerter) and broken.alerter() is broken.alerter()
+    assert caplog.text.count("alerts off") == 1  # said once per resource, not once per alert
+    assert dict(res) == dict(AlertResource(api_key="k", priority="P4", tags=["t"]))  # not config
+
+
+@pytest.mark.integration
+def test_the_steps_of_a_run_share_one_alerter_and_one_sdk_client() -> None:
+    seen: list[tuple[object, object]] = []  # the objects themselves: ids of freed ones may repeat
+
+    def step(alerts: AlertResource, alias: str) -> None:
+        assert alerts.create_alert("stale", alias) is True
+        alerter = alerts.alerter()
+        seen.append((alerter, alerter._alert_api()))  # type: ignore[union-attr]
+
+    @dg.asset
+    def first(alerts: AlertResource) -> None:
+        step(alerts, "a1")
+
+    @dg.asset
+    def second(alerts: AlertResource) -> None:
+        step(alerts, "a2")
+
+    with FakeOpsGenie() as og:
+        res = AlertResource(api_key=TEST_API_KEY, api_url=og.url, timeout=3, priority="P4")
+        assert dg.materialize([first, second], resources={"alerts": res}).success
+        assert [r.body["priority"] for r in og.creates()] == ["P4", "P4"]  # the resource's, via the alerter
+    assert len(seen) == 2 and seen[0][0] is seen[1][0] and seen[0][1] is seen[1][1], seen
+
+
+def test_io_manager_alerts_go_through_the_resources_one_alerter(tmp_path: Path) -> None:
+    off = AlertResource(api_key="")
+    io = DatedCacheIOManager(directory=str(tmp_path), opsgenie=off)
+    assert io.opsgenie is not None and io.opsgenie.alerter() is io.opsgenie.alerter()
+    assert isinstance(io.opsgenie.alerter(), NullAlerter)
 
 
 # --- make_opsgenie_on_run_failure_sensor -----------------------------------------------------------
@@ -201,6 +260,17 @@ def test_failure_sensor_alerts_with_a_per_job_alias() -> None:
         assert f"http://dagster.local/runs/{ctx.dagster_run.run_id}" in body["description"]
         assert "boom in the op" in body["description"] or "explode" in body["description"]
         assert body["details"]["run_id"] == ctx.dagster_run.run_id
+
+
+@pytest.mark.integration
+def test_failure_sensor_by_its_backend_neutral_name() -> None:
+    with FakeOpsGenie(prefix="/jsm/ops/integration") as jsm, dg.instance_for_test() as instance:
+        res = AlertResource(backend="jsm", api_key=TEST_API_KEY, api_url=jsm.url, timeout=3)
+        sensor = make_alert_on_run_failure_sensor(opsgenie=res, monitored_jobs=[failing_job], priority="P1")
+        assert sensor.name == "opsgenie_on_run_failure"  # the first name's default, kept for existing sensors
+        sensor(failure_context(instance, sensor))
+        assert jsm.open_aliases() == {"dagster_cache:run_failure:failing_job"}
+        assert jsm.creates()[0].body["priority"] == "P1"
 
 
 @pytest.mark.integration

@@ -15,10 +15,9 @@ import pytest
 from freezegun import freeze_time
 
 from cache_utils import (
-    Alert,
-    Alerter,
     CorruptCacheError,
     GzipPickleSerializer,
+    NullAlerter,
     load_cache,
     prune,
     read_cache,
@@ -31,16 +30,6 @@ from dagster_cache import DatedCacheIOManager
 ROOT = Path(__file__).resolve().parents[1]
 OLD, NEW = "old-key-0f3c", "new-key-9a1e"
 KEY_ENV, FALLBACKS_ENV = "CACHE_UTILS_SIGNING_KEY", "CACHE_UTILS_SIGNING_KEY_FALLBACKS"
-
-
-class _NoAlerts(Alerter):
-    """An alerter that records nothing and never touches the network."""
-
-    def create(self, alert: Alert) -> None:
-        pass
-
-    def close(self, alias: str, note: str = "") -> None:
-        pass
 
 
 @pytest.fixture(autouse=True)
@@ -120,7 +109,7 @@ def test_rotation_end_to_end_through_the_environment(tmp_path: Path, monkeypatch
     monkeypatch.setenv(FALLBACKS_ENV, f" {OLD} ")
     assert read_cache("p", "2024-01-15", d) == {"day": "2024-01-15"}
     with freeze_time("2024-01-15 12:00:00"):
-        data, _ = load_cache("p", "08:00", d, tz="UTC", alerter=_NoAlerts())
+        data, _ = load_cache("p", "08:00", d, tz="UTC", alerter=NullAlerter())
         assert data == {"day": "2024-01-15"}
         assert prune("p", 2, d, tz="UTC", dry_run=True) == [os.path.join(d, "p_20240113.pkl.gz")]
     shown = _cli("show", "p", "--date", "2024-01-14", "--dir", d)  # the CLI reads both variables

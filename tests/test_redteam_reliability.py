@@ -20,26 +20,11 @@ import pytest
 from freezegun import freeze_time
 
 from benchmarks.s3_server import FAKE_ENV, trickling_endpoint
-from cache_utils import InMemoryCache, load_cache, prune, read_cache, save_cache
+from cache_utils import InMemoryCache, NullAlerter, load_cache, prune, read_cache, save_cache
 from cache_utils.alerts import WebhookAlerter
 from cache_utils.errors import CacheNotFoundError, CorruptCacheError
 from cache_utils.files import get_latest_cache_filename
 from cache_utils.naming import to_date
-
-
-class _NoAlerts:
-    """An alerter that records nothing and never touches the network."""
-
-    timeout = 1.0
-
-    def create(self, alert: Any) -> None:
-        pass
-
-    def close(self, alias: str, note: str = "") -> None:
-        pass
-
-    def secrets(self) -> tuple[str, ...]:
-        return ()
 
 
 @pytest.fixture(autouse=True)
@@ -61,11 +46,11 @@ def test_prune_keeps_a_broken_pickle_in_valid_gzip_and_deletes_the_only_loadable
     with freeze_time("2024-01-15 12:00:00"):
         save_cache({"rows": 3}, "p", "2024-01-14", d)
         (tmp_path / "p_20240115.pkl.gz").write_bytes(gzip.compress(b"this is not a pickle"))
-        before, _ = load_cache("p", "08:00", d, tz="UTC", alerter=_NoAlerts())
+        before, _ = load_cache("p", "08:00", d, tz="UTC", alerter=NullAlerter())
         assert before == {"rows": 3}
         deleted = prune("p", 1, d, tz="UTC")
         try:
-            after, _ = load_cache("p", "08:00", d, tz="UTC", alerter=_NoAlerts())
+            after, _ = load_cache("p", "08:00", d, tz="UTC", alerter=NullAlerter())
         except CacheNotFoundError as e:
             after = e
     assert after == before, (

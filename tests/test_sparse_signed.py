@@ -13,23 +13,13 @@ import pandas as pd  # noqa: F401 - imported before any freeze_time (pandas#6402
 import pytest
 from freezegun import freeze_time
 
-from cache_utils import Alert, Alerter, CorruptCacheError, GzipPickleSerializer, load_cache, save_cache
+from cache_utils import CorruptCacheError, GzipPickleSerializer, NullAlerter, load_cache, save_cache
 from cache_utils.gzip_members import END_LEN, end_member
 
 KEY = "sparse-test-key"
 HOLE = 8 << 30  # apparent size of the file: sparse, no disk used
 REAL = 2 << 20  # the first 2 MiB of a real signed file
 NAME = "s_20240115.pkl.gz"
-
-
-class _NoAlerts(Alerter):
-    """An alerter that records nothing and never touches the network."""
-
-    def create(self, alert: Alert) -> None:
-        pass
-
-    def close(self, alias: str, note: str = "") -> None:
-        pass
 
 
 class Counting:
@@ -115,7 +105,7 @@ def test_load_cache_skips_it_quickly_and_leaves_nothing_in_tmpdir(
 
     before = rchar()
     with freeze_time("2024-01-15 12:00:00"):
-        data, _ = load_cache("s", "08:00", str(d), tz="UTC", signing_key=KEY, alerter=_NoAlerts())
+        data, _ = load_cache("s", "08:00", str(d), tz="UTC", signing_key=KEY, alerter=NullAlerter())
     read = rchar() - before
     assert data == {"good": 1}  # today's file skipped as corrupt, yesterday's loaded
     assert list(spool.iterdir()) == []
