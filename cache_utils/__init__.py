@@ -32,7 +32,6 @@ from .files import (
     cache_exists,
     cache_fingerprint,
     cache_owner,
-    data_fingerprint,
     get_latest_cache_filename,
     list_caches,
     prune,
@@ -41,6 +40,9 @@ from .files import (
     verify_cache,
     write_cache,
 )
+from .format.serializer import GzipPickleSerializer
+from .format.signing import split_signing_keys
+from .format.writer import data_fingerprint
 from .loading import (
     CacheHit,
     RefreshCheck,
@@ -52,7 +54,6 @@ from .loading import (
 )
 from .memory import InMemoryCache, MemoryKey, MemoryKeyPart, normalize_key
 from .naming import cache_filename, parse_file_name, validate_prefix
-from .serialization import GzipPickleSerializer, split_signing_keys
 from .stores import is_url
 from .timing import (
     DEFAULT_RETRY_INTERVAL,

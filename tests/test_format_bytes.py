@@ -32,6 +32,7 @@ from cache_utils import (
     verify_cache,
     write_cache,
 )
+from cache_utils.format import layout
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 GOLDEN = FIXTURES / "format_golden.json"
@@ -94,10 +95,8 @@ def write_old_files() -> None:
     """The small files kept as written by the older code (a few KiB each)."""
     data = values()
     write_cache(data["small"], "format_v1_plain", "2024-01-15", str(FIXTURES))
-    write_cache(data["small"], "format_v1_signed_owned", "2024-01-15", str(FIXTURES), signing_key=b"golden key",
-                owner="asset ['sales', 'b']")
-    from cache_utils import gzip_members as layout
-
+    write_cache(data["small"], "format_v1_signed_owned", "2024-01-15", str(FIXTURES),
+                signing_key=b"golden key", owner="asset ['sales', 'b']")
     layout.MEMBER_SIZE, size = 4096, layout.MEMBER_SIZE  # three members in a small file
     try:
         write_cache(list(range(3000)), "format_v1_owned", "2024-01-15", str(FIXTURES), owner="nightly job")
