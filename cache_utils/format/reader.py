@@ -98,11 +98,11 @@ class MemberReader:
     `read`, `readinto` and `readline` are written here rather than inherited from `io.RawIOBase`
     under an `io.BufferedReader`: the data is already in memory, one inflated member at a time,
     and the unpickler calls `read` once per opcode. Here `read(n)` is a slice of the current
-    member (the member itself, uncopied, when the unpickler asks for all of it: a column's bytes),
-    and `readinto` fills the unpickler's buffer (protocol 5's `bytearray`s and out-of-band-sized
-    arguments) straight from the members: one copy. `RawIOBase.read` would allocate and copy into
-    a new buffer on every call, and a `BufferedReader` would copy each member once more into its
-    own buffer.
+    member (the member itself, uncopied, when the unpickler asks for all of it), and `readinto`
+    fills the object the unpickler allocates for a large `bytes` or `bytearray` argument (a
+    column's data) straight from the members: one copy. `RawIOBase.read` would allocate a buffer,
+    fill it and copy it again on every call, and a `BufferedReader` would copy each member once
+    more into its own buffer.
     """
 
     def __init__(self, raw: IO[bytes], threads: int) -> None:
