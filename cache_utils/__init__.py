@@ -36,7 +36,6 @@ from .files import (
     cache_exists,
     cache_fingerprint,
     cache_owner,
-    data_fingerprint,
     get_latest_cache_filename,
     list_caches,
     prune,
@@ -45,6 +44,9 @@ from .files import (
     verify_cache,
     write_cache,
 )
+from .format.serializer import GzipPickleSerializer
+from .format.signing import split_signing_keys
+from .format.writer import data_fingerprint
 from .loading import (
     CacheHit,
     RefreshCheck,
@@ -56,7 +58,6 @@ from .loading import (
 )
 from .memory import InMemoryCache, MemoryKey, MemoryKeyPart, normalize_key
 from .naming import cache_filename, parse_file_name, validate_prefix
-from .serialization import GzipPickleSerializer, split_signing_keys
 from .stores import is_url
 from .timing import (
     DEFAULT_RETRY_INTERVAL,

@@ -5,25 +5,16 @@ from __future__ import annotations
 import datetime as dt
 import errno
 import logging
-import pickle
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from isal import isal_zlib
-
 from .errors import CorruptCacheError
-from .gzip_members import owner_payload
+from .format.layout import owner_payload
+from .format.serializer import DEFAULT_LEVEL, GzipPickleSerializer
+from .format.signing import SigningKeys, coerce_keys, signing_keys_from_env
 from .naming import DateLike, date_stamp, file_name, parse_file_name, to_date, validate_prefix
-from .serialization import (
-    DEFAULT_LEVEL,
-    PROTOCOL,
-    GzipPickleSerializer,
-    SigningKeys,
-    coerce_keys,
-    signing_keys_from_env,
-)
 from .stores import (
     STALE_TEMP_SECONDS,
     NotARegularFileError,
@@ -137,36 +128,6 @@ def write_cache(
         log.debug("could not sweep temp files in %s: %s", directory, e)
     size, fingerprint = written[-1]
     return CacheFile(prefix, day, path, size, fingerprint, owner)
-
-
-class _CrcSink:
-    """A write-only file that keeps only the CRC32 and length of what is written to it."""
-
-    def __init__(self) -> None:
-        self.crc = 0
-        self.size = 0
-
-    def write(self, data: Any) -> int:
-        view = data.raw() if type(data) is pickle.PickleBuffer else memoryview(data)
-        self.crc = isal_zlib.crc32(view, self.crc)
-        self.size += view.nbytes
-        return view.nbytes
-
-
-def data_fingerprint(data: Any) -> str:
-    """The content fingerprint `write_cache` records for `data`, without writing a file: one
-    pickling pass into a CRC32 (nothing compressed), so a caller can know a value's fingerprint
-    before it is saved. Raises what pickling raises.
-
-    Args:
-        data: The value to fingerprint; anything picklable.
-
-    Returns:
-        16 hex digits: the CRC32 and the length (mod 2**32) of the pickle.
-    """
-    sink = _CrcSink()
-    pickle.dump(data, sink, protocol=PROTOCOL)
-    return f"{sink.crc:08x}{sink.size & 0xFFFFFFFF:08x}"
 
 
 def cache_exists(

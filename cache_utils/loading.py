@@ -10,8 +10,9 @@ from typing import Any, Literal
 from .alerts import Alerter, cache_alert, default_alias, resolve_alert, send_alert
 from .errors import CacheNotFoundError, CorruptCacheError
 from .files import StorageOptions, cache_exists, read_owned_file, serializer_for
+from .format.serializer import GzipPickleSerializer
+from .format.signing import SigningKeys
 from .naming import DateLike, date_stamp, file_name, to_date, validate_prefix
-from .serialization import GzipPickleSerializer, SigningKeys
 from .stores import Store, UnreadableFileError, get_store
 from .timing import (
     DEFAULT_RETRY_INTERVAL,
