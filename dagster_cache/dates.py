@@ -37,10 +37,42 @@ def time_dimension(partitions_def: dg.PartitionsDefinition) -> tuple[str | None,
             if isinstance(dim.partitions_def, dg.TimeWindowPartitionsDefinition):
                 return dim.name, dim.partitions_def
     raise CachePartitionError(
-        f"{type(partitions_def).__name__} has no time dimension: dated cache files need a daily "
-        "(time-window) partition or a multi-partition with a time dimension, so each partition "
-        "maps to one day; static partitions would overwrite each other's file"
+        f"{type(partitions_def).__name__} has no time dimension: this needs a daily (time-window) "
+        "partition or a multi-partition with a time dimension, so each partition maps to one day"
     )
+
+
+def has_time_dimension(partitions_def: dg.PartitionsDefinition) -> bool:
+    """Whether partitions map to days (time-window, or multi with a time dimension); False for
+    static, dynamic and multi-partitions without one, whose keys are each their own daily series."""
+    try:
+        time_dimension(partitions_def)
+    except CachePartitionError:
+        return False
+    return True
+
+
+def key_prefix(
+    partitions_def: dg.PartitionsDefinition, key: str | dg.MultiPartitionKey, base_prefix: str
+) -> str:
+    """The prefix of one key of partitions without a time dimension: `<base>__<key>` (a
+    multi-partition's keys in dimension-name order, `<base>__<k1>__<k2>`). Each key is its own daily
+    series, dated by the run's day like an unpartitioned asset. A key that cannot be part of a file
+    name (a path separator, a glob character, '..', too long: `cache_utils.validate_prefix`) is
+    refused, naming the key; keys are never encoded, so the file name shows the key as it is."""
+    if isinstance(partitions_def, dg.MultiPartitionsDefinition):
+        by_dim = key.keys_by_dimension if isinstance(key, dg.MultiPartitionKey) else \
+            partitions_def.get_partition_key_from_str(str(key)).keys_by_dimension
+        parts = [by_dim[d] for d in sorted(by_dim)]
+    else:
+        parts = [str(key)]
+    try:
+        return validate_prefix("__".join([base_prefix, *parts]))
+    except ValueError as e:
+        raise CachePartitionError(
+            f"partition key {str(key)!r} cannot name a cache file ({base_prefix}__<key>): {e}. Use keys "
+            "made of letters, digits, '-', '_' and spaces (no '/', '*', '?', '[', ']', '..')"
+        ) from e
 
 
 def is_sub_daily(time_def: dg.TimeWindowPartitionsDefinition) -> bool:

@@ -37,7 +37,7 @@ from cache_utils import (
     write_cache,
 )
 
-from .dates import partition_file, unpartitioned_file, zone
+from .dates import has_time_dimension, key_prefix, partition_file, unpartitioned_file, zone
 from .errors import CachePartitionError
 from .metadata import frame_metadata, row_count_metadata
 from .ownership import (
@@ -239,8 +239,9 @@ class DatedCacheIOManager(ConfigurableIOManager):
             return [Target(None, prefix, day, obj)]
         pdef = context.asset_partitions_def
         keys = list(context.asset_partition_keys)
+        where = self._partition_files(context, pdef, base)
         if len(keys) == 1 and not _single_run(context):
-            return [Target(keys[0], *partition_file(pdef, keys[0], base), obj)]
+            return [Target(keys[0], *where(keys[0]), obj)]
         # A single-run backfill policy: one value per partition, one file per partition, whether
         # the run covers a range or (a daily schedule's run) a single day.
         if not isinstance(obj, Mapping):
@@ -257,7 +258,26 @@ class DatedCacheIOManager(ConfigurableIOManager):
                 f"asset {context.asset_key.to_user_string()}: the returned dict's keys must be the "
                 f"run's partition keys; missing {missing[:5]}, unexpected {extra[:5]}"
             )
-        return [Target(k, *partition_file(pdef, k, base), by_str[str(k)]) for k in keys]
+        return [Target(k, *where(k), by_str[str(k)]) for k in keys]
+
+    def _partition_files(
+        self, context: InputContext | OutputContext, pdef: Any, base: str, by_run: bool = False,
+    ) -> Callable[[str], tuple[str, dt.date]]:
+        """key -> (prefix, day) of its file. A time partition's day is its window's; a key without a
+        time dimension (static, dynamic) is its own daily series `<base>__<key>`, dated like an
+        unpartitioned asset (the schedule tick's day, else today in `timezone`; the run's time
+        partition's day in a run that has one) and, with `by_run`, read from the day the writing run
+        (this one, or the parent on a re-execution) wrote it."""
+        if has_time_dimension(pdef):
+            return lambda key: partition_file(pdef, key, base)
+        _prefix, day, _why = unpartitioned_file(context, base, True, self._tz())
+        written = _days_written_by_run(context) if by_run and isinstance(context, InputContext) else {}
+
+        def where(key: str) -> tuple[str, dt.date]:
+            prefix = key_prefix(pdef, key, base)
+            return prefix, written.get(prefix, day)
+
+        return where
 
     def handle_output(self, context: OutputContext, obj: Any) -> None:
         """Write the output (one file per partition) atomically through `cache_utils.save_cache`.
@@ -444,16 +464,20 @@ class DatedCacheIOManager(ConfigurableIOManager):
                              f"{context.asset_key.to_user_string()} maps to this run; loading None")
             return None
         pdef = context.asset_partitions_def
+        where = self._partition_files(context, pdef, base, by_run=True)
+        per_key = not has_time_dimension(pdef)
         if len(keys) == 1 and not as_dict:
-            prefix, day = partition_file(pdef, keys[0], base)
-            if allow_missing and FALLBACK_KEY not in meta:
+            prefix, day = where(keys[0])
+            if allow_missing and FALLBACK_KEY not in meta and not per_key:
                 # Dagster's UPathIOManager: with this key a missing partition loads as None. The
                 # input's own fallback_to_latest=True still falls back first; the manager's does not.
                 fallback = False
             return self._load_one(context, prefix, day, f"partition {keys[0]}", fallback, allow_missing,
                                   owner=expected)
-        fill = bool(meta.get(FILL_KEY, self.fill_missing_partitions))
-        return self._load_range(context, base, pdef, keys, fill, allow_missing, owner=expected)
+        # A key without a time dimension falls back like an unpartitioned asset: its newest file.
+        fill = fallback if per_key else bool(meta.get(FILL_KEY, self.fill_missing_partitions))
+        return self._load_range(context, base, where, keys, fill, allow_missing, owner=expected,
+                                per_key=per_key)
 
     def _load_one(
         self, context: InputContext, prefix: str, day: dt.date, what: str, fallback: bool,
@@ -486,15 +510,16 @@ class DatedCacheIOManager(ConfigurableIOManager):
         return value
 
     def _load_range(
-        self, context: InputContext, base: str, pdef: Any, keys: list[str], fill: bool,
-        allow_missing: bool, owner: Owner | None = None,
+        self, context: InputContext, base: str, where: Callable[[str], tuple[str, dt.date]],
+        keys: list[str], fill: bool, allow_missing: bool, owner: Owner | None = None, per_key: bool = False,
     ) -> dict[str, Any]:
         """{partition key: value}. A missing day is an error, skipped with allow_missing, or
-        (fill) taken from the newest earlier file; never silently another day's data."""
+        (fill) taken from the newest earlier file; never silently another day's data. `per_key`:
+        keys without a time dimension, where `fill` is the fallback to a key's newest file."""
         values: dict[str, Any] = {}
         stale: dict[str, Loaded] = {}
         missing: list[str] = []
-        reads = self._fetch_range(keys, lambda k: partition_file(pdef, k, base), fill, owner)
+        reads = self._fetch_range(keys, where, fill, owner)
         with contextlib.closing(reads) as fetched:  # whatever ends the loop drops the queued reads at once
             for key, (found, warnings) in zip(keys, fetched, strict=True):
                 for warning in warnings:  # from this thread, in key order: context.log is not thread-safe
@@ -512,7 +537,9 @@ class DatedCacheIOManager(ConfigurableIOManager):
                        f"{self.directory!r}: {shown}")
             if not allow_missing:
                 hint = f"set input metadata {{'{ALLOW_MISSING_KEY}': True}} to skip missing days"
-                if not fill:
+                if per_key:
+                    hint = f"materialize them, or set input metadata {{'{ALLOW_MISSING_KEY}': True}} to skip"
+                elif not fill:
                     hint += f", or {{'{FILL_KEY}': True}} to fill each from the newest earlier file"
                 self._alert(cache_alert("missing", base, message, details={"prefix": base, "missing": shown},
                                         source="dagster_cache"))
@@ -520,11 +547,12 @@ class DatedCacheIOManager(ConfigurableIOManager):
             context.log.warning(f"{message}; skipped because input metadata has {ALLOW_MISSING_KEY}=True")
         if stale:  # one alert for the range, not one per day
             filled = {k: u.date.isoformat() for k, u in stale.items()}
+            why, unit = (FALLBACK_KEY, "partitions") if per_key else (FILL_KEY, "days")
             context.log.warning(f"{len(stale)} of {len(keys)} partitions of {asset} filled from earlier "
-                                f"files ({FILL_KEY}): {filled}")
+                                f"files ({why}): {filled}")
             self._alert(cache_alert(
                 "stale", base, f"partitions filled from earlier files: {filled}",
-                title=f"stale cache data for {base!r}: {len(stale)} of {len(keys)} days",
+                title=f"stale cache data for {base!r}: {len(stale)} of {len(keys)} {unit}",
                 priority=self._priority(), details={"prefix": base, "stale_partitions": str(len(stale))},
                 source="dagster_cache",
             ))
@@ -685,20 +713,27 @@ def _run_id(context: InputContext | OutputContext) -> str | None:
 
 
 def _day_written_by_run(context: InputContext, prefix: str) -> dt.date | None:
-    """The day of the `prefix` file the upstream output's run wrote, from that run's handled-output
-    event (this run's, or the parent run's on a re-execution that did not run the upstream step);
-    None when the upstream did not run in a run of this lineage or wrote no such file."""
+    """The day of the `prefix` file the upstream output's run wrote (`_days_written_by_run`)."""
+    return _days_written_by_run(context).get(prefix)
+
+
+def _days_written_by_run(context: InputContext) -> dict[str, dt.date]:
+    """{prefix: day} of the files the upstream output's run wrote, from that run's handled-output
+    events (this run's, or the parent run's on a re-execution that did not run the upstream step);
+    the last write of a prefix wins, as on disk. Empty when the upstream did not run in a run of
+    this lineage."""
     upstream = context.upstream_output
     run_id = _run_id(upstream) if upstream is not None else None
     if upstream is None or run_id is None:
-        return None
+        return {}
     try:
         instance = context.step_context.instance
         records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.HANDLED_OUTPUT).records
     except Exception as e:  # noqa: BLE001 - no step context or no event log: fall back to the clock
-        context.log.debug(f"could not look up the day run {run_id} wrote {prefix}: {e}")
-        return None
-    for record in reversed(records):  # the last write wins, as on disk
+        context.log.debug(f"could not look up the days run {run_id} wrote: {e}")
+        return {}
+    days: dict[str, dt.date] = {}
+    for record in records:
         event = record.event_log_entry.dagster_event
         if event is None or event.step_key != upstream.step_key:
             continue
@@ -707,13 +742,15 @@ def _day_written_by_run(context: InputContext, prefix: str) -> dt.date | None:
             continue
         meta = getattr(data, "metadata", None) or {}
         written_prefix, written_day = meta.get("dagster_cache/prefix"), meta.get("dagster_cache/date")
-        if written_day is None or _text(written_prefix) != prefix:
-            continue
-        try:
-            return dt.date.fromisoformat(_text(written_day))
-        except ValueError:
-            return None
-    return None
+        if written_prefix is not None and written_day is not None:
+            with contextlib.suppress(ValueError):
+                days[_text(written_prefix)] = dt.date.fromisoformat(_text(written_day))
+        paths = meta.get("paths")  # a run that wrote several partitions: {key: path}
+        for path in (getattr(paths, "value", paths) or {}).values() if paths is not None else ():
+            parsed = parse_file_name(str(path).rstrip("/").rsplit("/", 1)[-1])
+            if parsed is not None:
+                days[parsed[0]] = parsed[1]
+    return days
 
 
 def _text(value: Any) -> str:

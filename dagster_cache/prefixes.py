@@ -10,7 +10,7 @@ import dagster as dg
 
 from cache_utils import validate_prefix
 
-from .dates import is_sub_daily, time_dimension
+from .dates import has_time_dimension, is_sub_daily, time_dimension
 from .errors import CachePartitionError
 
 PREFIX_METADATA_KEY = "cache_prefix"
@@ -70,27 +70,36 @@ def op_output_prefix(
 
 def prefix_pattern(
     base_prefix: str, partitions_def: dg.PartitionsDefinition | None, dynamic_store: Any = None
-) -> re.Pattern[str] | None:
-    """A regex matching every prefix an asset with these partitions writes (None: it writes none)."""
+) -> re.Pattern[str]:
+    """A regex matching every prefix an asset with these partitions writes: a partition key without
+    a time dimension, and a multi-partition's other dimensions, join the prefix as `__<key>`."""
     if partitions_def is None:
         return re.compile(re.escape(base_prefix))
-    try:
-        dim_name, time_def = time_dimension(partitions_def)
-    except CachePartitionError:
-        return None
     pattern = re.escape(base_prefix)
+    if not has_time_dimension(partitions_def):
+        if isinstance(partitions_def, dg.MultiPartitionsDefinition):
+            for dim in sorted(partitions_def.partitions_defs, key=lambda d: d.name):
+                pattern += _keys_pattern(dim.partitions_def, dynamic_store)
+        else:
+            pattern += _keys_pattern(partitions_def, dynamic_store)
+        return re.compile(pattern)
+    dim_name, time_def = time_dimension(partitions_def)
     if dim_name is not None:
         for dim in sorted(partitions_def.partitions_defs, key=lambda d: d.name):  # type: ignore[attr-defined]
-            if dim.name == dim_name:
-                continue
-            try:  # dynamic keys come from the instance; without one, assume any key
-                keys = dim.partitions_def.get_partition_keys(dynamic_partitions_store=dynamic_store)
-                pattern += "__(?:" + "|".join(re.escape(k) for k in keys) + ")" if keys else "__(?!)"
-            except Exception:  # noqa: BLE001 - a dynamic dimension with no instance at hand
-                pattern += "__.+"
+            if dim.name != dim_name:
+                pattern += _keys_pattern(dim.partitions_def, dynamic_store)
     if is_sub_daily(time_def):
         pattern += r"__\d{4}(?:[+-]\d{4})?"
     return re.compile(pattern)
+
+
+def _keys_pattern(partitions_def: dg.PartitionsDefinition, dynamic_store: Any) -> str:
+    """`__(?:key|key...)` for one dimension's keys; any key for dynamic ones without an instance."""
+    try:  # dynamic keys come from the instance; without one, assume any key
+        keys = partitions_def.get_partition_keys(dynamic_partitions_store=dynamic_store)
+    except Exception:  # noqa: BLE001 - a dynamic dimension with no instance at hand
+        return "__.+"
+    return "__(?:" + "|".join(re.escape(k) for k in keys) + ")" if keys else "__(?!)"
 
 
 def check_no_clash(
@@ -102,8 +111,7 @@ def check_no_clash(
     outside Dagster (an asset must never overwrite them)."""
     clashes = []
     for key, base, pdef in others:
-        pattern = None if key == owner else prefix_pattern(base, pdef, dynamic_store)
-        if pattern is not None and pattern.fullmatch(prefix):
+        if key != owner and prefix_pattern(base, pdef, dynamic_store).fullmatch(prefix):
             kind = "external asset" if key in external else "asset"
             clashes.append(f"{kind} {key.to_user_string()}")
     if clashes:
