@@ -43,6 +43,8 @@ from typing import IO, Any, Protocol
 
 from isal import igzip_lib, isal_zlib
 
+from ._numbers import is_whole
+
 log = logging.getLogger("cache_utils")
 
 MEMBER_SIZE = 2 << 20  # bytes of pickle per data member (recorded in the index; fixed for a version)
@@ -87,7 +89,7 @@ def available_cores() -> int:
 
 def check_threads(threads: object) -> int:
     """`threads` as given when it is an int from 1 to MAX_THREADS: TypeError / ValueError otherwise."""
-    if isinstance(threads, bool) or not isinstance(threads, int):
+    if not is_whole(threads):
         raise TypeError(f"threads must be an int from 1 to {MAX_THREADS}, got "
                         f"{type(threads).__name__}: {threads!r}")
     if not 1 <= threads <= MAX_THREADS:

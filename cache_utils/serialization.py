@@ -35,6 +35,7 @@ from typing import IO, Any, cast
 
 from isal import igzip, igzip_threaded, isal_zlib
 
+from ._numbers import is_whole
 from .errors import CorruptCacheError
 from .gzip_members import (
     END_LEN,
@@ -62,7 +63,7 @@ from .gzip_members import (
 )
 
 PROTOCOL = 5
-DEFAULT_LEVEL = 2  # ISA-L levels 0-3; 2 is igzip's default (speed and size: README, Benchmarks)
+DEFAULT_LEVEL = 2  # ISA-L levels 0-3; 2 is igzip's default (speed and size: docs/benchmarks.md, bench_io)
 SIGNING_KEY_ENV = "CACHE_UTILS_SIGNING_KEY"
 SIGNING_KEY_FALLBACKS_ENV = "CACHE_UTILS_SIGNING_KEY_FALLBACKS"
 # One key, or a list or tuple of keys: the first signs, every one verifies (key rotation).
@@ -270,7 +271,7 @@ class GzipPickleSerializer:
     def __init__(
         self, level: int = DEFAULT_LEVEL, signing_key: SigningKeys | None = None, threads: int | None = None
     ) -> None:
-        if isinstance(level, bool) or not isinstance(level, int):
+        if not is_whole(level):
             raise TypeError(f"compression level must be an int from 0 to 3 (ISA-L), got "
                             f"{type(level).__name__}: {level!r}")
         if not 0 <= level <= 3:
