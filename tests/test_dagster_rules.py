@@ -32,9 +32,9 @@ def test_a_number_is_an_int_or_float_but_not_a_bool() -> None:
 
 
 def test_definition_errors_name_the_builder_and_keep_the_cause() -> None:
-    with pytest.raises(dg.DagsterInvalidDefinitionError, match=r"^my_builder: bad 'x'$") as raised:
-        with rules.definition_errors("my_builder"):
-            raise ValueError("bad 'x'")
+    refused = pytest.raises(dg.DagsterInvalidDefinitionError, match=r"^my_builder: bad 'x'$")
+    with refused as raised, rules.definition_errors("my_builder"):
+        raise ValueError("bad 'x'")
     assert isinstance(raised.value.__cause__, ValueError)
     with pytest.raises(KeyError), rules.definition_errors("my_builder"):  # other errors pass through
         raise KeyError("k")
@@ -43,8 +43,8 @@ def test_definition_errors_name_the_builder_and_keep_the_cause() -> None:
 def test_the_current_window_rule_names_the_user_and_the_offset() -> None:
     rules.require_current_window(dg.DailyPartitionsDefinition("2024-01-01", end_offset=1), "x", "y")
     rules.require_current_window(dg.StaticPartitionsDefinition(["a"]), "x", "y")  # not a time window
-    with pytest.raises(dg.DagsterInvalidDefinitionError, match=r"^thing has end_offset=0: .* but it is written "
-                       r"now\. Use end_offset=1"):
+    message = r"^thing has end_offset=0: .* but it is written now\. Use end_offset=1"
+    with pytest.raises(dg.DagsterInvalidDefinitionError, match=message):
         rules.require_current_window(dg.DailyPartitionsDefinition("2024-01-01"), "thing", "it is written now")
 
 
