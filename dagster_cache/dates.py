@@ -11,6 +11,7 @@ from dagster import InputContext, OutputContext
 
 from cache_utils import resolve_zone, validate_prefix
 
+from .context import step_of
 from .errors import CachePartitionError
 
 # The scheduler stores the tick time in a hidden run tag; the public name is kept as a fallback.
@@ -121,10 +122,8 @@ def partition_file(
 
 def run_tags(context: InputContext | OutputContext) -> Mapping[str, str]:
     """The run's tags, or {} outside a run (contexts built for unit tests)."""
-    try:
-        return context.step_context.dagster_run.tags
-    except Exception:  # noqa: BLE001 - no step context: built with build_*_context
-        return {}
+    step = step_of(context)
+    return step.dagster_run.tags if step is not None else {}
 
 
 def run_date(context: InputContext | OutputContext, tz: dt.tzinfo) -> tuple[dt.date, str]:
@@ -143,11 +142,13 @@ def run_date(context: InputContext | OutputContext, tz: dt.tzinfo) -> tuple[dt.d
 def run_partition(context: InputContext | OutputContext) -> tuple[Any, str] | None:
     """(partitions definition, key) of the run's time partition (the last of a range), or None
     for a run without one (unpartitioned, or static/dynamic partitions only)."""
+    step = step_of(context)
+    if step is None:
+        return None
     try:
-        step = context.step_context
         pdef = step.run_partitions_def
         has = pdef is not None and step.has_partitions
-    except Exception:  # noqa: BLE001 - no step context: built with build_*_context
+    except Exception:  # noqa: BLE001 - partitions Dagster cannot resolve for this step: as none
         return None
     if not has or pdef is None:
         return None
