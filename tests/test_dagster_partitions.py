@@ -282,3 +282,22 @@ def test_a_single_run_backfill_writes_one_file_per_key_and_a_reader_in_that_run_
                                 resources={"io_manager": ours(tmp_path, fallback_to_latest=False)})
         assert result.output_for_node("all_stock") == {"eu": "stock eu", "us": "stock us"}
     assert "stock__eu_20240115.pkl.gz" in files(tmp_path) and "stock__us_20240115.pkl.gz" in files(tmp_path)
+
+
+def test_a_dynamic_key_clashes_with_an_asset_named_like_it_through_the_instance(tmp_path: Path) -> None:
+    """The instance knows the dynamic keys: `orders__acme` clashes with orders[acme], not with
+    orders[globex]; a key with a space and accents is a file name like any other."""
+    @dg.asset(key=["orders", "acme"])
+    def orders_acme() -> int:
+        return 1
+
+    with freeze_time("2024-01-15 12:00"), dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("customers", ["acme", "São Paulo"])
+        defs = dg.Definitions(assets=[orders, orders_acme], resources={"io_manager": ours(tmp_path)})
+        job = defs.resolve_implicit_global_asset_job_def()
+        with pytest.raises(CachePartitionError, match=r"asset orders/acme and asset orders .*'orders__acme_"):
+            job.get_subset(asset_selection={orders_acme.key}).execute_in_process(instance=instance)
+        ran = job.get_subset(asset_selection={orders.key}).execute_in_process(
+            instance=instance, partition_key="São Paulo")
+        assert ran.success
+    assert files(tmp_path) == ["orders__São Paulo_20240115.pkl.gz"]
