@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from ._numbers import is_whole
 from .errors import CorruptCacheError
 from .format.layout import owner_payload
 from .format.serializer import DEFAULT_LEVEL, GzipPickleSerializer
@@ -486,7 +487,7 @@ def prune(
         raise TypeError("prune needs keep (how many of the newest files to keep, a whole number >= 1) "
                         "or older_than (delete files dated before this day), or both; got keep=None "
                         "and older_than=None")
-    if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int)):
+    if keep is not None and not is_whole(keep):
         raise TypeError(f"keep must be a whole number >= 1, got {type(keep).__name__}: {keep!r}")
     if keep is not None and keep < 1:
         raise ValueError(f"keep must be a whole number >= 1, got {keep!r}")

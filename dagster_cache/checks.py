@@ -30,6 +30,7 @@ from .freshness import superseded_freshness
 from .io_manager import STALE_INPUTS_KEY
 from .prefixes import prefix_for
 from .refresh import cron_for, storage_options_arg
+from .rules import definition_errors, is_whole, require_current_window
 
 EXISTS_CHECK = "cache_file_exists"
 VERIFIES_CHECK = "cache_file_verifies"
@@ -171,7 +172,7 @@ def build_cache_file_checks(
     Raises:
         DagsterInvalidDefinitionError: A bad argument, named in the message.
     """
-    if isinstance(max_age_days, bool) or not isinstance(max_age_days, int):
+    if not is_whole(max_age_days):
         raise dg.DagsterInvalidDefinitionError(
             f"build_cache_file_checks: max_age_days must be a whole number of days, got {max_age_days!r}")
     if max_age_days < 0:
@@ -228,20 +229,13 @@ def build_cache_freshness_checks(
     Raises:
         DagsterInvalidDefinitionError: A bad argument, named in the message.
     """
-    try:
+    with definition_errors("build_cache_freshness_checks"):
         cb = parse_cb_time(cb_time)
         zone(timezone)
-    except (TypeError, ValueError) as e:
-        raise dg.DagsterInvalidDefinitionError(f"build_cache_freshness_checks: {e}") from e
     targets = _targets("build_cache_freshness_checks", assets, None)
     for t in targets:
-        pdef = t.partitions_def
-        if isinstance(pdef, dg.TimeWindowPartitionsDefinition) and pdef.end_offset < 1:
-            raise dg.DagsterInvalidDefinitionError(
-                f"build_cache_freshness_checks: asset {t.key.to_user_string()} has end_offset="
-                f"{pdef.end_offset}, so today's partition does not exist until the day ends "
-                "and the check would expect yesterday's: use DailyPartitionsDefinition(..., end_offset=1)"
-            )
+        what = f"build_cache_freshness_checks: asset {t.key.to_user_string()}"
+        require_current_window(t.partitions_def, what, "the check expects today's partition by cb_time")
     partitioned = [t.key for t in targets if t.partitions_def is not None]
     plain = [t.key for t in targets if t.partitions_def is None]
     cron = cron_for(cb)
@@ -263,7 +257,7 @@ def build_cache_freshness_checks(
 
 
 def _positive_days(builder: str, name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if not is_whole(value) or value < 0:
         raise dg.DagsterInvalidDefinitionError(
             f"{builder}: {name} must be a whole number of days >= 0, got {value!r}")
     return value

@@ -12,6 +12,7 @@ from dagster import InputContext, OutputContext
 from cache_utils import resolve_zone, validate_prefix
 
 from .compat import SCHEDULED_EXECUTION_TIME_TAG
+from .context import step_of
 from .errors import CachePartitionError
 
 # The scheduler stores the tick time in a hidden run tag; the public name is kept as a fallback.
@@ -34,10 +35,42 @@ def time_dimension(partitions_def: dg.PartitionsDefinition) -> tuple[str | None,
             if isinstance(dim.partitions_def, dg.TimeWindowPartitionsDefinition):
                 return dim.name, dim.partitions_def
     raise CachePartitionError(
-        f"{type(partitions_def).__name__} has no time dimension: dated cache files need a daily "
-        "(time-window) partition or a multi-partition with a time dimension, so each partition "
-        "maps to one day; static partitions would overwrite each other's file"
+        f"{type(partitions_def).__name__} has no time dimension: this needs a daily (time-window) "
+        "partition or a multi-partition with a time dimension, so each partition maps to one day"
     )
+
+
+def has_time_dimension(partitions_def: dg.PartitionsDefinition) -> bool:
+    """Whether partitions map to days (time-window, or multi with a time dimension); False for
+    static, dynamic and multi-partitions without one, whose keys are each their own daily series."""
+    try:
+        time_dimension(partitions_def)
+    except CachePartitionError:
+        return False
+    return True
+
+
+def key_prefix(
+    partitions_def: dg.PartitionsDefinition, key: str | dg.MultiPartitionKey, base_prefix: str
+) -> str:
+    """The prefix of one key of partitions without a time dimension: `<base>__<key>` (a
+    multi-partition's keys in dimension-name order, `<base>__<k1>__<k2>`). Each key is its own daily
+    series, dated by the run's day like an unpartitioned asset. A key that cannot be part of a file
+    name (a path separator, a glob character, '..', too long: `cache_utils.validate_prefix`) is
+    refused, naming the key; keys are never encoded, so the file name shows the key as it is."""
+    if isinstance(partitions_def, dg.MultiPartitionsDefinition):
+        by_dim = key.keys_by_dimension if isinstance(key, dg.MultiPartitionKey) else \
+            partitions_def.get_partition_key_from_str(str(key)).keys_by_dimension
+        parts = [by_dim[d] for d in sorted(by_dim)]
+    else:
+        parts = [str(key)]
+    try:
+        return validate_prefix("__".join([base_prefix, *parts]))
+    except ValueError as e:
+        raise CachePartitionError(
+            f"partition key {str(key)!r} cannot name a cache file ({base_prefix}__<key>): {e}. Use keys "
+            "made of letters, digits, '-', '_' and spaces (no '/', '*', '?', '[', ']', '..')"
+        ) from e
 
 
 def is_sub_daily(time_def: dg.TimeWindowPartitionsDefinition) -> bool:
@@ -86,10 +119,8 @@ def partition_file(
 
 def run_tags(context: InputContext | OutputContext) -> Mapping[str, str]:
     """The run's tags, or {} outside a run (contexts built for unit tests)."""
-    try:
-        return context.step_context.dagster_run.tags
-    except Exception:  # noqa: BLE001 - no step context: built with build_*_context
-        return {}
+    step = step_of(context)
+    return step.dagster_run.tags if step is not None else {}
 
 
 def run_date(context: InputContext | OutputContext, tz: dt.tzinfo) -> tuple[dt.date, str]:
@@ -108,11 +139,13 @@ def run_date(context: InputContext | OutputContext, tz: dt.tzinfo) -> tuple[dt.d
 def run_partition(context: InputContext | OutputContext) -> tuple[Any, str] | None:
     """(partitions definition, key) of the run's time partition (the last of a range), or None
     for a run without one (unpartitioned, or static/dynamic partitions only)."""
+    step = step_of(context)
+    if step is None:
+        return None
     try:
-        step = context.step_context
         pdef = step.run_partitions_def
         has = pdef is not None and step.has_partitions
-    except Exception:  # noqa: BLE001 - no step context: built with build_*_context
+    except Exception:  # noqa: BLE001 - partitions Dagster cannot resolve for this step: as none
         return None
     if not has or pdef is None:
         return None

@@ -19,6 +19,7 @@ from .dates import is_sub_daily, zone
 from .io_manager import FINGERPRINT_KEY
 from .prefixes import PREFIX_METADATA_KEY, cache_prefix_of, prefix_for
 from .refresh import partition_key_for, storage_options_arg
+from .rules import definition_errors, is_whole, require_current_window
 
 DEFAULT_MAX_FILES_PER_TICK = 100
 DEFAULT_LOOKBACK_DAYS = 7
@@ -42,12 +43,7 @@ def _check_partitions(builder: str, what: str, pdef: Any) -> dg.TimeWindowPartit
             f"{builder}: {what} has sub-daily partitions ({pdef.cron_schedule!r}); an external cache is "
             "one file per day: use DailyPartitionsDefinition (or weekly, monthly)"
         )
-    if pdef.end_offset < 1:
-        raise dg.DagsterInvalidDefinitionError(
-            f"{builder}: {what} has end_offset={pdef.end_offset}: today's partition does not exist until "
-            "the day ends, but today's file is written today. Use "
-            "DailyPartitionsDefinition(..., end_offset=1)."
-        )
+    require_current_window(pdef, f"{builder}: {what}", "today's file is written today")
     return pdef
 
 
@@ -86,10 +82,8 @@ def external_cache_asset(
         DagsterInvalidDefinitionError: A bad argument, named in the message.
     """
     builder = "external_cache_asset"
-    try:
+    with definition_errors(builder):
         validate_prefix(prefix)
-    except (TypeError, ValueError) as e:
-        raise dg.DagsterInvalidDefinitionError(f"{builder}: {e}") from e
     _check_partitions(builder, f"external cache {prefix!r}", partitions_def)
     named = cache_prefix_of(metadata)
     if named is not None and named != prefix:
@@ -141,10 +135,8 @@ def _watched(builder: str, assets: Any) -> list[_Watched]:
                 f"{builder}: assets must be AssetSpecs (see external_cache_asset), got {spec!r}"
             )
         name = f"asset {spec.key.to_user_string()}"
-        try:
+        with definition_errors(f"{builder}: {name}"):
             prefix = prefix_for(spec.key, spec.metadata)
-        except (TypeError, ValueError) as e:
-            raise dg.DagsterInvalidDefinitionError(f"{builder}: {name}: {e}") from e
         if prefix in owners:
             raise dg.DagsterInvalidDefinitionError(
                 f"{builder}: {name} and asset {owners[prefix].to_user_string()} both map to the files "
@@ -351,20 +343,16 @@ def build_cache_observation_sensor(
     """
     builder = "build_cache_observation_sensor"
     watched = _watched(builder, assets)
-    whole = isinstance(max_files_per_tick, int) and not isinstance(max_files_per_tick, bool)
-    if not whole or max_files_per_tick < 1:
+    if not is_whole(max_files_per_tick) or max_files_per_tick < 1:
         raise dg.DagsterInvalidDefinitionError(
             f"{builder}: max_files_per_tick must be a whole number >= 1, got {max_files_per_tick!r}"
         )
-    whole = isinstance(lookback_days, int) and not isinstance(lookback_days, bool)
-    if not whole or lookback_days < 0:
+    if not is_whole(lookback_days) or lookback_days < 0:
         raise dg.DagsterInvalidDefinitionError(
             f"{builder}: lookback_days must be a whole number >= 0, got {lookback_days!r}"
         )
-    try:
+    with definition_errors(builder):
         tz = zone(timezone)
-    except (TypeError, ValueError) as e:
-        raise dg.DagsterInvalidDefinitionError(f"{builder}: {e}") from e
     options = storage_options_arg(storage_options)
     shown = ", ".join(w.prefix for w in watched[:3])
     if len(watched) > 3:

@@ -20,6 +20,7 @@ import urllib.parse
 from dataclasses import dataclass
 
 import dagster as dg
+from dagster import OutputContext
 
 from cache_utils import CacheError
 
@@ -137,3 +138,47 @@ def same_directory(a: str, b: str) -> bool:
     """Whether two directory settings name one place (`x`, `x/`, `./x`, `file:///abs/x`;
     `s3://b/x/` and `s3a://b/x`)."""
     return normalize_directory(a) == normalize_directory(b)
+
+
+def output_owner(context: OutputContext, partition: str | None) -> Owner:
+    """The owner recorded in a file this output writes: the asset and partition key, or the op
+    output (node and output name)."""
+    if context.has_asset_key:
+        return asset_owner(context.asset_key, partition)
+    return op_owner(context.step_key, context.name)
+
+
+def check_loaded_owner(prefix: str, path: str, recorded: str | None, owner: Owner | None) -> None:
+    """Refuse a loaded file whose recorded owner (read with it, from the same open file) is another
+    asset (or op output) than the one the input reads; a file recording no owner loads as before."""
+    theirs = parse_owner(recorded)
+    if owner is not None and theirs is not None and not theirs.same_writer(owner):
+        raise CacheOwnerError(
+            f"{path} belongs to {describe_recorded(theirs)}, not to {owner.describe()}, whose input it "
+            f"was to be: both map to cache prefix {prefix!r} in this directory (perhaps spelled "
+            "differently, or from another code location). Give one of them "
+            "metadata={'cache_prefix': '<another prefix>'} or another directory."
+        )
+
+
+def check_overwrite(
+    mine: Owner, recorded: str | None, path: str, prefix: str, overwrite_unowned: bool,
+) -> None:
+    """Refuse to overwrite `path`, whose recorded owner is another writer than `mine` (whatever
+    spelling of the directory or code location that writer used); one recording no owner (written
+    outside Dagster or before owners) is refused only when `overwrite_unowned` is False."""
+    theirs = parse_owner(recorded)
+    if theirs is None and not overwrite_unowned:
+        raise CacheOwnerError(
+            f"{mine.describe()} would overwrite {path}, which records no owner (written outside "
+            "Dagster, or before owners were recorded) and overwrite_unowned_files is False: move "
+            "or delete the file if it is this asset's, or give the asset another cache_prefix."
+        )
+    if theirs is None or theirs.same_writer(mine):
+        return
+    raise CacheOwnerError(
+        f"{mine.describe()} would overwrite {path}, which belongs to {theirs.describe()}: both map "
+        f"to cache prefix {prefix!r} in this directory (perhaps spelled differently, or from "
+        "another code location). Give one of them metadata={'cache_prefix': '<another prefix>'} "
+        "or another directory; the file was left as it is."
+    )

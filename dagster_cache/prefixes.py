@@ -1,17 +1,23 @@
-"""Which cache prefix a Dagster asset or op output maps to, and refusing two that collide."""
+"""Which cache prefix a Dagster asset or op output maps to, and refusing two that collide: the
+patterns of the prefixes an asset writes (`prefix_pattern`), the refusal (`check_no_clash`), and
+gathering the code location's assets that write to the same directory (`check_clashes`)."""
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from typing import Any
 
 import dagster as dg
+from dagster import OutputContext
 
 from cache_utils import validate_prefix
 
-from .dates import is_sub_daily, time_dimension
+from .context import output_name, step_of
+from .dates import has_time_dimension, is_sub_daily, time_dimension
 from .errors import CachePartitionError
+from .ownership import same_directory
 
 PREFIX_METADATA_KEY = "cache_prefix"
 # Dagster names (ops, outputs, mapping keys) match [A-Za-z0-9_]+ and node paths join them with
@@ -70,27 +76,36 @@ def op_output_prefix(
 
 def prefix_pattern(
     base_prefix: str, partitions_def: dg.PartitionsDefinition | None, dynamic_store: Any = None
-) -> re.Pattern[str] | None:
-    """A regex matching every prefix an asset with these partitions writes (None: it writes none)."""
+) -> re.Pattern[str]:
+    """A regex matching every prefix an asset with these partitions writes: a partition key without
+    a time dimension, and a multi-partition's other dimensions, join the prefix as `__<key>`."""
     if partitions_def is None:
         return re.compile(re.escape(base_prefix))
-    try:
-        dim_name, time_def = time_dimension(partitions_def)
-    except CachePartitionError:
-        return None
     pattern = re.escape(base_prefix)
+    if not has_time_dimension(partitions_def):
+        if isinstance(partitions_def, dg.MultiPartitionsDefinition):
+            for dim in sorted(partitions_def.partitions_defs, key=lambda d: d.name):
+                pattern += _keys_pattern(dim.partitions_def, dynamic_store)
+        else:
+            pattern += _keys_pattern(partitions_def, dynamic_store)
+        return re.compile(pattern)
+    dim_name, time_def = time_dimension(partitions_def)
     if dim_name is not None:
         for dim in sorted(partitions_def.partitions_defs, key=lambda d: d.name):  # type: ignore[attr-defined]
-            if dim.name == dim_name:
-                continue
-            try:  # dynamic keys come from the instance; without one, assume any key
-                keys = dim.partitions_def.get_partition_keys(dynamic_partitions_store=dynamic_store)
-                pattern += "__(?:" + "|".join(re.escape(k) for k in keys) + ")" if keys else "__(?!)"
-            except Exception:  # noqa: BLE001 - a dynamic dimension with no instance at hand
-                pattern += "__.+"
+            if dim.name != dim_name:
+                pattern += _keys_pattern(dim.partitions_def, dynamic_store)
     if is_sub_daily(time_def):
         pattern += r"__\d{4}(?:[+-]\d{4})?"
     return re.compile(pattern)
+
+
+def _keys_pattern(partitions_def: dg.PartitionsDefinition, dynamic_store: Any) -> str:
+    """`__(?:key|key...)` for one dimension's keys; any key for dynamic ones without an instance."""
+    try:  # dynamic keys come from the instance; without one, assume any key
+        keys = partitions_def.get_partition_keys(dynamic_partitions_store=dynamic_store)
+    except Exception:  # noqa: BLE001 - a dynamic dimension with no instance at hand
+        return "__.+"
+    return "__(?:" + "|".join(re.escape(k) for k in keys) + ")" if keys else "__(?!)"
 
 
 def check_no_clash(
@@ -102,8 +117,7 @@ def check_no_clash(
     outside Dagster (an asset must never overwrite them)."""
     clashes = []
     for key, base, pdef in others:
-        pattern = None if key == owner else prefix_pattern(base, pdef, dynamic_store)
-        if pattern is not None and pattern.fullmatch(prefix):
+        if key != owner and prefix_pattern(base, pdef, dynamic_store).fullmatch(prefix):
             kind = "external asset" if key in external else "asset"
             clashes.append(f"{kind} {key.to_user_string()}")
     if clashes:
@@ -114,3 +128,101 @@ def check_no_clash(
             f"'{prefix}_<YYYYMMDD>.pkl.gz' and overwrite each other: give all but one of them "
             f"metadata={{'{PREFIX_METADATA_KEY}': '<another prefix>'}}"
         )
+
+
+def _keys_writing_to(step: Any, own_key: str, directory: str, manager_cls: type) -> set[str]:
+    """The IO manager keys bound to a `manager_cls` (DatedCacheIOManager) on `directory` (own_key
+    included), by the run's resolved configuration (environment variables and launch-time config
+    applied)."""
+    keys = {own_key}
+    resolved = step.resolved_run_config.resources  # only the keys this step needs
+    for key, resource_def in step.job_def.resource_defs.items():
+        cls = getattr(resource_def, "configurable_resource_cls", None)
+        if not (isinstance(cls, type) and issubclass(cls, manager_cls)):
+            continue
+        launch = ((step.dagster_run.run_config or {}).get("resources") or {}).get(key) or {}
+        if key in resolved:
+            where = (resolved[key].config or {}).get("directory", "data")
+        elif "directory" in (launch.get("config") or {}):  # given in the run's config
+            where = launch["config"]["directory"]
+        else:  # as defined; an EnvVar shows as {"env": NAME}
+            field = resource_def.config_field
+            if field is None or not field.default_provided:
+                continue
+            where = field.default_value.get("directory", "data")
+            if isinstance(where, dict):
+                where = os.environ.get(str(where.get("env")), "")
+        if where and same_directory(str(where), directory):
+            keys.add(key)
+    return keys
+
+
+def _other_assets(
+    context: OutputContext, directory: str, manager_cls: type, external: set[dg.AssetKey] | None = None,
+) -> Iterator[tuple[dg.AssetKey, str, Any]]:
+    """(key, base prefix, partitions) of each asset whose files go to the same directory as this
+    output (any IO manager key bound to a DatedCacheIOManager on it), across the whole code
+    location when Dagster gives it: materializable ones, and external ones (files written outside
+    Dagster, such as `external_cache_asset`), whose keys are added to `external`."""
+    step = step_of(context)
+    if step is None:
+        return
+    output_def = step.op_def.output_def_named(context.name)
+    keys = _keys_writing_to(step, output_def.io_manager_key, directory, manager_cls)
+    try:
+        graph = step.repository_def.asset_graph
+    except Exception:  # noqa: BLE001 - execute_in_process has no repository: start from the job
+        selection = step.job_def.asset_selection_data
+        job = selection.parent_job_def if selection is not None else step.job_def
+        graph = job.asset_layer.asset_graph
+        # An asset job's graph is scoped to its selection; it keeps the code location's whole graph.
+        graph = getattr(graph, "source_asset_graph", graph)
+    for node in graph.asset_nodes:
+        if not (node.is_materializable or node.is_external) or node.io_manager_key not in keys:
+            continue
+        try:
+            base = prefix_for(node.key, node.metadata)
+        except ValueError:  # its own write will report its bad prefix
+            continue
+        if not node.is_materializable and external is not None:
+            external.add(node.key)
+        yield node.key, base, node.partitions_def
+
+
+def check_clashes(context: OutputContext, prefixes: list[str], directory: str, manager_cls: type) -> None:
+    """Refuse, before anything is written, prefixes another asset of this code location writes too
+    (through any IO manager key bound to a `manager_cls` on the same directory), or an external
+    asset's files (written outside Dagster) have."""
+    owner: dg.AssetKey | str = context.asset_key if context.has_asset_key else output_name(context)
+    external: set[dg.AssetKey] = set()
+    others = list(_other_assets(context, directory, manager_cls, external))
+    step = step_of(context)
+    instance = step.instance if step is not None else None  # knows the dynamic partitions' keys
+    for prefix in dict.fromkeys(prefixes):
+        check_no_clash(prefix, owner, others, instance, external=external)
+    if not context.has_asset_key:
+        _check_op_caches(context)
+
+
+def _check_op_caches(context: OutputContext) -> None:
+    """Refuse an op output whose `cache_prefix` another op output of the same job names too: both
+    would write that shared daily file in turn."""
+    mine = cache_prefix_of(context.definition_metadata)
+    if mine is None:
+        return
+    step = step_of(context)
+    if step is None:
+        return
+    own = (step.node_handle, context.name)
+    graph = step.job_def.graph
+    for handle in graph.iterate_node_handles():
+        definition = graph.get_node(handle).definition
+        if not isinstance(definition, dg.OpDefinition):
+            continue
+        for out in definition.output_defs:
+            if (handle, out.name) != own and cache_prefix_of(out.metadata) == mine:
+                raise CachePartitionError(
+                    f"{output_name(context)} and output {out.name!r} of op {handle} both name "
+                    f"cache_prefix {mine!r} and would overwrite each other's daily file: give one "
+                    "of them another cache_prefix"
+                )

@@ -14,6 +14,7 @@ from dagster import RunRequest
 from cache_utils import TimeType, parse_cb_time, validate_prefix
 
 from .dates import partition_file, zone
+from .rules import definition_errors, require_current_window
 
 
 def cron_for(cb_time: dt.time) -> str:
@@ -63,12 +64,7 @@ def job_partitions_def(job: Any, partitions_def: Any) -> dg.TimeWindowPartitions
         raise dg.DagsterInvalidDefinitionError(
             f"cache refresh needs a time-window (daily) partitions definition, got {pdef!r}"
         )
-    if pdef.end_offset < 1:
-        raise dg.DagsterInvalidDefinitionError(
-            f"{pdef!r} has end_offset={pdef.end_offset}: the partition containing the refresh time "
-            "(today's, this hour's, this week's...) does not exist until its window ends, but the "
-            "refresh writes it now. Use end_offset=1, e.g. DailyPartitionsDefinition(..., end_offset=1)."
-        )
+    require_current_window(pdef, repr(pdef), "the refresh writes it now")
     return pdef
 
 
@@ -80,12 +76,10 @@ def refresh_arguments(
     Any mistake is a DagsterInvalidDefinitionError naming the bad value."""
     if (job is None) == (target is None):
         raise dg.DagsterInvalidDefinitionError(f"{builder} needs exactly one of job= or target=")
-    try:
+    with definition_errors(builder):
         validate_prefix(prefix)
         cb = parse_cb_time(cb_time)
         tz = zone(timezone)
-    except (TypeError, ValueError) as e:
-        raise dg.DagsterInvalidDefinitionError(f"{builder}: {e}") from e
     return cb, tz, job_partitions_def(job if job is not None else target, partitions_def)
 
 

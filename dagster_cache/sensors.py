@@ -34,6 +34,7 @@ from .refresh import (
     storage_options_arg,
 )
 from .resources import AlertResource
+from .rules import definition_errors
 
 
 def build_cache_refresh_sensor(
@@ -82,10 +83,8 @@ def build_cache_refresh_sensor(
     cb, tz, pdef = refresh_arguments(
         "build_cache_refresh_sensor", prefix, cb_time, timezone, job, target, partitions_def
     )
-    try:
+    with definition_errors("build_cache_refresh_sensor"):
         interval = parse_retry_interval(retry_interval)
-    except (TypeError, ValueError) as e:
-        raise dg.DagsterInvalidDefinitionError(f"build_cache_refresh_sensor: {e}") from e
     options = storage_options_arg(storage_options)
 
     def evaluate(context: dg.SensorEvaluationContext) -> RunRequest | SkipReason:

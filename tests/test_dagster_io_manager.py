@@ -13,7 +13,7 @@ from freezegun import freeze_time
 import cache_utils
 from benchmarks.opsgenie_fake import FakeOpsGenie
 from cache_utils import CacheNotFoundError, load_cache, read_cache, save_cache
-from dagster_cache import CachePartitionError, DatedCacheIOManager, OpsGenieResource
+from dagster_cache import DatedCacheIOManager, OpsGenieResource
 from dagster_cache.dates import SCHEDULED_EXECUTION_TIME_TAG
 
 from .conftest import TEST_API_KEY
@@ -93,12 +93,13 @@ def test_bad_timezone_names_the_zone(tmp_path: Path) -> None:
         io.handle_output(dg.build_output_context(asset_key="rates"), 1)
 
 
-def test_static_partitions_are_refused(tmp_path: Path) -> None:
+def test_a_static_partition_is_its_own_daily_series(tmp_path: Path) -> None:
+    """Issue 21 item 5 (tests/test_dagster_partitions.py runs it through materializations)."""
     static = dg.StaticPartitionsDefinition(["eu", "us"])
     ctx = dg.build_output_context(asset_key="s", partition_key="eu", asset_partitions_def=static)
-    with pytest.raises(CachePartitionError, match="static partitions"):
+    with freeze_time("2024-01-15 12:00"):
         manager(tmp_path).handle_output(ctx, 1)
-    assert files(tmp_path) == []
+    assert files(tmp_path) == ["s__eu_20240115.pkl.gz"]
 
 
 def test_none_output_is_written_and_loads_as_none_not_an_older_day(tmp_path: Path) -> None:

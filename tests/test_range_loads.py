@@ -25,6 +25,7 @@ from benchmarks.opsgenie_fake import FakeOpsGenie
 from benchmarks.s3_server import MotoS3, latency_proxy
 from cache_utils import CacheNotFoundError, CorruptCacheError, read_cache, save_cache
 from dagster_cache import DatedCacheIOManager, OpsGenieResource
+from dagster_cache.dates import partition_file
 
 from .conftest import TEST_API_KEY
 
@@ -338,7 +339,7 @@ def test_a_bad_partition_key_is_the_same_error(slow: str) -> None:
     for workers in (1, 8):
         manager = DatedCacheIOManager(directory=slow, max_concurrent_loads=workers)
         with pytest.raises(Exception) as raised:  # noqa: PT011 - compared below
-            manager._load_range(ctx, "s", DAILY, keys, False, False)
+            manager._load_range(ctx, "s", lambda k: partition_file(DAILY, k, "s"), keys, False, False)
         errors.append(raised.value)
     assert type(errors[0]) is type(errors[1]) and str(errors[0]) == str(errors[1])
     assert "not-a-day" in str(errors[1])

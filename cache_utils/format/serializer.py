@@ -13,6 +13,7 @@ import os
 import pickle
 from typing import IO, Any
 
+from .._numbers import is_whole
 from ..errors import STORE_FAILURES, CorruptCacheError
 from .layout import (
     END_LEN,
@@ -57,7 +58,7 @@ class GzipPickleSerializer:
     def __init__(
         self, level: int = DEFAULT_LEVEL, signing_key: SigningKeys | None = None, threads: int | None = None
     ) -> None:
-        if isinstance(level, bool) or not isinstance(level, int):
+        if not is_whole(level):
             raise TypeError(f"compression level must be an int from 0 to 3 (ISA-L), got "
                             f"{type(level).__name__}: {level!r}")
         if not 0 <= level <= 3:

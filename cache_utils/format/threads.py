@@ -16,6 +16,8 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from .._numbers import is_whole
+
 log = logging.getLogger("cache_utils")
 
 MAX_THREADS = 64
@@ -38,7 +40,7 @@ def available_cores() -> int:
 
 def check_threads(threads: object) -> int:
     """`threads` as given when it is an int from 1 to MAX_THREADS: TypeError / ValueError otherwise."""
-    if isinstance(threads, bool) or not isinstance(threads, int):
+    if not is_whole(threads):
         raise TypeError(f"threads must be an int from 1 to {MAX_THREADS}, got "
                         f"{type(threads).__name__}: {threads!r}")
     if not 1 <= threads <= MAX_THREADS:
