@@ -62,6 +62,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_memory_cache
 	$(BIN)/python -m benchmarks.bench_s3
 	$(BIN)/python -m benchmarks.bench_range_loads
+	$(BIN)/python -m benchmarks.bench_clouds
 	$(BIN)/python -m benchmarks.bench_polars
 
 clean:

@@ -55,6 +55,38 @@ def test_range_loads_benchmark_runs_quick(tmp_path: Path) -> None:
     assert HEADER in out.read_text()
 
 
+@pytest.mark.parametrize("cloud", ["s3", "gcs", "azure"])
+def test_clouds_benchmark_runs_quick(cloud: str, tmp_path: Path) -> None:
+    """Each emulator and the latency proxy in child processes: every row printed for the cloud, the
+    side-by-side table, and our loads counted by the proxy at one request per small partition (a
+    count, not a timing)."""
+    if cloud == "azure":
+        import shutil
+
+        from tests.support.emulators import azurite_script
+
+        if azurite_script() is None and shutil.which("node") is None:
+            pytest.skip("the Azure benchmark needs Node.js for azurite "
+                        "(apt-get install nodejs npm; make install)")
+    out = tmp_path / "table.md"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPSGENIE_", "CACHE_UTILS_"))}
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench_clouds", "--cloud", cloud, "--quick", "--out", str(out)],
+        capture_output=True, text=True, timeout=300, env=env, cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert HEADER in done.stdout and "--quick" in done.stdout and "#### Side by side" in done.stdout
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| ") and line != HEADER]
+    name = {"s3": "S3", "gcs": "GCS", "azure": "Azure"}[cloud]
+    mine = [r for r in rows if r.startswith(f"| {name} (") and "): " in r.split(" | ")[0]]
+    assert len(mine) == 11, done.stdout[-3000:]
+    assert sum(r.startswith(f"| {name} (") for r in rows) == 12  # and its line of the side-by-side table
+    assert sum("UPathIOManager" in r for r in mine) == 5
+    [requests] = [r for r in mine if "requests per load" in r]
+    assert requests.split(" | ")[1] == "1 / 10", requests
+    assert HEADER in out.read_text()
+
+
 def test_polars_benchmark_runs_quick(tmp_path: Path) -> None:
     """A Polars frame against Polars' own Parquet and IPC writers: every row printed (info rows, no
     targets), the frame round-trips (the script asserts it)."""
