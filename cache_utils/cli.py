@@ -107,7 +107,7 @@ def plain(text: object) -> str:
 
 def _access_denied(error: OSError, url: str) -> str:
     """The line for a PermissionError of a store URL: missing credentials, or refused ones."""
-    from .stores.fsspec import CREDENTIAL_ERRORS  # loaded already: a URL went through fsspec
+    from .stores.errors import CREDENTIAL_ERRORS  # loaded already: a URL went through fsspec
 
     cause = error.__cause__
     names = {c.__name__ for c in type(cause).__mro__} if cause is not None else set()

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-import cache_utils.stores.fsspec as fsspec_store
+import cache_utils.stores.pinned as pinned_reads
 from benchmarks.s3_server import MotoS3
 from cache_utils import CorruptCacheError, load_latest_cache, read_cache, write_cache
 
@@ -83,7 +83,7 @@ def test_loads_during_overwrites_return_one_whole_version_of_today(
 ) -> None:
     """Objects above the single-GET threshold (ranged reads pinned to one version) and below it
     (one GET); the block is made small so the ranged case costs a few MiB, not hundreds."""
-    monkeypatch.setattr(fsspec_store, "READ_BLOCKSIZE", SMALL_BLOCK)
+    monkeypatch.setattr(pinned_reads, "READ_BLOCKSIZE", SMALL_BLOCK)
     caplog.set_level(logging.INFO, "cache_utils")
     loads, wrong, errors = _stress(s3, bucket, sizes, seconds=6.0, pause=pause)
     restarts = sum("replaced while being read" in r.getMessage() for r in caplog.records)
@@ -98,7 +98,7 @@ def test_loads_during_overwrites_return_one_whole_version_of_today(
 @pytest.mark.slow
 def test_loads_during_overwrites_real_block_size(s3: MotoS3, bucket: str) -> None:
     """The same with the shipped block size: one version larger than it, one smaller."""
-    block = fsspec_store.READ_BLOCKSIZE
+    block = pinned_reads.READ_BLOCKSIZE
     loads, wrong, errors = _stress(s3, bucket, (block + block // 2, block // 2), seconds=30.0, pause=0.5)
     print(f"{loads} loads, {len(wrong)} wrong, {len(errors)} failed")
     assert loads >= 5
@@ -111,7 +111,7 @@ def test_a_read_keeps_its_version_when_the_object_is_replaced_between_ranges(
 ) -> None:
     """Deterministic: the object is replaced right after the first ranged GET of a read. The read
     starts again from the start and returns the new version whole (no mix, no fallback)."""
-    monkeypatch.setattr(fsspec_store, "READ_BLOCKSIZE", SMALL_BLOCK)
+    monkeypatch.setattr(pinned_reads, "READ_BLOCKSIZE", SMALL_BLOCK)
     url, opts = f"s3://{bucket}/c", s3.options()
     old, new = _payload("old", 3 * SMALL_BLOCK), _payload("new", 4 * SMALL_BLOCK)
     write_cache(_payload("yesterday", 1000), "p", YESTERDAY, url, storage_options=opts)
@@ -120,7 +120,7 @@ def test_a_read_keeps_its_version_when_the_object_is_replaced_between_ranges(
     new_bytes: list[bytes] = []
     write_cache(new, "p", "2024-03-03", url, storage_options=opts)
     new_bytes.append(s3.client.get_object(Bucket=bucket, Key="c/p_20240303.pkl.gz")["Body"].read())
-    real_fetch = fsspec_store._S3RangeFile._fetch
+    real_fetch = pinned_reads._S3RangeFile._fetch
     replaced = []
 
     def fetch_then_replace(self: Any, start: int, length: int) -> bytes:
@@ -130,7 +130,7 @@ def test_a_read_keeps_its_version_when_the_object_is_replaced_between_ranges(
             replaced.append(start)
         return data
 
-    monkeypatch.setattr(fsspec_store._S3RangeFile, "_fetch", fetch_then_replace)
+    monkeypatch.setattr(pinned_reads._S3RangeFile, "_fetch", fetch_then_replace)
     hit, skipped = load_latest_cache("p", TODAY, url, storage_options=opts)
     assert replaced and skipped == ()
     assert hit is not None and str(hit.date) == TODAY and hit.data == new
@@ -168,7 +168,7 @@ def test_on_a_versioned_bucket_a_read_keeps_the_version_it_started_with(
 ) -> None:
     """With versioning on, later GETs ask for the first one's VersionId: the overwrite does not
     disturb the read (no restart), and the version it began with comes back whole."""
-    monkeypatch.setattr(fsspec_store, "READ_BLOCKSIZE", SMALL_BLOCK)
+    monkeypatch.setattr(pinned_reads, "READ_BLOCKSIZE", SMALL_BLOCK)
     caplog.set_level(logging.INFO, "cache_utils")
     s3.client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     url, opts = f"s3://{bucket}/c", s3.options()
@@ -176,7 +176,7 @@ def test_on_a_versioned_bucket_a_read_keeps_the_version_it_started_with(
     write_cache(old, "p", TODAY, url, storage_options=opts)
     write_cache(new, "p", "2024-03-03", url, storage_options=opts)
     new_bytes = s3.client.get_object(Bucket=bucket, Key="c/p_20240303.pkl.gz")["Body"].read()
-    real_fetch = fsspec_store._S3RangeFile._fetch
+    real_fetch = pinned_reads._S3RangeFile._fetch
     replaced = []
 
     def fetch_then_replace(self: Any, start: int, length: int) -> bytes:
@@ -186,7 +186,7 @@ def test_on_a_versioned_bucket_a_read_keeps_the_version_it_started_with(
             replaced.append(start)
         return data
 
-    monkeypatch.setattr(fsspec_store._S3RangeFile, "_fetch", fetch_then_replace)
+    monkeypatch.setattr(pinned_reads._S3RangeFile, "_fetch", fetch_then_replace)
     assert read_cache("p", TODAY, url, storage_options=opts) == old
     assert replaced
     assert not any("replaced while being read" in r.getMessage() for r in caplog.records)
