@@ -29,6 +29,7 @@ from .alerts import Priority as AlertPriority
 from .alerts import env_alert_settings as env_alert_settings
 from .alerts import make_alerter as make_alerter
 from .alerts import service_name as service_name
+from .cachedir import CacheDir
 from .errors import CacheError, CacheNotFoundError, CorruptCacheError
 from .files import (
     CacheFile,
@@ -79,6 +80,7 @@ __all__ = [
     "AlertBackend",
     "AlertPriority",
     "Alerter",
+    "CacheDir",
     "CacheError",
     "CacheFile",
     "CacheHit",

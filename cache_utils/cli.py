@@ -26,7 +26,7 @@ from .errors import CacheError
 from .files import CacheFile, cache_dates, list_caches, prune, read_cache
 from .loading import load_latest_cache
 from .naming import cache_filename, to_date
-from .stores import get_store, is_url
+from .stores import is_url
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NOT_FOUND = 0, 1, 2, 3
 EXIT_INTERRUPTED = 128 + 2  # SIGINT, as a shell reports a process stopped by Ctrl-C
@@ -221,10 +221,15 @@ class Progress:
 
     def __init__(self, label: str, total: int, stream: IO[str] | None = None, interval: float = 0.1) -> None:
         self.stream = sys.stderr if stream is None else stream
-        self.label, self.total, self.done, self.interval = label, total, 0, interval
-        self.enabled = total > 0 and _isatty(self.stream)
+        self.label, self.done, self.interval = label, 0, interval
         self._drawn_at = -interval
         self._width = 0
+        self.start(total)
+
+    def start(self, total: int) -> None:
+        """Set the total once it is known (a counter made before it is shows nothing)."""
+        self.total = total
+        self.enabled = total > 0 and _isatty(self.stream)
 
     def __enter__(self) -> Progress:
         return self
@@ -442,36 +447,6 @@ def cmd_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _delete(directory: str, options: dict[str, Any] | None, paths: list[str], label: str,
-            removed: list[str]) -> list[str]:
-    """Delete the files `prune` chose, one by one, with a progress line; appends each path deleted
-    to `removed` as it goes (so that an interrupted prune can say what it did) and returns it."""
-    store = get_store(directory, options)
-    base = store.path("")  # store.path(name) == base + name
-    current = None  # the file being deleted, until it is counted in `removed`
-    try:
-        with Progress(label, len(paths)) as progress:
-            for path in paths:
-                name = path[len(base):]
-                if not path.startswith(base) or store.path(name) != path:  # pragma: no cover - defensive
-                    raise Failure(f"{printable(path)}: not in {printable(directory)}")
-                current = name
-                try:
-                    store.remove(name)
-                except FileNotFoundError:  # deleted meanwhile (another prune): nothing left to do
-                    pass
-                else:
-                    removed.append(path)
-                current = None
-                progress.advance()
-    except KeyboardInterrupt:
-        # Ctrl-C between the delete and the count: whether the file is gone decides.
-        if current is not None and store.path(current) not in removed and not store.exists(current):
-            removed.append(store.path(current))
-        raise
-    return removed
-
-
 def _print_pruned(args: argparse.Namespace, paths: list[str], planned: int | None = None) -> None:
     """What prune deleted (or would): one line per file and a count, or JSON. `planned` is given
     when it was interrupted: how many it meant to delete."""
@@ -493,22 +468,29 @@ def _print_pruned(args: argparse.Namespace, paths: list[str], planned: int | Non
 def cmd_prune(args: argparse.Namespace) -> int:
     options = _storage_options(args.storage_options)
     directory = args.directory or DEFAULT_DIR
-    # The library decides (keep N, never today's fallback, stale temp files); the CLI deletes
-    # what it chose one by one, so that a long prune can show its progress.
-    planned = prune(args.prefix, args.keep, directory, dry_run=True, storage_options=options)
-    if not planned and not list_caches(directory, args.prefix, storage_options=options):
+    removed: list[str] = []
+    planned: list[int] = []  # how many files the prune means to delete, once it says
+    progress = Progress(f"deleting {printable(args.prefix)} files", 0)
+
+    def deleted(path: str, total: int) -> None:
+        if not planned:
+            planned.append(total)
+            progress.start(total)
+        removed.append(path)
+        progress.advance()
+
+    try:
+        with progress:
+            paths = prune(args.prefix, args.keep, directory, dry_run=args.dry_run, storage_options=options,
+                          on_delete=deleted)
+    except KeyboardInterrupt:  # say what is already gone, then exit 130 as before
+        if planned:
+            _print_pruned(args, removed, planned[0])
+        raise
+    if not paths and not list_caches(directory, args.prefix, storage_options=options):
         if _missing_directory(directory):
             raise _no_such_directory(directory)
         raise _no_files(args.prefix, directory)
-    if args.dry_run:
-        paths = planned
-    else:
-        paths = []
-        try:
-            _delete(directory, options, planned, f"deleting {printable(args.prefix)} files", paths)
-        except KeyboardInterrupt:  # say what is already gone, then exit 130 as before
-            _print_pruned(args, paths, len(planned))
-            raise
     _print_pruned(args, paths)
     return EXIT_OK
 

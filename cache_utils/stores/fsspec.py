@@ -186,12 +186,8 @@ def _accepts(method: Callable[..., Any], name: str) -> bool:
 class FsspecStore:
     """A directory on any fsspec file system; object stores get prefix listings and whole-object writes."""
 
-    def __init__(
-        self, url: str, storage_options: dict[str, Any] | None = None, file_mode: int | None = None
-    ) -> None:
+    def __init__(self, url: str, storage_options: dict[str, Any] | None = None) -> None:
         self.directory = url
-        # file_mode has no meaning on object stores: access is the bucket's policy.
-        self.file_mode = file_mode
         # Chained URLs (simplecache::s3://...) nest options per protocol: left exactly as given.
         protocol = "" if "::" in url else url.split("://", 1)[0].lower()
         self.options = effective_options(protocol, storage_options)
