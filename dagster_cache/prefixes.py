@@ -8,7 +8,7 @@ from typing import Any
 
 import dagster as dg
 
-from cache_utils import validate_prefix
+from cache_utils.integration import validate_prefix
 
 from .dates import is_sub_daily, time_dimension
 from .errors import CachePartitionError

@@ -10,7 +10,7 @@ from typing import Any
 import dagster as dg
 from dagster import RunRequest
 
-from cache_utils import TimeType, parse_cb_time, validate_prefix
+from cache_utils.integration import TimeType, parse_cb_time, validate_prefix
 
 from .dates import partition_file, zone
 
