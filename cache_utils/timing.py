@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+from ._numbers import is_number
+
 TimeType = dt.time | str
 ZoneLike = dt.tzinfo | str | None
 
@@ -232,7 +234,7 @@ def parse_retry_interval(value: object) -> dt.timedelta:
     """
     if isinstance(value, dt.timedelta):
         interval = value
-    elif isinstance(value, int | float) and not isinstance(value, bool):
+    elif is_number(value):
         interval = dt.timedelta(seconds=value)
     else:
         raise TypeError(f"retry_interval must be a timedelta or seconds, got {value!r}")
