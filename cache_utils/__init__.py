@@ -1,5 +1,10 @@
 """Date-stamped compressed pickle caches with latest-file fallback, and an in-memory cache.
 
+`__all__` is the stable API (docs/api-stability.md): the original functions, `CacheDir` (one
+directory as an object; the file functions are one-line wrappers over it), the errors, the records
+they return and the alert backends. `cache_utils.integration` is the surface integrations such as
+`dagster_cache` build on; its names stay importable from here too, as before.
+
 `import cache_utils` stays light: pandas, fsspec and opsgenie-sdk load only when needed.
 """
 
