@@ -329,6 +329,7 @@ class CacheDir:
         *,
         fallback: bool = False,
         max_workers: int | None = None,
+        thread_name_prefix: str = "cache_utils-read",
     ) -> Generator[ReadResult, None, None]:
         """Read several (prefix, day) files, yielding (hit, skipped) for each in the order given.
 
@@ -347,6 +348,7 @@ class CacheDir:
             items: (prefix, day) pairs.
             fallback: Take the newest good earlier file when a day's file is missing or corrupt.
             max_workers: Reads in flight at most on an object store (a whole number >= 1).
+            thread_name_prefix: Names of the pool's threads (as in thread dumps).
         """
         if max_workers is not None and (not is_whole(max_workers) or max_workers < 1):
             raise ValueError(f"max_workers must be a whole number >= 1 or None, got {max_workers!r}")
@@ -366,7 +368,7 @@ class CacheDir:
                 yield one(prefix, day)
             return
         self.store  # noqa: B018 - opened once here, not raced by the workers
-        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cache_utils-read")
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=thread_name_prefix)
         wait = True
         try:
             futures = [pool.submit(one, prefix, day) for prefix, day in targets]

@@ -7,7 +7,6 @@ import datetime as dt
 import os
 import pickle
 from collections.abc import Callable, Generator, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,11 +17,13 @@ from pydantic import Field
 from cache_utils import (
     Alert,
     Alerter,
+    CacheDir,
     CacheError,
     CacheFile,
+    CacheHit,
     CacheNotFoundError,
+    Skipped,
     cache_filename,
-    load_latest_cache,
     prune,
     send_alert,
     write_cache,
@@ -32,9 +33,7 @@ from cache_utils.integration import (
     cache_alert,
     cache_owner,
     default_alias,
-    is_url,
     parse_file_name,
-    read_cache_hit,
     resolve_alert,
     split_signing_keys,
 )
@@ -540,19 +539,22 @@ class DatedCacheIOManager(ConfigurableIOManager):
     def _fetch(
         self, prefix: str, day: dt.date, fallback: bool, owner: Owner | None = None,
     ) -> tuple[tuple[Any, Loaded] | None, list[str]]:
-        """`_read` without a context, so a worker thread may run it: what it found, and the
-        warnings for the caller to log. A file another writer than `owner` wrote is refused."""
+        """`_read` without a context: what it found, and the warnings for the caller to log."""
+        with contextlib.closing(self._fetch_range([prefix], lambda _: (prefix, day), fallback, owner)) as one:
+            return next(one)
+
+    def _found(
+        self, prefix: str, day: dt.date, fallback: bool, hit: CacheHit | None, skipped: tuple[Skipped, ...],
+        owner: Owner | None,
+    ) -> tuple[tuple[Any, Loaded] | None, list[str]]:
+        """(value, where it came from) of what a read of (prefix, day) found, and the warnings for
+        the caller to log. A file another writer than `owner` wrote is refused."""
         if not fallback:
-            expected = cache_filename(prefix, day, directory=self.directory)
-            try:
-                exact = read_cache_hit(prefix, day, self.directory,
-                                       signing_key=self.signing_keys(), **self._io())
-            except FileNotFoundError:
+            if hit is None:
                 return None, []
-            _check_owner(prefix, expected, exact.owner, owner)
-            return (exact.data, Loaded(expected, day, day)), []
-        hit, skipped = load_latest_cache(prefix, day, self.directory,
-                                         signing_key=self.signing_keys(), **self._io())
+            expected = cache_filename(prefix, day, directory=self.directory)
+            _check_owner(prefix, expected, hit.owner, owner)
+            return (hit.data, Loaded(expected, day, day)), []
         warnings = [f"skipped corrupt cache file {s.path}: {s.reason}" for s in skipped]
         if hit is None:
             return None, warnings
@@ -561,23 +563,14 @@ class DatedCacheIOManager(ConfigurableIOManager):
         corrupt = any(os.path.basename(s.path) == wanted for s in skipped)
         return (hit.data, Loaded(hit.path, hit.date, day, corrupt)), warnings
 
-    def _range_workers(self, targets: list[tuple[str, dt.date]]) -> int:
-        """Reads in flight for a range's (prefix, day) files: up to `max_concurrent_loads` for a
-        URL directory; 1 for a local one, where a pool measured no faster (big files already
-        inflate on several threads) and up to 1.9x slower for small files
-        (benchmarks/bench_range_loads.py)."""
-        if not is_url(self.directory):
-            return 1
-        return max(1, min(self.max_concurrent_loads, len(targets)))
-
     def _fetch_range(
         self, keys: list[str], where: Callable[[str], tuple[str, dt.date]], fallback: bool,
         owner: Owner | None = None,
     ) -> Generator[tuple[tuple[Any, Loaded] | None, list[str]], None, None]:
-        """`_fetch` of each key's (prefix, day) = `where(key)`, yielded in key order. With more
-        than one worker the reads run on a pool holding at most that many in flight; a failure
-        (a key `where` refuses, a read's error) is raised at its key's turn, the exception the
-        one-after-another loop raised there."""
+        """What each key's (prefix, day) = `where(key)` holds, yielded in key order. The reads are
+        `CacheDir.read_many`'s: up to `max_concurrent_loads` in flight for a URL directory, one
+        after another for a local one; a failure (a key `where` refuses, a read's error) is
+        raised at its key's turn."""
         targets: list[tuple[str, dt.date]] = []
         bad_key: Exception | None = None
         for key in keys:  # on this thread: Dagster's partition objects stay here
@@ -586,27 +579,12 @@ class DatedCacheIOManager(ConfigurableIOManager):
             except Exception as e:  # noqa: BLE001 - re-raised below, after the keys before it
                 bad_key = e
                 break
-        workers = self._range_workers(targets)
-        if workers == 1:
-            for prefix, day in targets:
-                yield self._fetch(prefix, day, fallback, owner)
-            if bad_key is not None:
-                raise bad_key
-            return
-        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dagster_cache-load")
-        wait = True
-        try:
-            futures = [pool.submit(self._fetch, prefix, day, fallback, owner) for prefix, day in targets]
-            for future in futures:
-                yield future.result()
-        except BaseException as e:
-            # A failed read or a stopped caller: the queued reads are dropped and those in flight
-            # (bounded by the store's timeouts) finish first; an interrupt (run termination,
-            # Ctrl-C) does not wait for them.
-            wait = isinstance(e, Exception | GeneratorExit)
-            raise
-        finally:
-            pool.shutdown(wait=wait, cancel_futures=True)
+        cache = CacheDir(self.directory, signing_key=self.signing_keys(), **self._io())
+        reads = cache.read_many(targets, fallback=fallback, max_workers=self.max_concurrent_loads,
+                                thread_name_prefix="dagster_cache-load")
+        with contextlib.closing(reads):
+            for (prefix, day), (hit, skipped) in zip(targets, reads, strict=True):
+                yield self._found(prefix, day, fallback, hit, skipped, owner)
         if bad_key is not None:
             raise bad_key
 
