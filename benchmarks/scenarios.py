@@ -554,8 +554,8 @@ def measure_alert_bound(
 
 def bad_input_cases(directory: str) -> list[tuple[str, str, Callable[[], Any], type[BaseException], str]]:
     """(what, call shown to the user, call, expected exception type, text the message must name)."""
-    from cache_utils import InMemoryCache as C
     from cache_utils import (
+        GzipPickleSerializer,
         OpsGenieAlerter,
         WebhookAlerter,
         cache_dates,
@@ -563,8 +563,8 @@ def bad_input_cases(directory: str) -> list[tuple[str, str, Callable[[], Any], t
         configure_alerts,
         prune,
     )
+    from cache_utils import InMemoryCache as C
     from cache_utils.alerts import Alert
-    from cache_utils.serialization import GzipPickleSerializer
     from cache_utils.timing import resolve_zone
 
     a_file = os.path.join(directory, "plain_file")

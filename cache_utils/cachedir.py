@@ -22,16 +22,11 @@ from typing import IO, Any, Literal
 from ._numbers import is_whole
 from .alerts import Alerter, cache_alert, default_alias, resolve_alert, send_alert
 from .errors import CacheNotFoundError, CorruptCacheError
-from .gzip_members import owner_payload
+from .format.layout import owner_payload
+from .format.serializer import DEFAULT_LEVEL, GzipPickleSerializer
+from .format.signing import SigningKeys, coerce_keys, signing_keys_from_env
 from .naming import DateLike, date_stamp, file_name, parse_file_name, to_date, validate_prefix
 from .records import CacheFile, CacheHit, Skipped
-from .serialization import (
-    DEFAULT_LEVEL,
-    GzipPickleSerializer,
-    SigningKeys,
-    coerce_keys,
-    signing_keys_from_env,
-)
 from .stores import (
     STALE_TEMP_SECONDS,
     NotARegularFileError,

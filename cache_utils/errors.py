@@ -34,3 +34,11 @@ class CorruptCacheError(CacheError):
         super().__init__(f"corrupt cache file {path}: {reason}")
         self.path = path
         self.reason = reason
+
+
+# Raised while a store is read when the store failed (file gone, access refused, connection lost,
+# timed out): the file is not known to be corrupt, so these pass through as they are, never as
+# CorruptCacheError (which would have a good file skipped as damaged).
+STORE_FAILURES: tuple[type[OSError], ...] = (
+    FileNotFoundError, PermissionError, ConnectionError, TimeoutError,
+)

@@ -1,21 +1,20 @@
 """The file functions of the original API and its later additions: saving, finding, reading,
 listing and pruning date-stamped cache files. Each one is a one-line wrapper over `CacheDir`
 (`cache_utils.cachedir`), which holds the logic; their names, parameters and defaults stay as they
-were. `data_fingerprint` needs no directory and lives here."""
+were. (`data_fingerprint`, which needs no directory, is the file format's: re-exported here.)"""
 
 from __future__ import annotations
 
 import datetime as dt
-import pickle
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from isal import isal_zlib
-
 from .cachedir import CacheDir, StorageOptions
+from .format.serializer import DEFAULT_LEVEL
+from .format.signing import SigningKeys
+from .format.writer import data_fingerprint
 from .naming import DateLike
 from .records import CacheFile
-from .serialization import DEFAULT_LEVEL, PROTOCOL, SigningKeys
 from .stores import STALE_TEMP_SECONDS
 from .timing import ZoneLike
 
@@ -103,36 +102,6 @@ def write_cache(
     """
     return CacheDir(directory, storage_options=storage_options, signing_key=signing_key,
                     file_mode=file_mode).write(data, prefix, the_date, level=level, owner=owner)
-
-
-class _CrcSink:
-    """A write-only file that keeps only the CRC32 and length of what is written to it."""
-
-    def __init__(self) -> None:
-        self.crc = 0
-        self.size = 0
-
-    def write(self, data: Any) -> int:
-        view = data.raw() if type(data) is pickle.PickleBuffer else memoryview(data)
-        self.crc = isal_zlib.crc32(view, self.crc)
-        self.size += view.nbytes
-        return view.nbytes
-
-
-def data_fingerprint(data: Any) -> str:
-    """The content fingerprint `write_cache` records for `data`, without writing a file: one
-    pickling pass into a CRC32 (nothing compressed), so a caller can know a value's fingerprint
-    before it is saved. Raises what pickling raises.
-
-    Args:
-        data: The value to fingerprint; anything picklable.
-
-    Returns:
-        16 hex digits: the CRC32 and the length (mod 2**32) of the pickle.
-    """
-    sink = _CrcSink()
-    pickle.dump(data, sink, protocol=PROTOCOL)
-    return f"{sink.crc:08x}{sink.size & 0xFFFFFFFF:08x}"
 
 
 def cache_exists(

@@ -18,10 +18,11 @@ from .alerts import Backend as AlertBackend
 from .alerts import EnvAlertSettings, cache_alert, default_alias, resolve_alert
 from .alerts import Priority as AlertPriority
 from .files import cache_owner
+from .format.serializer import GzipPickleSerializer
+from .format.signing import split_signing_keys
 from .loading import read_cache_hit
 from .memory import MemoryKey, MemoryKeyPart, normalize_key
 from .naming import parse_file_name, validate_prefix
-from .serialization import GzipPickleSerializer, split_signing_keys
 from .stores import is_url
 from .timing import (
     DEFAULT_RETRY_INTERVAL,

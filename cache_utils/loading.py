@@ -10,9 +10,9 @@ from typing import Any
 
 from .alerts import Alerter
 from .cachedir import CacheDir, StorageOptions
+from .format.signing import SigningKeys
 from .naming import DateLike, validate_prefix
 from .records import CacheHit, Skipped
-from .serialization import SigningKeys
 from .timing import (
     DEFAULT_RETRY_INTERVAL,
     TimeType,

@@ -22,7 +22,7 @@ from .dates import partition_file, zone
 from .freshness import superseded_freshness
 from .io_manager import STALE_INPUTS_KEY
 from .prefixes import prefix_for
-from .refresh import cron_for
+from .refresh import cron_for, storage_options_arg
 
 EXISTS_CHECK = "cache_file_exists"
 VERIFIES_CHECK = "cache_file_verifies"
@@ -82,7 +82,7 @@ def current_file(target: _Target, tz: dt.tzinfo, now: dt.datetime | None = None)
 def _results(target: _Target, manager: Any, max_age_days: int) -> Iterator[AssetCheckResult]:
     tz = zone(manager.timezone)
     prefix, day = current_file(target, tz)
-    options = manager.storage_options or None
+    options = storage_options_arg(manager.storage_options)
     directory = manager.directory
     asset = target.key
 

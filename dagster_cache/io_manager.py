@@ -51,6 +51,7 @@ from .ownership import (
     same_directory,
 )
 from .prefixes import cache_prefix_of, check_no_clash, op_output_prefix, prefix_for
+from .refresh import storage_options_arg
 from .resources import AlertResource
 
 # Input metadata keys. The first is UPathIOManager's own; the others override the manager's fields.
@@ -201,7 +202,7 @@ class DatedCacheIOManager(ConfigurableIOManager):
         self.signing_keys()  # a malformed key configuration fails the run at its start
 
     def _io(self) -> dict[str, Any]:
-        return {"storage_options": self.storage_options or None}
+        return {"storage_options": storage_options_arg(self.storage_options)}
 
     def _alerter(self) -> Alerter | None:
         """The resource's alerter (a NullAlerter when it is disabled: alerts off entirely), or None

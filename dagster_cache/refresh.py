@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,8 +22,34 @@ def cron_for(cb_time: dt.time) -> str:
 
 
 def storage_options_arg(storage_options: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """The storage options as cache_utils takes them: a dict, or None for none."""
-    return dict(storage_options or {}) or None
+    """The storage options as cache_utils takes them: a dict, or None for none, with every
+    `EnvVar("NAME")` in it (at any depth) replaced by the variable's value, read now. Dagster resolves
+    an `EnvVar` only in a resource's top-level string fields; inside a dict field such as
+    `storage_options` its config system hands over `{"env": "NAME"}` instead, and in plain Python
+    arguments an `EnvVar` is just its name. Both would otherwise reach the cloud SDK as the
+    credential itself."""
+    return _resolve_env(dict(storage_options or {}), "storage_options") or None
+
+
+def _resolve_env(value: Any, where: str) -> Any:
+    name: str | None = None
+    if isinstance(value, dg.EnvVar):
+        name = str(value)
+    elif isinstance(value, Mapping) and len(value) == 1 and isinstance(value.get("env"), str):
+        name = value["env"]
+    if name is not None:
+        found = os.environ.get(name)
+        if found is None:
+            raise ValueError(
+                f"{where} reads the environment variable {name!r}, which is not set: set it in the "
+                "environment of every process that runs the job's steps"
+            )
+        return found
+    if isinstance(value, Mapping):
+        return {k: _resolve_env(v, f"{where}[{k!r}]") for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_resolve_env(v, f"{where}[{i}]") for i, v in enumerate(value))
+    return value
 
 
 def job_partitions_def(job: Any, partitions_def: Any) -> dg.TimeWindowPartitionsDefinition | None:

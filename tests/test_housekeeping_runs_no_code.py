@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from freezegun import freeze_time
 
-from cache_utils import GzipPickleSerializer, prune, save_cache
+from cache_utils import CorruptCacheError, GzipPickleSerializer, prune, save_cache
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "housekeeping-test-key"
@@ -138,7 +138,7 @@ def test_the_bounded_opcode_source_reads_what_genops_reads(protocol: int) -> Non
     import io
     import pickletools
 
-    from cache_utils.serialization import _OpcodeSource
+    from cache_utils.format.opcodes import _OpcodeSource
 
     value = {"big": bytes(range(256)) * 5000, "text": "é" * 700_000, "many": [str(i) for i in range(30_000)],
              "nested": [(i, float(i), None, True) for i in range(5000)], "line": "x" * 100_000}
@@ -155,12 +155,12 @@ def test_the_bounded_opcode_source_reads_what_genops_reads(protocol: int) -> Non
 
 
 def test_an_overlong_text_protocol_line_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    import cache_utils.serialization as serialization
+    from cache_utils.format import opcodes
 
-    monkeypatch.setattr(serialization, "_MAX_LINE", 1000)
+    monkeypatch.setattr(opcodes, "_MAX_LINE", 1000)
     path = tmp_path / "p_20240115.pkl.gz"
     path.write_bytes(gzip.compress(pickle.dumps("x" * 5000, 0)))
-    with path.open("rb") as f, pytest.raises(serialization.CorruptCacheError, match="newline"):
+    with path.open("rb") as f, pytest.raises(CorruptCacheError, match="newline"):
         GzipPickleSerializer().verify(f, str(path), pickle_opcodes=True)
     path.write_bytes(gzip.compress(pickle.dumps("x" * 500, 0)))
     with path.open("rb") as f:

@@ -35,8 +35,11 @@ from cache_utils import (
     verify_cache,
     write_cache,
 )
-from cache_utils import gzip_members as gm
-from cache_utils.gzip_members import END_LEN, MEMBER_SIZE, MemberReader, MemberWriter
+from cache_utils.format import layout
+from cache_utils.format import threads as format_threads
+from cache_utils.format.layout import END_LEN, MEMBER_SIZE
+from cache_utils.format.reader import MemberReader
+from cache_utils.format.writer import MemberWriter
 
 NAME = "prices_20240115.pkl.gz"
 OLDER = {"older": True}
@@ -75,7 +78,7 @@ def big() -> dict:
 @pytest.fixture
 def small_members(monkeypatch: pytest.MonkeyPatch) -> int:
     """Members of 4 KiB, so a small file has many of them (and every byte can be flipped)."""
-    monkeypatch.setattr(gm, "MEMBER_SIZE", 4096)
+    monkeypatch.setattr(layout, "MEMBER_SIZE", 4096)
     return 4096
 
 
@@ -367,18 +370,20 @@ def test_threads_of_the_wrong_type(bad: object) -> None:
         GzipPickleSerializer(threads=bad)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("bad", [0, -1, gm.MAX_THREADS + 1])
+@pytest.mark.parametrize("bad", [0, -1, format_threads.MAX_THREADS + 1])
 def test_threads_out_of_range(bad: int) -> None:
-    with pytest.raises(ValueError, match=rf"threads must be an int from 1 to {gm.MAX_THREADS}, got {bad}\b"):
+    limit = format_threads.MAX_THREADS
+    with pytest.raises(ValueError, match=rf"threads must be an int from 1 to {limit}, got {bad}\b"):
         GzipPickleSerializer(threads=bad)
 
 
 def test_default_threads_are_the_usable_cores_capped(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(gm.THREADS_ENV, raising=False)
-    assert GzipPickleSerializer().threads == min(len(os.sched_getaffinity(0)), gm.DEFAULT_MAX_THREADS)
-    monkeypatch.setattr(gm, "available_cores", lambda: 96)
-    assert GzipPickleSerializer().threads == gm.DEFAULT_MAX_THREADS
-    monkeypatch.setenv(gm.THREADS_ENV, "3")
+    monkeypatch.delenv(format_threads.THREADS_ENV, raising=False)
+    cores = len(os.sched_getaffinity(0))
+    assert GzipPickleSerializer().threads == min(cores, format_threads.DEFAULT_MAX_THREADS)
+    monkeypatch.setattr(format_threads, "available_cores", lambda: 96)
+    assert GzipPickleSerializer().threads == format_threads.DEFAULT_MAX_THREADS
+    monkeypatch.setenv(format_threads.THREADS_ENV, "3")
     assert GzipPickleSerializer().threads == 3
     assert GzipPickleSerializer(threads=1).threads == 1  # an explicit count wins
 
@@ -389,31 +394,33 @@ def test_a_bad_thread_setting_warns_once_and_loads_anyway(
 ) -> None:
     """Like a bad CACHE_UTILS_ALERT_TIMEOUT: a warning naming the variable and value, once, and the
     default count; loads (with and without data) go on."""
-    monkeypatch.setattr(gm, "_warned_threads", set())
-    monkeypatch.setattr(gm, "available_cores", lambda: 3)
-    monkeypatch.setenv(gm.THREADS_ENV, bad)
+    monkeypatch.setattr(format_threads, "_warned_threads", set())
+    monkeypatch.setattr(format_threads, "available_cores", lambda: 3)
+    monkeypatch.setenv(format_threads.THREADS_ENV, bad)
     with caplog.at_level(logging.WARNING, logger="cache_utils"):
         assert GzipPickleSerializer().threads == 3
         save_cache({"a": 1}, "t", "2024-01-15", str(tmp_path))
         with freeze_time("2024-01-15 09:00"):
             assert load_cache("t", "08:00", str(tmp_path))[0] == {"a": 1}
             assert load_cache("none", "08:00", str(tmp_path), allow_no_data=True)[0] == {}
-    warned = [r.getMessage() for r in caplog.records if gm.THREADS_ENV in r.getMessage()]
-    assert warned == [f"ignoring {gm.THREADS_ENV}={bad!r}: not a whole number from 1 to "
-                      f"{gm.MAX_THREADS}; using 3 thread(s)"]
+    warned = [r.getMessage() for r in caplog.records if format_threads.THREADS_ENV in r.getMessage()]
+    assert warned == [f"ignoring {format_threads.THREADS_ENV}={bad!r}: not a whole number from 1 to "
+                      f"{format_threads.MAX_THREADS}; using 3 thread(s)"]
 
 
 def test_workers_are_used_and_stopped(big: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     import threading
+    from concurrent.futures import ThreadPoolExecutor
 
     started: list[tuple[int, str]] = []
-    real = gm._Pool.__init__
+    real = ThreadPoolExecutor.__init__
 
-    def spy(self, size: int, name: str) -> None:
-        started.append((size, name))
-        real(self, size, name)
+    def spy(self: ThreadPoolExecutor, max_workers: int, thread_name_prefix: str = "", **kw: object) -> None:
+        if thread_name_prefix.startswith("cache_utils-"):
+            started.append((max_workers, thread_name_prefix))
+        real(self, max_workers, thread_name_prefix, **kw)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(gm._Pool, "__init__", spy)
+    monkeypatch.setattr(ThreadPoolExecutor, "__init__", spy)
     before = threading.active_count()
     data = dump(big, threads=3)
     assert load(data, threads=3) == big

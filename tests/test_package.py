@@ -40,3 +40,7 @@ def test_the_wheel_holds_the_libraries_typed_and_versioned_from_one_place(dist: 
     assert tops == {"cache_utils", "dagster_cache"}
     assert {"cache_utils/py.typed", "dagster_cache/py.typed", "cache_utils/stores/fsspec.py"} <= set(names)
     assert not [n for n in names if n.startswith(("tests/", "benchmarks/", "definitions/"))]
+    # Every module of the source tree is in the wheel (subpackages included).
+    source = {p.relative_to(ROOT).as_posix() for top in ("cache_utils", "dagster_cache")
+              for p in (ROOT / top).rglob("*.py")}
+    assert source <= set(names), sorted(source - set(names))

@@ -11,8 +11,8 @@ import threading
 import pytest
 
 from cache_utils import CorruptCacheError, GzipPickleSerializer, read_cache, save_cache
-from cache_utils.gzip_members import END_LEN, MEMBER_SIZE
-from cache_utils.serialization import THREADED_READ_MIN
+from cache_utils.format.layout import END_LEN, MEMBER_SIZE
+from cache_utils.format.reader import THREADED_READ_MIN
 
 
 def big_value() -> dict:

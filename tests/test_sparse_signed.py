@@ -14,7 +14,7 @@ import pytest
 from freezegun import freeze_time
 
 from cache_utils import CorruptCacheError, GzipPickleSerializer, NullAlerter, load_cache, save_cache
-from cache_utils.gzip_members import END_LEN, end_member
+from cache_utils.format.layout import END_LEN, end_member
 
 KEY = "sparse-test-key"
 HOLE = 8 << 30  # apparent size of the file: sparse, no disk used

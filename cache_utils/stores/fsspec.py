@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import errno
 import inspect
 import io
@@ -25,6 +24,20 @@ from fsspec.implementations.memory import MemoryFileSystem
 
 from ..naming import join, matching_stamps
 from .base import STALE_TEMP_SECONDS, Entry, ObjectChangedError, StoreReadError
+from .clouds import (
+    CREDENTIAL_HINTS,
+    DEFAULT_S3_CONFIG,
+    OBJECT_STORE_PROTOCOLS,
+    S3_PROTOCOLS,
+    effective_options,
+    family,
+    first_line,
+    gcs_filesystem,
+    http_status,
+    request_bound,
+)
+
+__all__ = ["DEFAULT_S3_CONFIG", "OBJECT_STORE_PROTOCOLS", "S3_PROTOCOLS", "FsspecStore", "effective_options"]
 
 try:
     import fcntl
@@ -33,17 +46,6 @@ except ImportError:  # pragma: no cover - Windows: spools are swept by age only
 
 log = logging.getLogger("cache_utils")
 
-S3_PROTOCOLS = frozenset({"s3", "s3a"})
-# Flat object stores (s3fs, gcsfs, adlfs' blob store): no directories, a missing "directory" is
-# just an empty listing, and listings take a key prefix.
-OBJECT_STORE_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "abfs", "abfss", "az"})
-# botocore settings: every request fails within about
-# max_attempts * (connect_timeout or read_timeout) + backoff, instead of hanging.
-DEFAULT_S3_CONFIG: dict[str, Any] = {
-    "connect_timeout": 5,
-    "read_timeout": 20,
-    "retries": {"max_attempts": 3, "mode": "standard"},
-}
 # s3fs retries some errors itself (5 times) on top of botocore; that would multiply the bounds above.
 S3FS_RETRIES = 1
 # Multipart uploads: parts of this size, this many in flight. botocore holds about two copies of a
@@ -79,19 +81,11 @@ _CONNECTION_ERRORS = frozenset({
 CREDENTIAL_ERRORS = frozenset({
     "NoCredentialsError", "PartialCredentialsError", "CredentialRetrievalError",
     "ProfileNotFound", "TokenRetrievalError", "SSOTokenLoadError",
+    "DefaultCredentialsError", "RefreshError",  # google-auth
 })
-
-
-def effective_options(protocol: str, storage_options: dict[str, Any] | None) -> dict[str, Any]:
-    """The user's storage options plus this library's defaults (timeouts, no listing cache) for S3."""
-    opts = copy.deepcopy(dict(storage_options or {}))
-    if protocol in S3_PROTOCOLS:
-        # A long-lived process must see files other processes write: never answer from a stale listing.
-        opts.setdefault("use_listings_cache", False)
-        config = copy.deepcopy(DEFAULT_S3_CONFIG)
-        config.update(opts.get("config_kwargs") or {})
-        opts["config_kwargs"] = config
-    return opts
+# Azure SDK refusals (ClientAuthenticationError carries 401/403; a bad shared key signature is a
+# 403 HttpResponseError with ErrorCode AuthorizationFailure / AuthenticationFailed).
+AZURE_AUTH_ERRORS = frozenset({"ClientAuthenticationError", "CredentialUnavailableError"})
 
 
 def _names(error: BaseException) -> set[str]:
@@ -99,14 +93,18 @@ def _names(error: BaseException) -> set[str]:
 
 
 def raise_store_error(error: BaseException, url: str, action: str) -> NoReturn:
-    """Re-raise a store failure as the matching OSError subclass, with the URL in the message."""
+    """Re-raise a store failure as the matching OSError subclass, on one line with the URL; a refusal
+    of the credentials names what to set for that cloud."""
     names = _names(error)
-    detail = f"{type(error).__name__}: {error}"
-    if isinstance(error, FileNotFoundError):
+    detail = first_line(error)
+    status = http_status(error)
+    if isinstance(error, FileNotFoundError) or status == 404:
         raise FileNotFoundError(errno.ENOENT, f"{action}: not found: {url} ({detail})", url) from error
-    if isinstance(error, PermissionError) or names & CREDENTIAL_ERRORS:
+    if (isinstance(error, PermissionError) or names & CREDENTIAL_ERRORS or status in (401, 403)
+            or names & AZURE_AUTH_ERRORS):
+        hint = CREDENTIAL_HINTS.get(family(url.split("://", 1)[0].lower()), "check the credentials")
         raise PermissionError(
-            errno.EACCES, f"{action}: access denied to {url}; check the credentials ({detail})", url
+            errno.EACCES, f"{action}: access denied to {url}: check the credentials: {hint} ({detail})", url
         ) from error
     if isinstance(error, TimeoutError) or names & _TIMEOUT_ERRORS:
         raise TimeoutError(
@@ -192,7 +190,11 @@ class FsspecStore:
         protocol = "" if "::" in url else url.split("://", 1)[0].lower()
         self.options = effective_options(protocol, storage_options)
         with _store_errors(url, "cannot open the store"):
-            self.fs, root = fsspec.core.url_to_fs(url, **self.options)
+            gcs = gcs_filesystem(self.options) if family(protocol) == "gs" else None
+            if gcs is not None:
+                self.fs, root = gcs, gcs._strip_protocol(url)
+            else:
+                self.fs, root = fsspec.core.url_to_fs(url, **self.options)
         self.root = root.rstrip("/") or root
         # The S3 pieces below (deadlines, ranged reads, upload options) go with the options that
         # effective_options filled in for s3:// and s3a:// URLs only.
@@ -206,7 +208,9 @@ class FsspecStore:
         self._prefix_listing = self._object_store and _accepts(self.fs.find, "prefix")
         # fsspec's sync wrappers take `timeout=`: a whole call (every page of a listing, every
         # retry) then has a deadline, even against a store that trickles its answer byte by byte.
-        self._deadline: dict[str, float] = {"timeout": self._request_bound()} if self._s3 else {}
+        self._protocol = protocol
+        self._deadline: dict[str, float] = (
+            {"timeout": self._request_bound()} if family(protocol) and self.fs.async_impl else {})
         self._in_memory = isinstance(self.fs, MemoryFileSystem)
 
     def __repr__(self) -> str:
@@ -239,8 +243,11 @@ class FsspecStore:
         if not self._prefix_listing:
             return [e for e in self._ls() if e.name.startswith(prefix)]
         found = self.fs.find(self.root, maxdepth=1, prefix=prefix, detail=True, **self._deadline)
-        return [Entry(name, int(info.get("size") or 0), _mtime(info)) for full, info in found.items()
-                if info.get("type") == "file" and (name := self._base(full)) is not None]
+        entries = [Entry(name, int(info.get("size") or 0), _mtime(info)) for full, info in found.items()
+                   if info.get("type") == "file" and (name := self._base(full)) is not None]
+        if not entries and not self._s3:  # gcsfs and adlfs list a missing bucket as empty
+            self._check_container()
+        return entries
 
     def prefix_entries(self, start: str) -> list[Entry]:
         """Files whose names start with `start`, without listing the rest of the directory."""
@@ -301,8 +308,9 @@ class FsspecStore:
                 return io.BytesIO(self.fs.cat_file(self._full(name)))
             if not self._object_store and self.fs.isdir(self._full(name)):
                 raise IsADirectoryError(errno.EISDIR, "is a directory", url)
-            if self._s3:  # no request yet: the first read asks for the first block (see _S3RangeFile)
-                return io.BufferedReader(_S3RangeFile(self, self._full(name), url), buffer_size=1 << 20)
+            pinned = _PINNED_READERS.get(family(self._protocol)) if self._object_store else None
+            if pinned is not None and self.fs.async_impl:  # no request yet: see _PinnedRangeFile
+                return io.BufferedReader(pinned(self, self._full(name), url), buffer_size=1 << 20)
             f = self.fs.open(self._full(name), "rb", block_size=READ_BLOCKSIZE)
             return _ReadFile(f, url)  # type: ignore[return-value]
 
@@ -326,15 +334,16 @@ class FsspecStore:
     def _upload(self, local: str, remote: str) -> None:
         if not self._object_store:
             self.fs.makedirs(posixpath.dirname(remote) or "/", exist_ok=True)
-        if not self._s3:
+        if not (self._object_store and self.fs.async_impl):
             self.fs.put_file(local, remote)
             return
         kwargs: dict[str, Any] = {}
-        if _accepts(self.fs.put_file, "chunksize"):  # unknown keywords would reach botocore
-            kwargs["chunksize"] = UPLOAD_CHUNKSIZE
-        if _accepts(self.fs.put_file, "max_concurrency"):
-            kwargs["max_concurrency"] = UPLOAD_CONCURRENCY
-        _bound_s3_uploads(self.fs)
+        if self._s3:
+            if _accepts(self.fs.put_file, "chunksize"):  # unknown keywords would reach botocore
+                kwargs["chunksize"] = UPLOAD_CHUNKSIZE
+            if _accepts(self.fs.put_file, "max_concurrency"):
+                kwargs["max_concurrency"] = UPLOAD_CONCURRENCY
+            _bound_s3_uploads(self.fs)
         # aiohttp has no write timeout: a peer that stops reading mid-body stalls the upload with
         # no request timeout armed. So the whole upload gets a deadline from the configured
         # timeouts plus the time its bytes take at MIN_BYTES_PER_SECOND.
@@ -343,16 +352,15 @@ class FsspecStore:
             fsspec.asyn.sync(self.fs.loop, asyncio.wait_for, self.fs._put_file(local, remote, **kwargs),
                              deadline)
         except TimeoutError as e:
-            self._abort_uploads(remote)  # s3fs aborts on errors, not on cancellation
+            if self._s3:
+                self._abort_uploads(remote)  # s3fs aborts on errors, not on cancellation
             raise TimeoutError(
                 errno.ETIMEDOUT, f"the upload did not finish within {deadline:.0f} s", remote
             ) from e
 
     def _request_bound(self) -> float:
-        """Seconds one request may take at most, all attempts included (botocore's settings)."""
-        config = self.options.get("config_kwargs") or {}
-        attempts = (config.get("retries") or {}).get("max_attempts", 1) or 1
-        return attempts * (float(config.get("connect_timeout", 60)) + float(config.get("read_timeout", 60)))
+        """Seconds one request may take at most, all attempts included (the cloud's settings)."""
+        return request_bound(self._protocol, self.options)
 
     def _abort_uploads(self, remote: str) -> None:
         """Abort the open multipart uploads of `remote`, best effort (each call bounded by the
@@ -467,30 +475,48 @@ def _bound_s3_uploads(fs: Any) -> None:
                                      unique_id="cache_utils-no-expect-100-continue")
 
 
-class _S3RangeFile(io.RawIOBase):
-    """An S3 object read by GETs of READ_BLOCKSIZE, all of one version of the object.
+class _PinnedRangeFile(io.RawIOBase):
+    """An object read by GETs of READ_BLOCKSIZE, all of one version of the object.
 
-    The first GET asks for the first block and learns the object's size, ETag and version id from
-    the answer: an object up to READ_BLOCKSIZE costs that one request (no HEAD). Every later GET
-    is pinned to that version: `VersionId` on a versioned bucket (the old version stays readable),
-    else `If-Match` with the ETag. A writer replacing the object between two GETs makes the next
-    one fail (412, or an answer for another version), raised as ObjectChangedError so that the
-    whole read starts again (`read_one_version`); never a mix of two versions. Each GET has
-    deadlines (its answer's headers within the request bound, its body within the bound plus the
-    announced length at MIN_BYTES_PER_SECOND): a store that trickles its answer byte by byte
-    cannot hold a read forever; s3fs' own file object has no such bound."""
+    The first GET asks for the first block and learns the object's size and version (ETag,
+    version id or generation) from the answer: an object up to READ_BLOCKSIZE costs that one
+    request (no HEAD). Every later GET is pinned to that version (`_get` of each cloud says how).
+    A writer replacing the object between two GETs makes the next one fail (412, 404 for a gone
+    generation, or an answer for another version), raised as ObjectChangedError so that the whole
+    read starts again (`read_one_version`); never a mix of two versions. Each GET has deadlines
+    (its answer's headers within the request bound, its body within the bound plus the length at
+    MIN_BYTES_PER_SECOND): a store that trickles its answer byte by byte cannot hold a read
+    forever; the file systems' own file objects have no such bound.
+
+    It implements `readinto` (and `io.BufferedReader` on top gives `read`) over a block it holds,
+    rather than fsspec's file object, because each request must carry the pin and the deadline."""
 
     def __init__(self, store: FsspecStore, full: str, url: str) -> None:
         super().__init__()
         self._store, self._full, self._url = store, full, url
-        self._bucket, self._key, version = store.fs.split_path(full)
         self._size: int | None = None
         self._etag: str | None = None
-        # A version in the URL (?versionId=) pins every request from the start.
-        self._pin: dict[str, str] = {"VersionId": version} if version else {}
+        self._version: str | None = None  # a version id or generation, when the store has one
         self._pos = 0
         self._block = b""
         self._block_start = 0
+
+    # What each cloud provides --------------------------------------------------------------
+
+    def _get(self, start: int, length: int) -> tuple[bytes, int | None, str | None, str | None]:
+        """One GET of bytes [start, start + length), pinned once the version is known: the body,
+        the object's size (None when the store sent the whole object), its ETag and version.
+        Raises `_changed(...)` when the pinned version is gone, `_EmptyObject` for a range past
+        the end of an empty object."""
+        raise NotImplementedError
+
+    def _head(self) -> tuple[int, str | None, str | None]:
+        """The object's size, ETag and version, by one metadata request."""
+        with _read_errors(self._url):
+            info = self._store.fs.info(self._full, **self._store._deadline)
+        return int(info["size"]), _first(info, "ETag", "etag"), _first(info, "VersionId", "generation")
+
+    # The read itself ------------------------------------------------------------------------
 
     def readable(self) -> bool:
         return True
@@ -501,9 +527,7 @@ class _S3RangeFile(io.RawIOBase):
     def _size_known(self) -> int:
         """The object's size; a HEAD (which pins the version too) when no GET has told it yet."""
         if self._size is None:
-            with _read_errors(self._url):
-                info = self._store.fs.info(self._full, **self._store._deadline)
-            self._learn(int(info["size"]), info.get("ETag"), info.get("VersionId"))
+            self._learn(*self._head())
         assert self._size is not None
         return self._size
 
@@ -511,52 +535,40 @@ class _S3RangeFile(io.RawIOBase):
         """Pin this read to the version the store described, or check it is still the pinned one."""
         if self._size is None:
             self._size, self._etag = size, etag
-            if not self._pin:
-                if version and version != "null":
-                    self._pin = {"VersionId": version}
-                elif etag:
-                    self._pin = {"IfMatch": etag}
+            if self._version is None and version and version != "null":
+                self._version = str(version)
             return
-        if size != self._size or (etag and self._etag and etag != self._etag):
-            self._changed(f"now {size} bytes, ETag {etag}; was {self._size} bytes, ETag {self._etag}")
+        # A version (id, generation) is the surest identity; ETags are compared without their
+        # quotes, and only when there is no version to compare (a HEAD and a GET may spell them
+        # differently).
+        pinned = version if version and version != "null" else None
+        if pinned and self._version:
+            same = pinned == self._version
+        else:
+            same = not (etag and self._etag) or etag.strip('W/"') == self._etag.strip('W/"')
+        if size != self._size or not same:
+            self._changed(f"now {size} bytes, version {pinned or etag}; was {self._size} bytes, "
+                          f"version {self._version or self._etag}")
 
     def _changed(self, detail: str) -> NoReturn:
         raise ObjectChangedError(errno.EAGAIN, f"replaced while being read ({detail})", self._url)
 
+    def _bounds(self, length: int) -> tuple[float, float]:
+        """(the headers' deadline, the whole GET's deadline) for a GET of `length` bytes."""
+        bound = self._store._request_bound()
+        return bound, 2 * bound + length / MIN_BYTES_PER_SECOND
+
     def _fetch(self, start: int, length: int) -> bytes:
         """Bytes [start, start + length) of the pinned version (the first call pins it)."""
-        store = self._store
-        bound = store._request_bound()
-        kwargs = {"Bucket": self._bucket, "Key": self._key, "Range": f"bytes={start}-{start + length - 1}",
-                  **self._pin}
-
-        async def get() -> tuple[dict[str, Any], bytes]:
-            # Two deadlines: the answer's headers within the request bound, then its body at
-            # MIN_BYTES_PER_SECOND of the length it announced (not of the block asked for: the
-            # first GET asks for 16 MiB of an object that is usually far smaller).
-            resp = await asyncio.wait_for(store.fs._call_s3("get_object", **kwargs), bound)
-            try:
-                size = int(resp.get("ContentLength") or length)
-                return resp, await asyncio.wait_for(resp["Body"].read(), bound + size / MIN_BYTES_PER_SECOND)
-            finally:
-                resp["Body"].close()
-
-        with _read_errors(self._url):
-            try:
-                resp, body = fsspec.asyn.sync(store.fs.loop, get,
-                                              timeout=2 * bound + length / MIN_BYTES_PER_SECOND)
-            except OSError as e:
-                code = _s3_error_code(e)
-                if code in {"PreconditionFailed", "412", "NoSuchVersion"} and self._size is not None:
-                    self._changed(f"the store answered {code}")  # raised as is: it names the URL
-                if code in {"InvalidRange", "416"} and self._size is None:
-                    self._size_known()  # an empty object has no first byte to ask for
-                    return b""
-                raise
-        total = _total_size(resp.get("ContentRange"))
+        try:
+            with _read_errors(self._url):
+                body, total, etag, version = self._get(start, length)
+        except _EmptyObject:
+            self._size_known()  # an empty object has no first byte to ask for
+            return b""
         if total is None:  # the whole object (the store ignored the Range header)
             total, body = len(body), body[start: start + length]
-        self._learn(total, resp.get("ETag"), resp.get("VersionId"))
+        self._learn(total, etag, version)
         return bytes(body)
 
     def readinto(self, buffer: Any) -> int:
@@ -585,6 +597,125 @@ class _S3RangeFile(io.RawIOBase):
 
     def tell(self) -> int:
         return self._pos
+
+
+class _EmptyObject(Exception):
+    """A ranged GET of an empty object (HTTP 416): there is no first byte to ask for."""
+
+
+def _first(info: dict[str, Any], *keys: str) -> str | None:
+    for key in keys:
+        if info.get(key) is not None:
+            return str(info[key])
+    return None
+
+
+class _S3RangeFile(_PinnedRangeFile):
+    """S3: later GETs carry `VersionId` on a versioned bucket (the old version stays readable),
+    else `If-Match` with the ETag."""
+
+    def __init__(self, store: FsspecStore, full: str, url: str) -> None:
+        super().__init__(store, full, url)
+        self._bucket, self._key, version = store.fs.split_path(full)
+        self._version = version or None  # a version in the URL (?versionId=) pins from the start
+
+    def _get(self, start: int, length: int) -> tuple[bytes, int | None, str | None, str | None]:
+        store = self._store
+        bound, whole = self._bounds(length)
+        pin = ({"VersionId": self._version} if self._version
+               else {"IfMatch": self._etag} if self._etag else {})
+        kwargs = {"Bucket": self._bucket, "Key": self._key, "Range": f"bytes={start}-{start + length - 1}",
+                  **pin}
+
+        async def get() -> tuple[dict[str, Any], bytes]:
+            # Two deadlines: the answer's headers within the request bound, then its body at
+            # MIN_BYTES_PER_SECOND of the length it announced (not of the block asked for: the
+            # first GET asks for 16 MiB of an object that is usually far smaller).
+            resp = await asyncio.wait_for(store.fs._call_s3("get_object", **kwargs), bound)
+            try:
+                size = int(resp.get("ContentLength") or length)
+                return resp, await asyncio.wait_for(resp["Body"].read(), bound + size / MIN_BYTES_PER_SECOND)
+            finally:
+                resp["Body"].close()
+
+        try:
+            resp, body = fsspec.asyn.sync(store.fs.loop, get, timeout=whole)
+        except OSError as e:
+            code = _s3_error_code(e)
+            if code in {"PreconditionFailed", "412", "NoSuchVersion"} and self._size is not None:
+                self._changed(f"the store answered {code}")  # raised as is: it names the URL
+            if code in {"InvalidRange", "416"} and self._size is None:
+                raise _EmptyObject from e
+            raise
+        return body, _total_size(resp.get("ContentRange")), resp.get("ETag"), resp.get("VersionId")
+
+
+class _GcsRangeFile(_PinnedRangeFile):
+    """GCS: later GETs ask for the first answer's generation (`?generation=`); once the object is
+    replaced that generation is gone (404), unless the bucket keeps versions, when it still reads.
+    gcsfs' `_call` is used for the response headers its `cat_file` drops."""
+
+    def _get(self, start: int, length: int) -> tuple[bytes, int | None, str | None, str | None]:
+        fs = self._store.fs
+        bound, whole = self._bounds(length)
+        url = fs.url(self._full, generation=self._version) if self._version else fs.url(self._full)
+        headers = {"Range": f"bytes={start}-{start + length - 1}"}
+
+        async def get() -> tuple[Any, bytes]:
+            answer: tuple[Any, bytes] = await asyncio.wait_for(
+                fs._call("GET", url, headers=headers), bound + length / MIN_BYTES_PER_SECOND)
+            return answer
+
+        try:
+            answer, body = fsspec.asyn.sync(fs.loop, get, timeout=whole)
+        except FileNotFoundError:
+            if self._size is not None:
+                self._changed(f"generation {self._version} is gone")
+            raise
+        except Exception as e:
+            if http_status(e) == 416 and self._size is None:
+                raise _EmptyObject from e
+            raise
+        answer = {k.lower(): v for k, v in dict(answer).items()}
+        return (body, _total_size(answer.get("content-range")), answer.get("etag"),
+                answer.get("x-goog-generation"))
+
+
+class _AzureRangeFile(_PinnedRangeFile):
+    """Azure Blob: later GETs carry `If-Match` with the first answer's ETag (the SDK's
+    `match_condition`); a replaced blob answers 412."""
+
+    def _get(self, start: int, length: int) -> tuple[bytes, int | None, str | None, str | None]:
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceModifiedError
+
+        fs = self._store.fs
+        bound, whole = self._bounds(length)
+        container, blob, version_id = fs.split_path(self._full)
+        # A HEAD through adlfs may give the ETag without its quotes; If-Match needs them.
+        etag = f'"{self._etag.strip(chr(34))}"' if self._etag else None
+        pin: dict[str, Any] = {"etag": etag, "match_condition": MatchConditions.IfNotModified} if etag else {}
+
+        async def get() -> tuple[bytes, int, str | None]:
+            async with fs.service_client.get_blob_client(container=container, blob=blob) as client:
+                stream = await asyncio.wait_for(client.download_blob(
+                    offset=start, length=length, version_id=version_id, max_concurrency=1, **pin), bound)
+                body = await asyncio.wait_for(stream.readall(), bound + length / MIN_BYTES_PER_SECOND)
+                # properties.size is the range's; the blob's own is in Content-Range.
+                total = _total_size(stream.properties.content_range) or int(stream.properties.size)
+                return body, total, stream.properties.etag
+
+        try:
+            body, size, etag = fsspec.asyn.sync(fs.loop, get, timeout=whole)
+        except ResourceModifiedError:
+            if self._size is None:
+                raise
+            self._changed("the store answered 412")
+        except Exception as e:
+            if http_status(e) == 416 and self._size is None:
+                raise _EmptyObject from e
+            raise
+        return body, size, etag, None
 
 
 def _s3_error_code(error: BaseException) -> str | None:
@@ -647,3 +778,9 @@ class _ReadFile(io.RawIOBase):
             with contextlib.suppress(Exception):
                 self._f.close()
         super().close()
+
+
+# The readers that pin one version per cloud (by protocol family, see `clouds.family`).
+_PINNED_READERS: dict[str, type[_PinnedRangeFile]] = {
+    "s3": _S3RangeFile, "gs": _GcsRangeFile, "az": _AzureRangeFile,
+}
