@@ -331,18 +331,18 @@ class CacheDir:
         Without `fallback` each file is read exactly (`read_hit`): (None, ()) when it is missing;
         a corrupt file raises at its turn. With `fallback`, `latest(prefix, day)` for each.
 
-        On an object store (a URL directory) up to `max_workers` reads are in flight at once on a
-        `concurrent.futures` pool (None: up to 8); a local directory is read one file after
-        another, where a pool measured no faster (big files already inflate on several threads)
-        and up to 1.9x slower for small files (benchmarks/bench_range_loads.py). A failed read is
-        raised at its item's turn; closing the generator early (or any failure) drops the queued
-        reads, and reads in flight finish first, bounded by the store's timeouts; an interrupt
-        (Ctrl-C, a run's termination) does not wait for them.
+        Up to `max_workers` reads are in flight at once on a `concurrent.futures` pool. None (the
+        default) means up to 8 on an object store (a URL directory) and one file after another
+        on a local directory, where a pool measured no faster (big files already inflate on
+        several threads) and up to 1.9x slower for small files (benchmarks/bench_range_loads.py).
+        A failed read is raised at its item's turn; closing the generator early (or any failure)
+        drops the queued reads, and reads in flight finish first, bounded by the store's timeouts;
+        an interrupt (Ctrl-C, a run's termination) does not wait for them.
 
         Args:
             items: (prefix, day) pairs.
             fallback: Take the newest good earlier file when a day's file is missing or corrupt.
-            max_workers: Reads in flight at most on an object store (a whole number >= 1).
+            max_workers: Reads in flight at most (a whole number >= 1); None: see above.
             thread_name_prefix: Names of the pool's threads (as in thread dumps).
         """
         if max_workers is not None and (not is_whole(max_workers) or max_workers < 1):
@@ -357,8 +357,10 @@ class CacheDir:
             except FileNotFoundError:
                 return None, ()
 
-        workers = min(max_workers or DEFAULT_READ_WORKERS, len(targets))
-        if workers <= 1 or not is_url(os.fspath(self.directory)):
+        if max_workers is None:
+            max_workers = DEFAULT_READ_WORKERS if is_url(os.fspath(self.directory)) else 1
+        workers = min(max_workers, len(targets))
+        if workers <= 1:
             for prefix, day in targets:
                 yield one(prefix, day)
             return

@@ -33,6 +33,7 @@ from cache_utils.integration import (
     cache_alert,
     cache_owner,
     default_alias,
+    is_url,
     parse_file_name,
     resolve_alert,
     split_signing_keys,
@@ -564,14 +565,22 @@ class DatedCacheIOManager(ConfigurableIOManager):
         corrupt = any(os.path.basename(s.path) == wanted for s in skipped)
         return (hit.data, Loaded(hit.path, hit.date, day, corrupt)), warnings
 
+    def _range_workers(self, targets: list[tuple[str, dt.date]]) -> int:
+        """Reads in flight for a range's (prefix, day) files: up to `max_concurrent_loads` for a
+        URL directory; 1 for a local one, where a pool measured no faster (big files already
+        inflate on several threads) and up to 1.9x slower for small files
+        (benchmarks/bench_range_loads.py)."""
+        if not is_url(self.directory):
+            return 1
+        return max(1, min(self.max_concurrent_loads, len(targets)))
+
     def _fetch_range(
         self, keys: list[str], where: Callable[[str], tuple[str, dt.date]], fallback: bool,
         owner: Owner | None = None,
     ) -> Generator[tuple[tuple[Any, Loaded] | None, list[str]], None, None]:
         """What each key's (prefix, day) = `where(key)` holds, yielded in key order. The reads are
-        `CacheDir.read_many`'s: up to `max_concurrent_loads` in flight for a URL directory, one
-        after another for a local one; a failure (a key `where` refuses, a read's error) is
-        raised at its key's turn."""
+        `CacheDir.read_many`'s, `_range_workers` of them in flight; a failure (a key `where`
+        refuses, a read's error) is raised at its key's turn."""
         targets: list[tuple[str, dt.date]] = []
         bad_key: Exception | None = None
         for key in keys:  # on this thread: Dagster's partition objects stay here
@@ -581,7 +590,7 @@ class DatedCacheIOManager(ConfigurableIOManager):
                 bad_key = e
                 break
         cache = CacheDir(self.directory, signing_key=self.signing_keys(), **self._io())
-        reads = cache.read_many(targets, fallback=fallback, max_workers=self.max_concurrent_loads,
+        reads = cache.read_many(targets, fallback=fallback, max_workers=self._range_workers(targets),
                                 thread_name_prefix="dagster_cache-load")
         with contextlib.closing(reads):
             for (prefix, day), (hit, skipped) in zip(targets, reads, strict=True):
