@@ -1,44 +1,39 @@
-"""Saving, finding, reading, listing and pruning date-stamped cache files."""
+"""The file functions of the original API and its later additions: saving, finding, reading,
+listing and pruning date-stamped cache files. Each one is a one-line wrapper over `CacheDir`
+(`cache_utils.cachedir`), which holds the logic; their names, parameters and defaults stay as they
+were. (`data_fingerprint`, which needs no directory, is the file format's: re-exported here.)"""
 
 from __future__ import annotations
 
 import datetime as dt
-import errno
-import logging
-import time
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
-from typing import IO, Any
+from collections.abc import Callable, Iterable
+from typing import Any
 
-from ._numbers import is_whole
-from .errors import CorruptCacheError
-from .format.layout import owner_payload
-from .format.serializer import DEFAULT_LEVEL, GzipPickleSerializer
-from .format.signing import SigningKeys, coerce_keys, signing_keys_from_env
-from .naming import DateLike, date_stamp, file_name, parse_file_name, to_date, validate_prefix
-from .stores import (
-    STALE_TEMP_SECONDS,
-    NotARegularFileError,
-    Store,
-    UnreadableFileError,
-    get_store,
-    sweep_temp_files,
-)
-from .stores.base import read_one_version
-from .timing import ZoneLike, resolve_zone
+from .cachedir import CacheDir, StorageOptions
+from .format.serializer import DEFAULT_LEVEL
+from .format.signing import SigningKeys
+from .format.writer import data_fingerprint
+from .naming import DateLike
+from .records import CacheFile
+from .stores import STALE_TEMP_SECONDS
+from .timing import ZoneLike
 
-log = logging.getLogger("cache_utils")
-
-StorageOptions = dict[str, Any]
-
-
-def serializer_for(
-    signing_key: SigningKeys | None = None, level: int = DEFAULT_LEVEL
-) -> GzipPickleSerializer:
-    """The serializer for explicit signing keys (one, or a list: the first signs, all verify),
-    else `CACHE_UTILS_SIGNING_KEY` and `CACHE_UTILS_SIGNING_KEY_FALLBACKS`, else unsigned."""
-    keys = coerce_keys(signing_key) or signing_keys_from_env()
-    return GzipPickleSerializer(level=level, signing_key=keys or None)
+__all__ = [
+    "CacheFile",
+    "StorageOptions",
+    "cache_dates",
+    "cache_exists",
+    "cache_fingerprint",
+    "cache_owner",
+    "data_fingerprint",
+    "get_latest_cache_filename",
+    "list_caches",
+    "prune",
+    "read_cache",
+    "save_cache",
+    "verify_cache",
+    "write_cache",
+]
 
 
 def save_cache(
@@ -68,8 +63,8 @@ def save_cache(
     Returns:
         The path written.
     """
-    return write_cache(data, prefix, the_date, directory, signing_key=signing_key, level=level,
-                       file_mode=file_mode, storage_options=storage_options).path
+    return CacheDir(directory, storage_options=storage_options, signing_key=signing_key,
+                    file_mode=file_mode).save(data, prefix, the_date, level=level)
 
 
 def write_cache(
@@ -105,30 +100,8 @@ def write_cache(
     Returns:
         The `CacheFile` written, fingerprint and owner included.
     """
-    prefix = validate_prefix(prefix)
-    day = to_date(the_date)
-    if owner is not None:
-        owner_payload(owner)  # a bad owner is refused before anything is written
-    serializer = serializer_for(signing_key, level)
-    store = get_store(directory, storage_options, file_mode=file_mode)
-    name = file_name(prefix, date_stamp(day))
-    path = store.path(name)
-    written: list[tuple[int, str]] = []
-
-    def write(f: Any) -> None:
-        fingerprint = serializer.dump(data, f, name, owner)
-        written.append((f.tell(), fingerprint))  # dump leaves the position at the end of what it wrote
-
-    try:
-        store.write_atomic(name, write)
-    except OSError as e:
-        raise type(e)(e.errno, f"could not save cache {path}: {e.strerror or e}", e.filename or path) from e
-    try:
-        sweep_temp_files(store, prefix)
-    except OSError as e:  # housekeeping must not fail a save that succeeded
-        log.debug("could not sweep temp files in %s: %s", directory, e)
-    size, fingerprint = written[-1]
-    return CacheFile(prefix, day, path, size, fingerprint, owner)
+    return CacheDir(directory, storage_options=storage_options, signing_key=signing_key,
+                    file_mode=file_mode).write(data, prefix, the_date, level=level, owner=owner)
 
 
 def cache_exists(
@@ -146,8 +119,7 @@ def cache_exists(
         directory: Local directory or fsspec URL such as `s3://bucket/dir`.
         storage_options: fsspec options (credentials, endpoint...) for a URL `directory`.
     """
-    prefix = validate_prefix(prefix)
-    return get_store(directory, storage_options).exists(file_name(prefix, date_stamp(the_date)))
+    return CacheDir(directory, storage_options=storage_options).exists(prefix, the_date)
 
 
 def get_latest_cache_filename(
@@ -165,11 +137,7 @@ def get_latest_cache_filename(
         on_or_before: Latest day to consider; None means no bound (later-dated files count too).
         storage_options: fsspec options (credentials, endpoint...) for a URL `directory`.
     """
-    prefix = validate_prefix(prefix)
-    bound = None if on_or_before is None else date_stamp(on_or_before)
-    store = get_store(directory, storage_options)
-    stamps = store.stamps(prefix, bound)
-    return store.path(file_name(prefix, stamps[0])) if stamps else None
+    return CacheDir(directory, storage_options=storage_options).latest_path(prefix, on_or_before)
 
 
 def cache_dates(
@@ -187,10 +155,7 @@ def cache_dates(
         on_or_before: Latest day to list; None means no bound.
         storage_options: fsspec options (credentials, endpoint...) for a URL `directory`.
     """
-    prefix = validate_prefix(prefix)
-    bound = None if on_or_before is None else date_stamp(on_or_before)
-    store = get_store(directory, storage_options)
-    return [to_date(s) for s in store.stamps(prefix, bound)]
+    return CacheDir(directory, storage_options=storage_options).dates(prefix, on_or_before)
 
 
 def read_cache(
@@ -220,50 +185,8 @@ def read_cache(
         PermissionError: This user may not read the file (`cache_utils.stores.UnreadableFileError`,
             which loaders skip), or may not search the directory.
     """
-    prefix = validate_prefix(prefix)
-    store = get_store(directory, storage_options)
-    return read_file(store, file_name(prefix, date_stamp(the_date)), serializer_for(signing_key))
-
-
-def read_file(store: Store, name: str, serializer: GzipPickleSerializer) -> Any:
-    """Open and verify one file of a store. A directory in its place counts as corrupt."""
-    path = store.path(name)
-
-    def read() -> Any:
-        with _open(store, name) as f:
-            return serializer.load(f, path)
-
-    return read_one_version(path, read)
-
-
-def read_owned_file(store: Store, name: str, serializer: GzipPickleSerializer) -> tuple[Any, str | None]:
-    """`read_file` and the owner recorded in the file, read from the same open file: no second
-    request to an object store (its first bytes are read again from the file's buffer)."""
-    path = store.path(name)
-
-    def read() -> tuple[Any, str | None]:
-        with _open(store, name) as f:
-            owner = serializer.owner(f, path)
-            f.seek(0)
-            return serializer.load(f, path), owner
-
-    return read_one_version(path, read)
-
-
-def _open(store: Store, name: str) -> IO[bytes]:
-    """A store's file for reading: FileNotFoundError when absent; CorruptCacheError when a
-    directory, a FIFO, a device or a symlink loop stands in its place."""
-    path = store.path(name)
-    try:
-        return store.open_read(name)
-    except IsADirectoryError as e:
-        raise CorruptCacheError(path, "is a directory") from e
-    except NotARegularFileError as e:
-        raise CorruptCacheError(path, e.strerror or "not a regular file") from e
-    except OSError as e:
-        if e.errno != errno.ELOOP:
-            raise
-        raise CorruptCacheError(path, "is a symlink loop") from e
+    return CacheDir(directory, storage_options=storage_options, signing_key=signing_key).read(
+        prefix, the_date)
 
 
 def verify_cache(
@@ -292,7 +215,8 @@ def verify_cache(
         FileNotFoundError: The file does not exist.
         CorruptCacheError: The file cannot be trusted.
     """
-    return _inspect(prefix, the_date, directory, storage_options, serializer_for(signing_key))
+    return CacheDir(directory, storage_options=storage_options, signing_key=signing_key).verify(
+        prefix, the_date)
 
 
 def cache_fingerprint(
@@ -317,34 +241,7 @@ def cache_fingerprint(
         FileNotFoundError: The file does not exist.
         CorruptCacheError: The file is too short to hold a gzip trailer.
     """
-    return _inspect(prefix, the_date, directory, storage_options, None)
-
-
-def _inspect(
-    prefix: str, the_date: DateLike, directory: str, storage_options: StorageOptions | None,
-    verifier: GzipPickleSerializer | None,
-) -> CacheFile:
-    """One file's `CacheFile` with its fingerprint; with a `verifier`, also checked to the end."""
-    prefix = validate_prefix(prefix)
-    day = to_date(the_date)
-    store = get_store(directory, storage_options)
-    name = file_name(prefix, date_stamp(day))
-    path = store.path(name)
-
-    def read() -> tuple[int, str, str | None]:
-        owner = None
-        with _open(store, name) as f:
-            fingerprint = GzipPickleSerializer.fingerprint(f, path)
-            size = f.seek(0, 2)
-            if verifier is not None:
-                f.seek(0)
-                owner = verifier.owner(f, path)
-                f.seek(0)
-                verifier.verify(f, path)
-        return size, fingerprint, owner
-
-    size, fingerprint, owner = read_one_version(path, read)
-    return CacheFile(prefix, day, path, size, fingerprint, owner)
+    return CacheDir(directory, storage_options=storage_options).fingerprint(prefix, the_date)
 
 
 def cache_owner(
@@ -375,37 +272,8 @@ def cache_owner(
         CorruptCacheError: The owner record is damaged, or (with a key) the file is unsigned or its
             owner record does not match its signature.
     """
-    validate_prefix(prefix)
-    store = get_store(directory, storage_options)
-    name = file_name(prefix, date_stamp(the_date))
-    with _open(store, name) as f:
-        return serializer_for(signing_key).owner(f, store.path(name))
-
-
-@dataclass(frozen=True)
-class CacheFile:
-    """One cache file: its prefix, date, path and size in bytes, and its content fingerprint and
-    owner when known (`write_cache`, `verify_cache`; `cache_fingerprint` reads the fingerprint only,
-    `cache_owner` the owner only; `list_caches` does not read files).
-
-    Attributes:
-        prefix: File name prefix.
-        date: Day in the file name.
-        path: Full path or URL of the file.
-        size: Size of the file in bytes.
-        fingerprint: CRC32 and length of the pickle as 16 hex digits; None when not read.
-            Not compared by `==`.
-        owner: Who wrote the file (`write_cache(..., owner=...)`); None when the file records no
-            owner or it was not read. Not compared by `==`.
-    """
-
-    prefix: str
-    date: dt.date
-    path: str
-    size: int
-    # Not compared: the same file found by list_caches (which reads no file) equals the one written.
-    fingerprint: str | None = field(default=None, compare=False)
-    owner: str | None = field(default=None, compare=False)
+    return CacheDir(directory, storage_options=storage_options, signing_key=signing_key).owner(
+        prefix, the_date)
 
 
 def list_caches(
@@ -421,18 +289,7 @@ def list_caches(
         prefix: Only files of this prefix; None lists every prefix.
         storage_options: fsspec options (credentials, endpoint...) for a URL `directory`.
     """
-    if prefix is not None:
-        prefix = validate_prefix(prefix)
-    store = get_store(directory, storage_options)
-    return sorted(_cache_files(store, prefix), key=lambda c: (c.prefix, c.date))
-
-
-def _cache_files(store: Store, prefix: str | None) -> Iterator[CacheFile]:
-    # Object stores list `<prefix>_*` alone, not the whole directory.
-    for entry in store.entries() if prefix is None else store.prefix_entries(prefix + "_"):
-        parsed = parse_file_name(entry.name, prefix)
-        if parsed is not None:
-            yield CacheFile(parsed[0], parsed[1], store.path(entry.name), entry.size)
+    return CacheDir(directory, storage_options=storage_options).list(prefix)
 
 
 def prune(
@@ -447,6 +304,7 @@ def prune(
     signing_key: SigningKeys | None = None,
     older_than: DateLike = None,
     spare: Iterable[DateLike] = (),
+    on_delete: Callable[[str, int], object] | None = None,
 ) -> list[str]:
     """Delete old files of `prefix` dated on or before today (in `tz`; local time when None), and
     its orphaned temp files. Returns the paths deleted (or that would be, with `dry_run`).
@@ -477,59 +335,15 @@ def prune(
         older_than: Delete files dated before this day (date, datetime or date string); None: no
             date rule.
         spare: Days whose files are never deleted.
+        on_delete: Called after each file is deleted with its path and how many files this prune
+            means to delete in all (a progress bar's total); also for the file a KeyboardInterrupt
+            lands on when it is gone, so that a caller recording the paths knows exactly what was
+            deleted. Not called with `dry_run`.
 
     Raises:
         TypeError: `keep` is not a whole number, or neither `keep` nor `older_than` is given.
         ValueError: `keep` is below 1, or a date is invalid.
     """
-    prefix = validate_prefix(prefix)
-    if keep is None and older_than is None:
-        raise TypeError("prune needs keep (how many of the newest files to keep, a whole number >= 1) "
-                        "or older_than (delete files dated before this day), or both; got keep=None "
-                        "and older_than=None")
-    if keep is not None and not is_whole(keep):
-        raise TypeError(f"keep must be a whole number >= 1, got {type(keep).__name__}: {keep!r}")
-    if keep is not None and keep < 1:
-        raise ValueError(f"keep must be a whole number >= 1, got {keep!r}")
-    oldest = None if older_than is None else date_stamp(older_than)
-    spared = {date_stamp(d) for d in spare}
-    store = get_store(directory, storage_options)
-    serializer = serializer_for(signing_key)
-    stamps = store.stamps(prefix, date_stamp(None, resolve_zone(tz)))  # newest first
-    # Stamps are YYYYMMDD, so comparing them as text compares the days.
-    keeps = [i < (keep or 0) or (oldest is not None and s >= oldest) or s in spared
-             for i, s in enumerate(stamps)]
-    kept = [file_name(prefix, s) for s, k in zip(stamps, keeps, strict=True) if k]
-    doomed = [file_name(prefix, s) for s, k in zip(stamps, keeps, strict=True) if not k]
-    if not any(_sound(store, name, serializer) for name in kept):
-        good = next((name for name in doomed if _sound(store, name, serializer)), None)
-        if good is not None:
-            log.warning("keeping %s: the newer files of %s do not load", store.path(good), prefix)
-            doomed.remove(good)
-    if dry_run:
-        cutoff = time.time() - temp_older_than
-        stale = [e.name for e in store.temp_entries(prefix) if e.mtime <= cutoff]
-        return [store.path(n) for n in doomed + stale]
-    removed = []
-    for name in doomed:
-        try:
-            store.remove(name)
-        except FileNotFoundError:
-            continue
-        removed.append(store.path(name))
-    return removed + sweep_temp_files(store, prefix, temp_older_than)
-
-
-def _sound(store: Store, name: str, serializer: GzipPickleSerializer) -> bool:
-    """Whether a file would load, checked without unpickling it (see `prune`): a broken pickle in a
-    whole gzip stream is not sound."""
-    path = store.path(name)
-    try:
-        with _open(store, name) as f:
-            serializer.verify(f, path, pickle_opcodes=True)
-    except (CorruptCacheError, FileNotFoundError):
-        return False
-    except UnreadableFileError as e:  # not this user's to read: it cannot count as the kept file
-        log.warning("skipping unreadable cache file %s: %s", e.filename, e.reason)
-        return False
-    return True
+    return CacheDir(directory, storage_options=storage_options, signing_key=signing_key).prune(
+        prefix, keep, dry_run=dry_run, temp_older_than=temp_older_than, tz=tz, older_than=older_than,
+        spare=spare, on_delete=on_delete)

@@ -1,19 +1,18 @@
-"""`load_cache`: today's file, else the newest good earlier one, and when to look again."""
+"""`load_cache`: today's file, else the newest good earlier one, and when to look again; and
+`check_refresh`, the decision a refresh job takes from the same rule. The loading functions are
+one-line wrappers over `CacheDir` (`cache_utils.cachedir`), which holds the logic."""
 
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-from .alerts import Alerter, cache_alert, default_alias, resolve_alert, send_alert
-from .errors import CacheNotFoundError, CorruptCacheError
-from .files import StorageOptions, cache_exists, read_owned_file, serializer_for
-from .format.serializer import GzipPickleSerializer
+from .alerts import Alerter
+from .cachedir import CacheDir, StorageOptions
 from .format.signing import SigningKeys
-from .naming import DateLike, date_stamp, file_name, to_date, validate_prefix
-from .stores import Store, UnreadableFileError, get_store
+from .naming import DateLike, validate_prefix
+from .records import CacheHit, Skipped
 from .timing import (
     DEFAULT_RETRY_INTERVAL,
     TimeType,
@@ -29,50 +28,8 @@ from .timing import (
     zone_of,
 )
 
-log = logging.getLogger("cache_utils")
-
-
-@dataclass(frozen=True)
-class Skipped:
-    """A file passed over while looking for data: its path and why.
-
-    Attributes:
-        path: Path of the file skipped.
-        reason: Why it was skipped (what made it untrustworthy, or unreadable).
-        kind: "corrupt" (it cannot be trusted) or "unreadable" (this user may not read it).
-    """
-
-    path: str
-    reason: str
-    kind: str = "corrupt"  # or "unreadable": a local file this user may not read
-
-
-@dataclass(frozen=True)
-class CacheHit:
-    """What `load_latest_cache` found: the data, its date and path, and what it skipped.
-
-    Attributes:
-        data: The unpickled data.
-        date: Day of the file loaded.
-        path: Path of the file loaded.
-        skipped: Newer files passed over before it, newest first.
-        owner: Who wrote the file, as recorded by `write_cache(..., owner=...)`; None when it
-            records no owner.
-    """
-
-    data: Any
-    date: dt.date
-    path: str
-    skipped: tuple[Skipped, ...] = ()
-    owner: str | None = None
-
-    def age_days(self, today: DateLike) -> int:
-        """Days between this file's date and `today` (0 when fresh).
-
-        Args:
-            today: The reference day (date, datetime or date string); None means today, local time.
-        """
-        return (to_date(today) - self.date).days
+__all__ = ["CacheHit", "RefreshCheck", "Skipped", "check_refresh", "load_cache", "load_latest_cache",
+           "read_cache_hit"]
 
 
 def load_latest_cache(
@@ -100,9 +57,8 @@ def load_latest_cache(
     Returns:
         (the `CacheHit`, or None when no file loads; every file skipped).
     """
-    given, prefix = prefix, validate_prefix(prefix)
-    store = get_store(directory, storage_options)
-    return _load_latest(store, prefix, to_date(on_or_before), serializer_for(signing_key), given)
+    return CacheDir(directory, storage_options=storage_options, signing_key=signing_key).latest(
+        prefix, on_or_before)
 
 
 def read_cache_hit(
@@ -129,59 +85,8 @@ def read_cache_hit(
         CorruptCacheError: The file cannot be trusted (bad signature, owner record, gzip stream or
             pickle).
     """
-    validate_prefix(prefix)
-    day = to_date(the_date)
-    store = get_store(directory, storage_options)
-    name = file_name(prefix, date_stamp(day))
-    data, owner = read_owned_file(store, name, serializer_for(signing_key))
-    return CacheHit(data, day, store.path(name), (), owner)
-
-
-def _load_latest(
-    store: Store, prefix: str, day: dt.date, serializer: GzipPickleSerializer, given: str = ""
-) -> tuple[CacheHit | None, tuple[Skipped, ...]]:
-    """The newest good file of `prefix` (NFC) on or before `day`. When none is found and the
-    caller spelled the prefix differently (`given`, e.g. NFD), files an earlier release wrote
-    under that spelling are looked for too, with a warning to rename them."""
-    hit, skipped = _search(store, prefix, day, serializer)
-    if hit is None and given and given != prefix:
-        hit, more = _search(store, given, day, serializer)
-        skipped += more
-        if hit is not None:
-            nfc_path = store.path(file_name(prefix, date_stamp(hit.date)))
-            log.warning("loaded %s, written under a non-NFC spelling of prefix %r by an earlier "
-                        "release: rename it to %s", hit.path, prefix, nfc_path)
-    return hit, skipped
-
-
-def _search(
-    store: Store, prefix: str, day: dt.date, serializer: GzipPickleSerializer
-) -> tuple[CacheHit | None, tuple[Skipped, ...]]:
-    skipped: list[Skipped] = []
-    target = date_stamp(day)
-
-    def attempt(stamp: str) -> CacheHit | None:
-        name = file_name(prefix, stamp)
-        try:
-            data, owner = read_owned_file(store, name, serializer)
-        except FileNotFoundError:
-            return None
-        except CorruptCacheError as e:
-            log.warning("skipping %s", e)
-            skipped.append(Skipped(e.path, e.reason))
-            return None
-        except UnreadableFileError as e:  # mode 000, or another user's 0600 file: skipped the same way
-            log.warning("skipping unreadable cache file %s: %s", e.filename, e.reason)
-            skipped.append(Skipped(str(e.filename), e.reason, "unreadable"))
-            return None
-        return CacheHit(data, to_date(stamp), store.path(name), tuple(skipped), owner)
-
-    hit = attempt(target)  # the common case needs no directory listing
-    if hit is None:
-        for stamp in store.stamps(prefix, target):
-            if stamp != target and (hit := attempt(stamp)) is not None:
-                break
-    return hit, tuple(skipped)
+    return CacheDir(directory, storage_options=storage_options, signing_key=signing_key).read_hit(
+        prefix, the_date)
 
 
 def load_cache(
@@ -226,51 +131,8 @@ def load_cache(
     Raises:
         CacheNotFoundError: No file loads and `allow_no_data` is False.
     """
-    given, prefix = prefix, validate_prefix(prefix)
-    cb = parse_cb_time(cb_time)
-    zone = zone_of(cb, tz)
-    interval = parse_retry_interval(retry_interval)
-    store = get_store(directory, storage_options)
-    serializer = serializer_for(signing_key)
-    alias = alias or default_alias(prefix)
-
-    now = now_in(zone)
-    today = now.date()
-    hit, skipped = _load_latest(store, prefix, today, serializer, given)
-    fresh = hit is not None and hit.date == today
-    when = next_callback(cb, zone, fresh, now=now, retry_interval=interval)
-
-    problems = [f"skipped {s.kind} file {s.path}: {s.reason}" for s in skipped]
-    if hit is None:
-        message = f"no cache data for {prefix!r} in {store.directory!r}"
-        details = _details(prefix, store, today)
-        send_alert(cache_alert("missing", prefix, "\n".join(problems), title=message, alias=alias,
-                               details=details), alerter)
-        if allow_no_data:
-            return {}, when
-        raise CacheNotFoundError(
-            f"{message}{' (' + '; '.join(problems) + ')' if problems else ''}",
-            prefix=prefix,
-            directory=store.directory,
-        )
-    if fresh:  # today's file loaded at the first attempt, so nothing was skipped
-        resolve_alert(alias, f"today's cache {hit.path} loaded", alerter)
-        return hit.data, when
-    stale = reached(now, at_time(today, cb, zone))
-    if stale:
-        problems.insert(0, f"today's file is missing after {cb.strftime('%H:%M:%S')}; using "
-                           f"{hit.path} from {hit.date.isoformat()}")
-    if problems:
-        details = {**_details(prefix, store, today), "used": hit.path,
-                   "age_days": str(hit.age_days(today))}
-        kind: Literal["stale", "corrupt"] = "stale" if stale else "corrupt"
-        send_alert(cache_alert(kind, prefix, "\n".join(problems), alias=alias, details=details),
-                   alerter)
-    return hit.data, when
-
-
-def _details(prefix: str, store: Store, today: dt.date) -> dict[str, str]:
-    return {"prefix": prefix, "directory": store.directory, "today": today.isoformat()}
+    return CacheDir(directory, storage_options=storage_options, signing_key=signing_key).load(
+        prefix, cb_time, allow_no_data, alias, tz=tz, retry_interval=retry_interval, alerter=alerter)
 
 
 @dataclass(frozen=True)
@@ -337,7 +199,7 @@ def check_refresh(
     if not_before is not None:
         not_before = as_zoned(not_before, zone)
     day = now.date()
-    if cache_exists(prefix, day, directory, storage_options=storage_options):
+    if CacheDir(directory, storage_options=storage_options).exists(prefix, day):
         tomorrow = next_callback(cb, zone, True, now=now, retry_interval=interval)
         return RefreshCheck(now, day, False, tomorrow, f"{prefix} cache for {day.isoformat()} exists")
     # Instants, not wall times: in a repeated DST hour 01:45 EDT comes before 01:30 EST.

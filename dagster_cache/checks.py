@@ -15,15 +15,8 @@ from dagster import (
     AssetKey,
 )
 
-from cache_utils import (
-    CacheError,
-    TimeType,
-    cache_dates,
-    cache_exists,
-    cache_filename,
-    parse_cb_time,
-    verify_cache,
-)
+from cache_utils import CacheError, cache_dates, cache_exists, cache_filename, verify_cache
+from cache_utils.integration import TimeType, parse_cb_time
 
 from .dates import partition_file, zone
 from .freshness import superseded_freshness

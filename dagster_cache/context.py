@@ -17,7 +17,7 @@ from typing import Any
 import dagster as dg
 from dagster import InputContext, MetadataValue, OutputContext
 
-from cache_utils import parse_file_name
+from cache_utils.integration import parse_file_name
 
 # Output metadata key on a consumer's materialization built from a stale (fallback) input.
 STALE_INPUTS_KEY = "dagster_cache/stale_inputs"

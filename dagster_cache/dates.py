@@ -9,7 +9,7 @@ from typing import Any
 import dagster as dg
 from dagster import InputContext, OutputContext
 
-from cache_utils import resolve_zone, validate_prefix
+from cache_utils.integration import resolve_zone, validate_prefix
 
 from .compat import SCHEDULED_EXECUTION_TIME_TAG
 from .context import step_of

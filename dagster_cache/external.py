@@ -12,7 +12,8 @@ from typing import Any
 import dagster as dg
 from dagster import DefaultSensorStatus, MetadataValue, SensorDefinition, SkipReason
 
-from cache_utils import CacheFile, CorruptCacheError, cache_fingerprint, list_caches, validate_prefix
+from cache_utils import CacheFile, CorruptCacheError, cache_fingerprint, list_caches
+from cache_utils.integration import validate_prefix
 
 from .compat import DATA_VERSION_IS_USER_PROVIDED_TAG, DATA_VERSION_TAG
 from .dates import is_sub_daily, zone

@@ -14,7 +14,8 @@ from typing import Any
 import dagster as dg
 from dagster import MetadataValue, OutputContext
 
-from cache_utils import CacheFile, parse_file_name
+from cache_utils import CacheFile
+from cache_utils.integration import parse_file_name
 
 from .context import output_name
 from .metadata import frame_metadata, row_count_metadata

@@ -19,7 +19,7 @@ from typing import Any
 
 import dagster as dg
 
-from cache_utils import TimeType, parse_cb_time
+from cache_utils.integration import TimeType, parse_cb_time
 
 from .dates import zone
 

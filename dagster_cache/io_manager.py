@@ -25,22 +25,24 @@ from pydantic import Field
 from cache_utils import (
     Alert,
     Alerter,
-    AlertPriority,
     CacheError,
     CacheFile,
     CacheNotFoundError,
-    cache_alert,
     cache_filename,
+    load_latest_cache,
+    prune,
+    send_alert,
+    write_cache,
+)
+from cache_utils.integration import (
+    AlertPriority,
+    cache_alert,
     cache_owner,
     default_alias,
     is_url,
-    load_latest_cache,
-    prune,
     read_cache_hit,
     resolve_alert,
-    send_alert,
     split_signing_keys,
-    write_cache,
 )
 
 from .context import (

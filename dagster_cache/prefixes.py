@@ -12,7 +12,7 @@ from typing import Any
 import dagster as dg
 from dagster import OutputContext
 
-from cache_utils import validate_prefix
+from cache_utils.integration import validate_prefix
 
 from .context import output_name, step_of
 from .dates import has_time_dimension, is_sub_daily, time_dimension

@@ -11,7 +11,7 @@ from typing import Any
 import dagster as dg
 from dagster import RunRequest
 
-from cache_utils import TimeType, parse_cb_time, validate_prefix
+from cache_utils.integration import TimeType, parse_cb_time, validate_prefix
 
 from .dates import partition_file, zone
 from .rules import definition_errors, require_current_window

@@ -10,21 +10,17 @@ from typing import Any
 from dagster import ConfigurableResource, EnvVar
 from pydantic import Field, PrivateAttr
 
-from cache_utils import (
+from cache_utils import Alert, InMemoryCache, NullAlerter, OpsGenieAlerter, send_alert
+from cache_utils.integration import (
     DEFAULT_ALERT_TIMEOUT,
     MAX_ALERT_TIMEOUT,
-    Alert,
     AlertBackend,
     AlertPriority,
     EnvAlertSettings,
-    InMemoryCache,
     MemoryKey,
     MemoryKeyPart,
-    NullAlerter,
-    OpsGenieAlerter,
     normalize_key,
     resolve_alert,
-    send_alert,
 )
 
 log = logging.getLogger("dagster_cache")

@@ -9,7 +9,8 @@ from typing import Any
 import dagster as dg
 from dagster import DefaultScheduleStatus, RunRequest, ScheduleDefinition, SkipReason
 
-from cache_utils import TimeType, cache_exists
+from cache_utils import cache_exists
+from cache_utils.integration import TimeType
 
 from .refresh import (
     cron_for,

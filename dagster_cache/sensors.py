@@ -17,14 +17,8 @@ from dagster import (
     SkipReason,
 )
 
-from cache_utils import (
-    DEFAULT_RETRY_INTERVAL,
-    AlertPriority,
-    TimeType,
-    cache_exists,
-    check_refresh,
-    parse_retry_interval,
-)
+from cache_utils import cache_exists, check_refresh
+from cache_utils.integration import DEFAULT_RETRY_INTERVAL, AlertPriority, TimeType, parse_retry_interval
 
 from .refresh import (
     partitions_at_tick,

@@ -35,7 +35,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from cache_utils import cache_exists, list_caches, resolve_zone, save_cache
+from cache_utils import cache_exists, list_caches, save_cache
+from cache_utils.integration import resolve_zone
 
 INSTANCE_SETTINGS = """\
 # The example's Dagster instance, written by `make demo` / `make ui` (definitions/demo.py) because

@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from .._numbers import is_number
 from .model import Alerter
 from .opsgenie import Backend, make_alerter
 from .redaction import redact
@@ -144,7 +145,7 @@ def get_alerter() -> Alerter | None:
 
 def check_dedupe_window(seconds: object) -> float:
     """`seconds` as a dedupe window from 0 to 7 days."""
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+    if not is_number(seconds):
         raise TypeError(f"alert dedupe_window must be a number of seconds, got {type(seconds).__name__}: "
                         f"{seconds!r}")
     if not 0 <= seconds <= MAX_DEDUPE_WINDOW:  # NaN fails both

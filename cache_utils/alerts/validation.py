@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import urllib.parse
 
+from .._numbers import is_number, is_whole
+
 DEFAULT_TIMEOUT = 5.0
 MAX_TIMEOUT = 300.0  # an alert may hold up loading this long at most
 MAX_RETRIES = 10
@@ -66,7 +68,7 @@ def check_url(url: object, service: str) -> str:
 
 def check_timeout(timeout: object) -> float:
     """`timeout` as seconds above 0 and at most `MAX_TIMEOUT`."""
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+    if not is_number(timeout):
         raise TypeError(f"alert timeout must be a number of seconds, got {type(timeout).__name__}: "
                         f"{timeout!r}")
     # NaN fails both comparisons; infinity and 1e300 exceed the cap (Thread.join overflows on them).
@@ -78,7 +80,7 @@ def check_timeout(timeout: object) -> float:
 
 def check_retries(retries: object) -> int:
     """`retries` as a whole number from 0 to `MAX_RETRIES`."""
-    if isinstance(retries, bool) or not isinstance(retries, int):
+    if not is_whole(retries):
         raise TypeError(f"alert retries must be a whole number, got {type(retries).__name__}: {retries!r}")
     if not 0 <= retries <= MAX_RETRIES:
         raise ValueError(f"alert retries must be a whole number from 0 to {MAX_RETRIES}, got {retries!r}")

@@ -16,6 +16,7 @@ from .base import (
     Store,
     StoreReadError,
     UnreadableFileError,
+    stale_temp_names,
     sweep_temp_files,
 )
 from .local import LocalStore
@@ -35,6 +36,7 @@ __all__ = [
     "UnreadableFileError",
     "get_store",
     "is_url",
+    "stale_temp_names",
     "sweep_temp_files",
 ]
 
@@ -53,7 +55,8 @@ def get_store(
     storage_options: dict[str, Any] | None = None,
     file_mode: int | None = None,
 ) -> Store:
-    """The store for a local directory or an fsspec URL."""
+    """The store for a local directory or an fsspec URL. `file_mode` (permission bits of files
+    written) applies to local directories only: an object store's access is the bucket's policy."""
     if not isinstance(directory, str | os.PathLike):
         raise TypeError(
             f"directory must be a str or path, got {type(directory).__name__}: {directory!r}"
@@ -64,7 +67,7 @@ def get_store(
     if is_url(directory):
         from .fsspec import FsspecStore
 
-        return FsspecStore(directory, storage_options or {}, file_mode=file_mode)
+        return FsspecStore(directory, storage_options or {})
     if directory.startswith("file://"):
         directory = directory[len("file://") :]
     return LocalStore(directory, file_mode=file_mode)

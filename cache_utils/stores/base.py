@@ -112,11 +112,17 @@ def sweep_temp_files(
     store: Store, prefix: str | None = None, older_than: float = STALE_TEMP_SECONDS
 ) -> list[str]:
     """Delete temp files orphaned by killed writers (older than `older_than` seconds)."""
-    cutoff = time.time() - older_than
     removed = []
-    for entry in store.temp_entries(prefix):
-        if entry.mtime <= cutoff:
-            with contextlib.suppress(FileNotFoundError):
-                store.remove(entry.name)
-                removed.append(store.path(entry.name))
+    for name in stale_temp_names(store, prefix, older_than):
+        with contextlib.suppress(FileNotFoundError):
+            store.remove(name)
+            removed.append(store.path(name))
     return removed
+
+
+def stale_temp_names(
+    store: Store, prefix: str | None = None, older_than: float = STALE_TEMP_SECONDS
+) -> list[str]:
+    """Names of the temp files orphaned by killed writers: older than `older_than` seconds."""
+    cutoff = time.time() - older_than
+    return [entry.name for entry in store.temp_entries(prefix) if entry.mtime <= cutoff]

@@ -101,12 +101,8 @@ class FsspecStore:
     # a store, or on the class, for a link slower than 1 MiB/s.
     min_bytes_per_second: float = MIN_BYTES_PER_SECOND
 
-    def __init__(
-        self, url: str, storage_options: dict[str, Any] | None = None, file_mode: int | None = None
-    ) -> None:
+    def __init__(self, url: str, storage_options: dict[str, Any] | None = None) -> None:
         self.directory = url
-        # file_mode has no meaning on object stores: access is the bucket's policy.
-        self.file_mode = file_mode
         # Chained URLs (simplecache::s3://...) nest options per protocol: left exactly as given.
         protocol = "" if "::" in url else url.split("://", 1)[0].lower()
         self.options = effective_options(protocol, storage_options)
