@@ -16,9 +16,11 @@ layout (`<base_dir>/<asset key>/<partition>`), the assertion is made on ours
 (`<prefix>_<YYYYMMDD>.pkl.gz`, read back with `cache_utils.read_cache`). Where Dagster's fake IO
 manager returned a path or None instead of the data, the test asserts the data the asset wrote.
 
-Scenarios whose stored asset uses static or dynamic (non-date) partitions are kept as faithful ports
-but skipped: the manager writes one file per day, which needs a time dimension. A daily variant
-follows each of them where the scenario matters for a dated cache.
+Scenarios whose stored asset uses static or dynamic (non-date) partitions are kept as faithful ports,
+marked `@NEEDS_TIME_DIMENSION`: the manager writes one file per day, which needs a time dimension, so
+it refuses them by design. They are not collected as tests of their own; one parametrized test
+(`test_scenarios_without_a_time_dimension_are_refused`, at the end) runs each and asserts the
+documented refusal. A daily variant follows each of them where the scenario matters for a dated cache.
 
 Time never comes from the machine clock: partition keys are in the past and every run that writes
 an unpartitioned output (an op, an unpartitioned asset) runs under `freeze_time(FROZEN)`.
@@ -31,7 +33,7 @@ missing days, inputs mapped to no partition, prefix collisions).
 import datetime as dt
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -45,18 +47,31 @@ from dagster._core.definitions.partitions.mapping.partition_mapping import Upstr
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 from freezegun import freeze_time
 
-from cache_utils import read_cache
-from dagster_cache import DatedCacheIOManager
+from cache_utils import CacheError, read_cache
+from dagster_cache import CachePartitionError, DatedCacheIOManager
 
 # Quoted from docs/dagster.md (a test below checks that it still says so).
 README_STATIC_RULE = ("Static or dynamic partitions without a time dimension are refused before anything\n"
                       "    is written: they would overwrite one file.")
-NEEDS_TIME_DIMENSION = pytest.mark.skip(reason="docs/dagster.md: " + " ".join(README_STATIC_RULE.split()))
+README_STATIC_ERROR = ("The error is a `CachePartitionError` (a\n"
+                       "    `cache_utils.CacheError` and a `ValueError`)")
+
+# The ported scenarios the manager refuses by design, by name (see the module docstring).
+REFUSED_SCENARIOS: dict[str, Callable[[Path], None]] = {}
 
 
-def test_the_skip_reason_is_what_the_readme_says() -> None:
+def NEEDS_TIME_DIMENSION(scenario: Callable[[Path], None]) -> Callable[[Path], None]:
+    """Register `scenario` for `test_scenarios_without_a_time_dimension_are_refused`; pytest does not
+    collect it on its own (`__test__ = False`): it would only fail with the refusal."""
+    REFUSED_SCENARIOS[scenario.__name__.removeprefix("test_")] = scenario
+    scenario.__test__ = False  # type: ignore[attr-defined]
+    return scenario
+
+
+def test_the_refusal_is_what_the_readme_says() -> None:
     readme = (Path(__file__).resolve().parent.parent / "docs" / "dagster.md").read_text()
     assert README_STATIC_RULE in readme
+    assert README_STATIC_ERROR in readme
 
 # "Today" for every run that writes an unpartitioned output: later than every partition key used
 # with it below, so a file written under today and one written under a partition's day differ.
@@ -1444,9 +1459,9 @@ def test_multipartition_range_single_run_with_values(tmp_path: Path) -> None:
         assert read_cache("multipartitioned_asset__a", day, str(tmp_path)) == f"value a|{day}"
 
 
-@NEEDS_TIME_DIMENSION
 def test_dynamic_partition_range_single_run(tmp_path: Path) -> None:
-    """Ports test_partitioned_assets.py::test_dynamic_partition_range_single_run."""
+    """Ports test_partitioned_assets.py::test_dynamic_partition_range_single_run. Runs although the
+    partitions are dynamic: the asset returns None, so Dagster never hands the manager an output."""
     partitions_def = dg.DynamicPartitionsDefinition(name="yolo")
 
     @dg.asset(partitions_def=partitions_def)
@@ -2617,3 +2632,22 @@ def test_collision_double_underscore_key_and_nested_key_same_day(tmp_path: Path)
             (SALES_EU, day, _expected_value(SALES_EU, day)),
         ],
     )
+
+
+# =================================================================================================
+# The scenarios marked @NEEDS_TIME_DIMENSION above: refused by design
+# =================================================================================================
+
+
+@pytest.mark.parametrize("scenario", sorted(REFUSED_SCENARIOS))
+def test_scenarios_without_a_time_dimension_are_refused(tmp_path: Path, scenario: str) -> None:
+    """Each ported scenario whose stored asset has static, dynamic or time-less multi-partitions: its
+    first output is refused with the documented error (docs/dagster.md: a `CachePartitionError`, a
+    `CacheError` and a `ValueError`, naming the partitions definition), before anything is written."""
+    with pytest.raises(CachePartitionError) as info:
+        REFUSED_SCENARIOS[scenario](tmp_path)
+    assert isinstance(info.value, CacheError) and isinstance(info.value, ValueError)
+    assert re.fullmatch(r"(Static|Dynamic|Multi)PartitionsDefinition has no time dimension: dated cache "
+                        r"files need a daily .* static partitions would overwrite each other's file",
+                        str(info.value)), str(info.value)
+    assert all_entries(tmp_path) == []  # nothing written, not even a temp file
