@@ -186,6 +186,10 @@ def _accepts(method: Callable[..., Any], name: str) -> bool:
 class FsspecStore:
     """A directory on any fsspec file system; object stores get prefix listings and whole-object writes."""
 
+    # The rate in a transfer's deadline (see MIN_BYTES_PER_SECOND), read at each transfer: set it on
+    # a store, or on the class, for a link slower than 1 MiB/s (tests set it to prove the deadline).
+    min_bytes_per_second: float = MIN_BYTES_PER_SECOND
+
     def __init__(
         self, url: str, storage_options: dict[str, Any] | None = None, file_mode: int | None = None
     ) -> None:
@@ -342,7 +346,7 @@ class FsspecStore:
         # aiohttp has no write timeout: a peer that stops reading mid-body stalls the upload with
         # no request timeout armed. So the whole upload gets a deadline from the configured
         # timeouts plus the time its bytes take at MIN_BYTES_PER_SECOND.
-        deadline = self._request_bound() + os.path.getsize(local) / MIN_BYTES_PER_SECOND
+        deadline = self._request_bound() + os.path.getsize(local) / self.min_bytes_per_second
         try:
             fsspec.asyn.sync(self.fs.loop, asyncio.wait_for, self.fs._put_file(local, remote, **kwargs),
                              deadline)
@@ -541,14 +545,15 @@ class _S3RangeFile(io.RawIOBase):
             resp = await asyncio.wait_for(store.fs._call_s3("get_object", **kwargs), bound)
             try:
                 size = int(resp.get("ContentLength") or length)
-                return resp, await asyncio.wait_for(resp["Body"].read(), bound + size / MIN_BYTES_PER_SECOND)
+                return resp, await asyncio.wait_for(resp["Body"].read(),
+                                                    bound + size / store.min_bytes_per_second)
             finally:
                 resp["Body"].close()
 
         with _read_errors(self._url):
             try:
                 resp, body = fsspec.asyn.sync(store.fs.loop, get,
-                                              timeout=2 * bound + length / MIN_BYTES_PER_SECOND)
+                                              timeout=2 * bound + length / store.min_bytes_per_second)
             except OSError as e:
                 code = _s3_error_code(e)
                 if code in {"PreconditionFailed", "412", "NoSuchVersion"} and self._size is not None:
