@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import pickle
+import random
 import re
 import shutil
 import struct
@@ -186,14 +187,35 @@ def test_signed_file_signature_covers_every_member_and_the_index(big: dict) -> N
     assert pickle.loads(gzip.decompress(data)) == big
 
 
-@pytest.mark.parametrize("key", [b"k", None])
-def test_a_flipped_byte_anywhere_is_caught(small_members: int, key: bytes | None) -> None:
-    value = {"words": [f"w{i}" for i in range(3000)], "blob": os.urandom(6000)}
-    data = dump(value, key=key)
+def flip_positions(data: bytes, every: int = 32, random_picks: int = 128, seed: int = 20) -> list[int]:
+    """Every byte of each member's header (its subfields: signature, size, index) and trailer (CRC,
+    length) and of the end member, plus a deterministic sample of each deflate body: its first and
+    last 8 bytes (block headers, end of block), every `every`-th byte and `random_picks` seeded ones."""
+    rng = random.Random(seed)
+    chosen: set[int] = set()
+    for offset, size, ids in members(data):
+        if ids == [b"CI"]:  # the end member: header, index, empty deflate, trailer
+            chosen.update(range(offset, offset + size))
+            continue
+        body_start = offset + 12 + struct.unpack_from("<H", data, offset + 10)[0]
+        body_end = offset + size - 8
+        chosen.update(range(offset, body_start), range(body_end, offset + size))
+        chosen.update(range(body_start, min(body_start + 8, body_end)))
+        chosen.update(range(max(body_end - 8, body_start), body_end))
+        chosen.update(range(body_start, body_end, every))
+    chosen.update(rng.sample(range(len(data)), min(random_picks, len(data))))
+    return sorted(chosen)
+
+
+def assert_every_flip_caught(
+    data: bytes, value: object, key: bytes | None, positions: list[int] | None
+) -> None:
+    """Flip each byte at `positions` (all: None) of `value`'s file `data`: verify or load raises
+    CorruptCacheError, never returns different data, and no byte is one no reader looks at."""
     assert len(members(data)) >= 5
     ser = GzipPickleSerializer(signing_key=key, threads=2)
     harmless = []
-    for pos in range(len(data)):
+    for pos in range(len(data)) if positions is None else positions:
         damaged = bytearray(data)
         damaged[pos] ^= 0x41
         try:
@@ -204,6 +226,25 @@ def test_a_flipped_byte_anywhere_is_caught(small_members: int, key: bytes | None
         assert loaded == value, pos  # never different data
         harmless.append(pos)  # a byte no reader looks at would be harmless: there is none
     assert harmless == []
+
+
+def flip_value() -> dict:
+    return {"words": [f"w{i}" for i in range(3000)], "blob": os.urandom(6000)}
+
+
+@pytest.mark.parametrize("key", [b"k", None])
+def test_a_flipped_byte_anywhere_is_caught(small_members: int, key: bytes | None) -> None:
+    """Every header, trailer and index byte and a sample of the bodies (the full run: below)."""
+    value = flip_value()
+    data = dump(value, key=key)
+    assert_every_flip_caught(data, value, key, flip_positions(data))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", [b"k", None])
+def test_a_flipped_byte_anywhere_is_caught_every_byte(small_members: int, key: bytes | None) -> None:
+    value = flip_value()
+    assert_every_flip_caught(dump(value, key=key), value, key, None)
 
 
 # --- damage falls back like any corrupt file ------------------------------------------------

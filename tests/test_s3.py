@@ -503,22 +503,41 @@ def test_upload_to_a_silent_endpoint_times_out_within_the_configured_bound(size:
     assert took < 4 * attempts + 4, took
 
 
-@pytest.mark.parametrize(("size", "stall_on"), [(8 * 2**20, "PUT /{bucket}/c/p_20240102.pkl.gz HTTP"),
-                                                (40 * 2**20, "partNumber=2")],
-                         ids=["single-put", "second-part"])
+# Sizes above what the loopback socket buffers hold (a 4 MiB send buffer at most): the client's write
+# blocks mid-body, where no botocore timeout is armed, so only the upload's deadline can end it.
+STALLS = {"single-put": (8 * 2**20, "PUT /{bucket}/c/p_20240102.pkl.gz HTTP"),
+          "second-part": (17 * 2**20, "partNumber=2")}  # three parts of UPLOAD_CHUNKSIZE at most
+
+
+@pytest.mark.timeout(90)  # were the deadline not applied, the upload would hang: fail, not wait 300 s
+@pytest.mark.parametrize("rate", [
+    pytest.param(None, id="size-per-second"),
+    pytest.param(2**20, id="default-1MiB-per-second", marks=pytest.mark.slow),  # the real bound: 12 s, 21 s
+])
+@pytest.mark.parametrize("stall", STALLS)
 def test_a_proxy_that_stops_forwarding_mid_upload_is_a_timeout_and_keeps_the_old_file(
-    s3: MotoS3, bucket: str, size: int, stall_on: str
+    s3: MotoS3, bucket: str, stall: str, rate: int | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The upload's deadline is the request bound plus its size at `FsspecStore.min_bytes_per_second`.
+    The fast variant sets that rate to the upload's size per second (the size's share: 1 s), so it
+    proves the deadline without waiting out 1 MiB/s; the slow one keeps the default rate."""
+    size, stall_on = STALLS[stall]
     url = f"s3://{bucket}/c"
     save_cache("older", "p", "2024-01-01", url, storage_options=s3.options())
-    data = os.urandom(size)  # incompressible: the upload is as large as the data
+    data = os.urandom(size)  # incompressible: the upload is as large as the data (a few bytes more)
+    per_second = rate or size
+    assert FsspecStore.min_bytes_per_second == 2**20  # the default the slow variant keeps
+    monkeypatch.setattr(FsspecStore, "min_bytes_per_second", per_second)
     with stalling_proxy(s3.endpoint, stall_on.format(bucket=bucket).encode()) as endpoint:
         opts = {"endpoint_url": endpoint,
                 "config_kwargs": {"read_timeout": 2, "connect_timeout": 2, "retries": {"max_attempts": 1}}}
         error, took = _timed(lambda: save_cache(data, "p", "2024-01-02", url, storage_options=opts))
     assert isinstance(error, TimeoutError), repr(error)
-    # The bound: the request bound (1 attempt x (2 s + 2 s)) plus the size at 1 MiB/s, plus slack.
-    assert took < 4 + size / 2**20 + 10, took
+    # The bound: the request bound (1 attempt x (2 s + 2 s)) plus the size at the rate set, and the
+    # error says so (only the upload's deadline raises "did not finish within").
+    deadline = 4 + size / per_second
+    assert f"the upload did not finish within {deadline:.0f} s" in str(error), str(error)
+    assert took < deadline + 10, took
     # Whole or nothing: no new object, the older one intact, no multipart upload left open.
     assert s3.keys(bucket) == ["c/p_20240101.pkl.gz"]
     assert read_cache("p", "2024-01-01", url, storage_options=s3.options()) == "older"
