@@ -19,7 +19,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from benchmarks.opsgenie_fake import TEST_API_KEY, FakeOpsGenie
+from tests.support.opsgenie_fake import TEST_API_KEY, FakeOpsGenie
 
 ALERTS = 5
 SETTLE = 10.0

@@ -36,7 +36,7 @@ DAILY = dg.DailyPartitionsDefinition(start_date="2024-01-01", end_date="2024-03-
 
 def serve_proxy(endpoint: str, latency: float) -> None:
     """Child mode: the latency proxy; stdin `reset` / `stats` (answered with JSON)."""
-    from benchmarks.s3_server import latency_proxy
+    from tests.support.s3_server import latency_proxy
 
     with latency_proxy(endpoint, latency) as (url, stats):
         print(url, flush=True)

@@ -9,7 +9,7 @@ and S3 servers the scenarios talk to live in `tests/`).
 
 The measurements are the same functions the tests in tests/test_crash.py, test_concurrency.py,
 test_corruption.py, test_memory_stress.py, test_alert_failures.py and test_bad_inputs.py assert on
-(benchmarks/scenarios.py). `--update-docs` replaces the text between the `reliability-figures` markers.
+(tests/support/scenarios.py). `--update-docs` replaces the text between the `reliability-figures` markers.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import platform
 import tempfile
 from pathlib import Path
 
-from benchmarks.opsgenie_fake import TEST_API_KEY, FakeOpsGenie, refused_url
-from benchmarks.scenarios import (
+from tests.support.opsgenie_fake import TEST_API_KEY, FakeOpsGenie, refused_url
+from tests.support.scenarios import (
     measure_alert_bound,
     measure_bad_alert_settings,
     measure_hangs,

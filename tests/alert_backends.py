@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 import cache_utils
-from benchmarks.opsgenie_fake import FakeOpsGenie
 from cache_utils import JsmOpsAlerter, OpsGenieAlerter
 from cache_utils.alerts import (
     API_KEY_ENV,
@@ -26,6 +25,7 @@ from cache_utils.alerts import (
     TIMEOUT_ENV,
     Alerter,
 )
+from tests.support.opsgenie_fake import FakeOpsGenie
 
 from .conftest import TEST_API_KEY
 
@@ -73,7 +73,7 @@ class BackendCase:
 
     def patch_configure(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """Make `cache_utils.configure_alerts(api_key=...)` build this backend, for shared helpers
-        such as `benchmarks.scenarios.measure_alert_bound` that configure OpsGenie by key and URL."""
+        such as `tests.support.scenarios.measure_alert_bound` that configure OpsGenie by key and URL."""
         real = cache_utils.configure_alerts
 
         def configure(alerter: Alerter | None = None, **kw: Any) -> Alerter | None:

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from benchmarks.opsgenie_fake import TEST_API_KEY, FakeOpsGenie
 from cache_utils.alerts import API_KEY_ENV, API_URL_ENV
+from tests.support.opsgenie_fake import TEST_API_KEY, FakeOpsGenie
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from benchmarks.s3_server import FAKE_ENV, MotoS3, start_moto
+from tests.support.s3_server import FAKE_ENV, MotoS3, start_moto
 
 
 @pytest.fixture(scope="session")

@@ -12,9 +12,9 @@ import pytest
 from freezegun import freeze_time
 
 import cache_utils
-from benchmarks.opsgenie_fake import FakeOpsGenie, refused_url
-from benchmarks.scenarios import clock, measure_alert_bound
 from cache_utils import Alert, load_cache, save_cache, send_alert
+from tests.support.opsgenie_fake import FakeOpsGenie, refused_url
+from tests.support.scenarios import clock, measure_alert_bound
 
 from .alert_backends import alert_server, backend, clean_alert_env
 from .conftest import TEST_API_KEY

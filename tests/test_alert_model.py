@@ -14,7 +14,6 @@ from freezegun import freeze_time
 
 import cache_utils
 import cache_utils.alerts
-from benchmarks.opsgenie_fake import FakeOpsGenie
 from cache_utils import (
     Alert,
     Alerter,
@@ -30,6 +29,7 @@ from cache_utils import (
     send_test_alert,
 )
 from cache_utils.alerts import suppressed_alerts
+from tests.support.opsgenie_fake import FakeOpsGenie
 
 from .alert_backends import BackendCase, alert_server, backend, clean_alert_env
 

@@ -18,7 +18,6 @@ import pytest
 from freezegun import freeze_time
 
 import cache_utils
-from benchmarks.opsgenie_fake import FakeOpsGenie, refused_url
 from cache_utils import (
     Alert,
     Alerter,
@@ -33,6 +32,7 @@ from cache_utils import (
     save_cache,
     send_alert,
 )
+from tests.support.opsgenie_fake import FakeOpsGenie, refused_url
 
 from .alert_backends import BackendCase, alert_server, backend, clean_alert_env
 from .conftest import TEST_API_KEY

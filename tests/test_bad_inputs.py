@@ -1,6 +1,6 @@
 """Every bad input gives the documented error type with a message naming the value.
 
-The table lives in `benchmarks/scenarios.py` (`bad_input_cases`) so that
+The table lives in `tests/support/scenarios.py` (`bad_input_cases`) so that
 `benchmarks/reliability_figures.py` prints the same table into docs/reliability.md.
 """
 
@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from benchmarks.scenarios import bad_input_cases, run_bad_inputs
+from tests.support.scenarios import bad_input_cases, run_bad_inputs
 
 _CASES = bad_input_cases(os.path.join(os.path.dirname(__file__), "__never_created__"))
 

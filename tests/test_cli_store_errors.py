@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.s3_server import FAKE_ENV, MotoS3
+from tests.support.s3_server import FAKE_ENV, MotoS3
 
 pytest_plugins = ["tests.s3_fixtures"]
 pytestmark = pytest.mark.integration

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.scenarios import run_concurrency
+from tests.support.scenarios import run_concurrency
 
 pytestmark = pytest.mark.integration  # 12 writer and reader processes for seconds
 

@@ -14,7 +14,6 @@ from collections.abc import Callable
 import pytest
 from freezegun import freeze_time
 
-from benchmarks.scenarios import WORKERS, run_bit_rot
 from cache_utils import (
     CacheNotFoundError,
     CorruptCacheError,
@@ -24,6 +23,7 @@ from cache_utils import (
     save_cache,
 )
 from cache_utils.stores import LocalStore
+from tests.support.scenarios import WORKERS, run_bit_rot
 
 from .conftest import TEST_API_KEY
 

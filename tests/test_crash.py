@@ -6,9 +6,9 @@ import os
 
 import pytest
 
-from benchmarks.scenarios import DAY, age_temp_files, make_blob, make_value, run_kill_points, value_ok
 from cache_utils import get_latest_cache_filename, list_caches, prune, read_cache, save_cache
 from cache_utils.stores import get_store
+from tests.support.scenarios import DAY, age_temp_files, make_blob, make_value, run_kill_points, value_ok
 
 pytestmark = pytest.mark.integration  # child processes SIGKILLed mid-write
 

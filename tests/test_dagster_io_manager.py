@@ -11,10 +11,10 @@ import pytest
 from freezegun import freeze_time
 
 import cache_utils
-from benchmarks.opsgenie_fake import FakeOpsGenie
 from cache_utils import CacheNotFoundError, load_cache, read_cache, save_cache
 from dagster_cache import DatedCacheIOManager, OpsGenieResource
 from dagster_cache.dates import SCHEDULED_EXECUTION_TIME_TAG
+from tests.support.opsgenie_fake import FakeOpsGenie
 
 from .conftest import TEST_API_KEY
 

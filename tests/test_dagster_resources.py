@@ -9,7 +9,6 @@ import pytest
 from dagster._core.remote_representation.external_data import RepositorySnap
 
 import dagster_cache
-from benchmarks.opsgenie_fake import FakeOpsGenie
 from cache_utils import InMemoryCache, NullAlerter
 from dagster_cache import (
     AlertResource,
@@ -19,6 +18,7 @@ from dagster_cache import (
     make_alert_on_run_failure_sensor,
     make_opsgenie_on_run_failure_sensor,
 )
+from tests.support.opsgenie_fake import FakeOpsGenie
 
 from .conftest import TEST_API_KEY
 

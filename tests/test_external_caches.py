@@ -18,9 +18,9 @@ from dagster._core.loader import LoadingContextForTest
 from freezegun import freeze_time
 
 import dagster_cache.external as external
-from benchmarks.s3_server import MotoS3
 from cache_utils import cache_fingerprint, list_caches, read_cache, save_cache
 from dagster_cache import DatedCacheIOManager, build_cache_observation_sensor, external_cache_asset
+from tests.support.s3_server import MotoS3
 
 pytest_plugins = ["tests.s3_fixtures"]  # the moto_s3 / s3 / bucket fixtures
 

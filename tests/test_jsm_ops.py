@@ -17,7 +17,6 @@ import pytest
 from freezegun import freeze_time
 
 import cache_utils
-from benchmarks.opsgenie_fake import FakeOpsGenie
 from cache_utils import (
     Alert,
     CacheNotFoundError,
@@ -32,6 +31,7 @@ from cache_utils import (
 from cache_utils.alerts import JSM_OPS_URL, OPSGENIE_US
 from cache_utils.cli import EXIT_ERROR, EXIT_OK, EXIT_USAGE, main
 from dagster_cache import DatedCacheIOManager, OpsGenieResource, make_opsgenie_on_run_failure_sensor
+from tests.support.opsgenie_fake import FakeOpsGenie
 
 from .alert_backends import JSM, JSM_PREFIX, OPSGENIE, BackendCase, alert_server, backend, clean_alert_env
 from .conftest import TEST_API_KEY

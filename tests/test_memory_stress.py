@@ -14,8 +14,8 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from benchmarks.scenarios import measure_reader_latency, run_memory_stress
 from cache_utils import InMemoryCache
+from tests.support.scenarios import measure_reader_latency, run_memory_stress
 
 HEADS = st.sampled_from([("a",), ("b",), ("a", "x")])
 LEAVES = st.sampled_from(["k1", "k2", "k3", 7])

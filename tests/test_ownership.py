@@ -19,7 +19,6 @@ import pandas as pd
 import pytest
 from freezegun import freeze_time
 
-from benchmarks.s3_server import MotoS3
 from cache_utils import (
     CorruptCacheError,
     cache_owner,
@@ -33,6 +32,7 @@ from cache_utils import (
 )
 from dagster_cache import CacheOwnerError, DatedCacheIOManager, external_cache_asset
 from dagster_cache.ownership import normalize_directory, same_directory
+from tests.support.s3_server import MotoS3
 
 pytest_plugins = ["tests.s3_fixtures"]  # the moto_s3 / s3 / bucket fixtures
 

@@ -21,11 +21,11 @@ import pytest
 from fsspec import register_implementation
 from fsspec.implementations.memory import MemoryFileSystem
 
-from benchmarks.opsgenie_fake import FakeOpsGenie
-from benchmarks.s3_server import MotoS3, latency_proxy
 from cache_utils import CacheNotFoundError, CorruptCacheError, read_cache, save_cache
 from dagster_cache import DatedCacheIOManager, OpsGenieResource
 from dagster_cache.dates import partition_file
+from tests.support.opsgenie_fake import FakeOpsGenie
+from tests.support.s3_server import MotoS3, latency_proxy
 
 from .conftest import TEST_API_KEY
 

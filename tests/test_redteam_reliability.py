@@ -19,12 +19,12 @@ import pandas as pd  # before freezegun, as the suite requires
 import pytest
 from freezegun import freeze_time
 
-from benchmarks.s3_server import FAKE_ENV, trickling_endpoint
 from cache_utils import InMemoryCache, NullAlerter, load_cache, prune, read_cache, save_cache
 from cache_utils.alerts import WebhookAlerter
 from cache_utils.errors import CacheNotFoundError, CorruptCacheError
 from cache_utils.files import get_latest_cache_filename
 from cache_utils.naming import to_date
+from tests.support.s3_server import FAKE_ENV, trickling_endpoint
 
 
 @pytest.fixture(autouse=True)

@@ -381,7 +381,7 @@ def test_a_signed_file_copied_to_another_directory_under_its_name_is_accepted(tm
 @pytest.mark.integration
 @pytest.mark.timeout(120)
 def test_measured_hangs_are_bounded(tmp_path: Path) -> None:
-    from benchmarks.scenarios import measure_hangs
+    from tests.support.scenarios import measure_hangs
 
     rows = measure_hangs(str(tmp_path), with_moto=False)
     assert len(rows) == 5 and all(r["ok"] for r in rows), rows
@@ -389,8 +389,8 @@ def test_measured_hangs_are_bounded(tmp_path: Path) -> None:
 
 @pytest.mark.integration
 def test_measured_bad_alert_settings_are_survived(tmp_path: Path) -> None:
-    from benchmarks.opsgenie_fake import FakeOpsGenie
-    from benchmarks.scenarios import BAD_TIMEOUTS, measure_bad_alert_settings
+    from tests.support.opsgenie_fake import FakeOpsGenie
+    from tests.support.scenarios import BAD_TIMEOUTS, measure_bad_alert_settings
 
     with FakeOpsGenie() as server:
         rows = measure_bad_alert_settings(str(tmp_path), server.url, "og-key")
@@ -400,8 +400,8 @@ def test_measured_bad_alert_settings_are_survived(tmp_path: Path) -> None:
 
 @pytest.mark.integration
 def test_measured_secret_forms_never_reach_the_logs(tmp_path: Path) -> None:
-    from benchmarks.opsgenie_fake import FakeOpsGenie
-    from benchmarks.scenarios import measure_secret_forms
+    from tests.support.opsgenie_fake import FakeOpsGenie
+    from tests.support.scenarios import measure_secret_forms
 
     with FakeOpsGenie("500") as server:
         result = measure_secret_forms(str(tmp_path), server.url)

@@ -19,7 +19,6 @@ import pytest
 from freezegun import freeze_time
 
 import cache_utils
-from benchmarks.s3_server import MotoS3, refused_endpoint, silent_endpoint, stalling_proxy
 from cache_utils import (
     Alert,
     Alerter,
@@ -35,6 +34,7 @@ from cache_utils import (
 )
 from cache_utils.stores import FsspecStore, LocalStore, get_store
 from cache_utils.stores.fsspec import DEFAULT_S3_CONFIG, effective_options
+from tests.support.s3_server import MotoS3, refused_endpoint, silent_endpoint, stalling_proxy
 
 pytest_plugins = ["tests.s3_fixtures"]  # the moto_s3 / s3 / bucket fixtures
 pytestmark = pytest.mark.integration  # a moto S3 server, stalling and silent endpoints

@@ -9,9 +9,9 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from benchmarks.s3_server import MotoS3
 from cache_utils import get_latest_cache_filename, list_caches, read_cache
 from dagster_cache import DatedCacheIOManager, InMemoryCacheResource
+from tests.support.s3_server import MotoS3
 
 pytest_plugins = ["tests.s3_fixtures"]  # the moto_s3 / s3 / bucket fixtures
 pytestmark = pytest.mark.integration  # moto S3 and a step subprocess per op

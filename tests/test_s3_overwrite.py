@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 import cache_utils.stores.pinned as pinned_reads
-from benchmarks.s3_server import MotoS3
 from cache_utils import CorruptCacheError, load_latest_cache, read_cache, write_cache
+from tests.support.s3_server import MotoS3
 
 pytest_plugins = ["tests.s3_fixtures"]
 pytestmark = pytest.mark.integration
@@ -138,7 +138,7 @@ def test_a_read_keeps_its_version_when_the_object_is_replaced_between_ranges(
 
 def test_small_object_is_read_in_one_request(s3: MotoS3, bucket: str) -> None:
     """Issue 22 item 3: a file up to the read block costs one GET (no HEAD), counted by a proxy."""
-    from benchmarks.s3_server import latency_proxy
+    from tests.support.s3_server import latency_proxy
 
     url = f"s3://{bucket}/c"
     write_cache({"x": 1}, "p", TODAY, url, storage_options=s3.options())

@@ -13,7 +13,6 @@ import pytest
 from freezegun import freeze_time
 
 import cache_utils
-from benchmarks.opsgenie_fake import FakeOpsGenie, refused_url
 from cache_utils import (
     Alert,
     Alerter,
@@ -29,6 +28,7 @@ from cache_utils import (
     send_alert,
 )
 from cache_utils.alerts import redact
+from tests.support.opsgenie_fake import FakeOpsGenie, refused_url
 
 from .alert_backends import BackendCase, backend, clean_alert_env
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 import cache_utils.stores.fsspec as fsspec_store
-from benchmarks.s3_server import FAKE_ENV, MotoS3, loopback_server
 from cache_utils import write_cache
+from tests.support.s3_server import FAKE_ENV, MotoS3, loopback_server
 
 pytest_plugins = ["tests.s3_fixtures"]
 pytestmark = pytest.mark.integration

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from benchmarks.s3_server import MotoS3
 from tests.support.emulators import Azurite, FakeGcs, azurite_script, start_azurite, start_fake_gcs
+from tests.support.s3_server import MotoS3
 
 pytest_plugins = ["tests.s3_fixtures"]  # moto_s3 / s3 / bucket
 

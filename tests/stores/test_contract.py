@@ -11,7 +11,6 @@ import pandas as pd  # noqa: F401  (imported before the first freeze_time: panda
 import pytest
 from freezegun import freeze_time
 
-from benchmarks.s3_server import silent_endpoint
 from cache_utils import (
     CorruptCacheError,
     cache_dates,
@@ -24,6 +23,7 @@ from cache_utils import (
     verify_cache,
 )
 from tests.stores.conftest import StoreCase
+from tests.support.s3_server import silent_endpoint
 
 KEY = "contract-signing-key"
 

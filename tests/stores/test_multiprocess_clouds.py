@@ -20,10 +20,10 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from benchmarks.s3_server import FAKE_ENV, MotoS3
 from cache_utils import read_cache
 from dagster_cache import DatedCacheIOManager
 from tests.stores.conftest import CLOUDS, StoreCase
+from tests.support.s3_server import FAKE_ENV, MotoS3
 
 pytestmark = pytest.mark.integration  # emulators, and a process per step
 

