@@ -61,6 +61,7 @@ from .integration import cache_alert as cache_alert
 from .integration import cache_owner as cache_owner
 from .integration import default_alias as default_alias
 from .integration import is_url as is_url
+from .integration import map_in_order as map_in_order
 from .integration import normalize_key as normalize_key
 from .integration import parse_cb_time as parse_cb_time
 from .integration import parse_file_name as parse_file_name

@@ -15,9 +15,9 @@ import datetime as dt
 import errno
 import logging
 import os
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, TypeVar
 
 from ._numbers import is_whole
 from .alerts import Alerter, cache_alert, default_alias, resolve_alert, send_alert
@@ -58,6 +58,8 @@ StorageOptions = dict[str, Any]
 # What `read_many` yields per (prefix, day): the file found (None when none) and the files skipped.
 ReadResult = tuple[CacheHit | None, tuple[Skipped, ...]]
 # Reads in flight for `read_many` on an object store when `max_workers` is None.
+T = TypeVar("T")
+R = TypeVar("R")
 DEFAULT_READ_WORKERS = 8
 
 
@@ -359,23 +361,9 @@ class CacheDir:
 
         if max_workers is None:
             max_workers = DEFAULT_READ_WORKERS if is_url(os.fspath(self.directory)) else 1
-        workers = min(max_workers, len(targets))
-        if workers <= 1:
-            for prefix, day in targets:
-                yield one(prefix, day)
-            return
-        self.store  # noqa: B018 - opened once here, not raced by the workers
-        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=thread_name_prefix)
-        wait = True
-        try:
-            futures = [pool.submit(one, prefix, day) for prefix, day in targets]
-            for future in futures:
-                yield future.result()
-        except BaseException as e:
-            wait = isinstance(e, Exception | GeneratorExit)
-            raise
-        finally:
-            pool.shutdown(wait=wait, cancel_futures=True)
+        if min(max_workers, len(targets)) > 1:
+            self.store  # noqa: B018 - opened once here, not raced by the workers
+        yield from map_in_order(lambda t: one(*t), targets, max_workers, thread_name_prefix)
 
     # --- housekeeping --------------------------------------------------------------------------------
 
@@ -553,3 +541,34 @@ def _sound(store: Store, name: str, serializer: GzipPickleSerializer) -> bool:
     return True
 
 
+def map_in_order(
+    fn: Callable[[T], R], items: Sequence[T], workers: int, thread_name_prefix: str = "cache_utils-read",
+) -> Iterator[R]:
+    """`fn(item)` of each item, yielded in the items' order: one after another with one worker,
+    else on a `concurrent.futures` pool with at most `workers` calls in flight. A call's error is
+    raised at its item's turn, as the one-after-another loop would raise it; closing the generator
+    early (or any failure) drops the queued calls, and those in flight finish first (bounded by the
+    store's timeouts); an interrupt (Ctrl-C, a run's termination) does not wait for them.
+
+    Args:
+        fn: What to do with one item (a read).
+        items: The items, in the order their results are wanted.
+        workers: Calls in flight at most.
+        thread_name_prefix: Names of the pool's threads (as in thread dumps).
+    """
+    workers = min(workers, len(items))
+    if workers <= 1:
+        for item in items:
+            yield fn(item)
+        return
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=thread_name_prefix)
+    wait = True
+    try:
+        futures = [pool.submit(fn, item) for item in items]
+        for future in futures:
+            yield future.result()
+    except BaseException as e:
+        wait = isinstance(e, Exception | GeneratorExit)
+        raise
+    finally:
+        pool.shutdown(wait=wait, cancel_futures=True)

@@ -17,6 +17,7 @@ from .alerts import MAX_TIMEOUT as MAX_ALERT_TIMEOUT
 from .alerts import Backend as AlertBackend
 from .alerts import EnvAlertSettings, cache_alert, default_alias, resolve_alert
 from .alerts import Priority as AlertPriority
+from .cachedir import map_in_order
 from .files import cache_owner
 from .format.serializer import GzipPickleSerializer
 from .format.signing import split_signing_keys
@@ -35,6 +36,7 @@ from .timing import (
 )
 
 __all__ = [
+    "map_in_order",
     "DEFAULT_ALERT_TIMEOUT",
     "DEFAULT_RETRY_INTERVAL",
     "MAX_ALERT_TIMEOUT",

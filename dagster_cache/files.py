@@ -6,8 +6,7 @@ range's files are read concurrently (so the library's own many-file read can rep
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Generator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +14,7 @@ import dagster as dg
 from dagster import MetadataValue, OutputContext
 
 from cache_utils import CacheFile
-from cache_utils.integration import parse_file_name
+from cache_utils.integration import map_in_order, parse_file_name
 
 from .context import output_name
 from .metadata import frame_metadata, row_count_metadata
@@ -79,29 +78,11 @@ def input_metadata(used: Loaded) -> dict[str, Any]:
     }
 
 
-def read_many(read: Callable[[Any], Any], targets: list[Any], workers: int) -> Generator[Any, None, None]:
-    """`read(target)` of each target, yielded in order: one after another with one worker, else on a
-    pool holding at most `workers` reads in flight. A read's error is raised at its turn, the
-    exception the one-after-another loop raised there. The one place a range is read concurrently,
-    so the library's own many-file read can replace it."""
-    if workers <= 1:
-        for target in targets:
-            yield read(target)
-        return
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dagster_cache-load")
-    wait = True
-    try:
-        futures = [pool.submit(read, target) for target in targets]
-        for future in futures:
-            yield future.result()
-    except BaseException as e:
-        # A failed read or a stopped caller: the queued reads are dropped and those in flight
-        # (bounded by the store's timeouts) finish first; an interrupt (run termination,
-        # Ctrl-C) does not wait for them.
-        wait = isinstance(e, Exception | GeneratorExit)
-        raise
-    finally:
-        pool.shutdown(wait=wait, cancel_futures=True)
+def read_many(read: Callable[[Any], Any], targets: list[Any], workers: int) -> Iterator[Any]:
+    """`read(target)` of each target, yielded in order, at most `workers` in flight: the library's
+    ordered pool (`cache_utils.integration.map_in_order`, which `CacheDir.read_many` runs on too),
+    with the manager's thread names."""
+    return map_in_order(read, targets, workers, "dagster_cache-load")
 
 
 def output_metadata(
