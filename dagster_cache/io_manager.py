@@ -35,7 +35,6 @@ from cache_utils import (
     write_cache,
 )
 from cache_utils.integration import (
-    AlertPriority,
     cache_alert,
     cache_owner,
     default_alias,
@@ -212,9 +211,6 @@ class DatedCacheIOManager(ConfigurableIOManager):
 
     def _alert(self, alert: Alert) -> None:
         send_alert(alert, self._alerter())
-
-    def _priority(self) -> AlertPriority | None:
-        return self.opsgenie.priority if self.opsgenie is not None else None
 
     # --- output -----------------------------------------------------------------------------
 
@@ -461,8 +457,7 @@ class DatedCacheIOManager(ConfigurableIOManager):
             context.log.warning(message)
             details = {"prefix": prefix, "wanted": day.isoformat(), "used": used.path,
                        "age_days": str(used.stale_days)}
-            self._alert(cache_alert("stale", prefix, message, priority=self._priority(), details=details,
-                                    source="dagster_cache"))
+            self._alert(cache_alert("stale", prefix, message, details=details, source="dagster_cache"))
             record_stale(context, {prefix: used})
         return value
 
@@ -510,7 +505,7 @@ class DatedCacheIOManager(ConfigurableIOManager):
             self._alert(cache_alert(
                 "stale", base, f"partitions filled from earlier files: {filled}",
                 title=f"stale cache data for {base!r}: {len(stale)} of {len(keys)} {unit}",
-                priority=self._priority(), details={"prefix": base, "stale_partitions": str(len(stale))},
+                details={"prefix": base, "stale_partitions": str(len(stale))},
                 source="dagster_cache",
             ))
             record_stale(context, {f"{base}[{k}]": u for k, u in stale.items()})
