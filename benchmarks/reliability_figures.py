@@ -7,9 +7,10 @@
 Run it from the repository root: it imports the `benchmarks` and `tests` packages (the fake OpsGenie
 and S3 servers the scenarios talk to live in `tests/`).
 
-The measurements are the same functions the tests in tests/test_crash.py, test_concurrency.py,
-test_corruption.py, test_memory_stress.py, test_alert_failures.py and test_bad_inputs.py assert on
-(tests/support/scenarios.py). `--update-docs` replaces the text between the `reliability-figures` markers.
+The measurements are the same functions (tests/support/scenarios.py) that the tests in
+tests/cache_utils/ assert on: test_crash_safety.py, test_concurrent_writers.py, test_corruption.py,
+test_memory_cache_stress.py, test_alert_failures.py and test_bad_inputs.py.
+`--update-docs` replaces the text between the `reliability-figures` markers.
 """
 
 from __future__ import annotations
@@ -151,7 +152,7 @@ def figures(quick: bool) -> str:
     out("")
     ok = sum(r["ok"] == "True" for r in bad)
     out(f"Bad inputs: **{len(bad)} tried, {ok} gave the expected error naming the bad value** "
-        "(`tests/test_bad_inputs.py`):")
+        "(`tests/cache_utils/test_bad_inputs.py`):")
     out("")
     out("| input | call | error | message |")
     out("| --- | --- | --- | --- |")

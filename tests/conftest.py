@@ -1,4 +1,5 @@
-"""Shared fixtures: the fake OpsGenie server. (Isolation of every test: the root conftest.py.)"""
+"""Shared fixtures: the fake OpsGenie server and the moto S3 server (`moto_s3`, `s3`, `bucket`), for
+every subject folder. (Isolation of every test: the root conftest.py.)"""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 
 from cache_utils.alerts import API_KEY_ENV, API_URL_ENV
 from tests.support.opsgenie_fake import TEST_API_KEY, FakeOpsGenie
+from tests.support.s3_fixtures import bucket, moto_s3, s3  # noqa: F401 - fixtures for every folder
 
 
 @pytest.fixture

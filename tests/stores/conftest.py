@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 
-from tests.s3_fixtures import bucket, moto_s3, s3  # noqa: F401 - fixtures used by `store`
 from tests.support.emulators import Azurite, FakeGcs, azurite_script, start_azurite, start_fake_gcs
 from tests.support.s3_server import MotoS3
 
