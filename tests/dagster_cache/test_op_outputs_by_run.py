@@ -17,6 +17,7 @@ from freezegun import freeze_time
 
 from dagster_cache import DatedCacheIOManager
 
+
 def ours(tmp_path: Path, sub: str = "ours") -> DatedCacheIOManager:
     return DatedCacheIOManager(directory=str(tmp_path / sub))
 
@@ -24,11 +25,6 @@ def ours(tmp_path: Path, sub: str = "ours") -> DatedCacheIOManager:
 def dagsters(tmp_path: Path) -> dg.FilesystemIOManager:
     return dg.FilesystemIOManager(base_dir=str(tmp_path / "fs"))
 
-
-def _failure(result: dg.ExecuteInProcessResult) -> str:
-    return "; ".join(
-        str(e.step_failure_data.error) for e in result.all_events if e.event_type_value == "STEP_FAILURE"
-    )
 
 
 # --- 1. op outputs are not scoped to their run ----------------------------------------------------
