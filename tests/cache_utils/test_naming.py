@@ -7,6 +7,7 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -24,7 +25,7 @@ from cache_utils import (
     read_cache,
     save_cache,
 )
-from cache_utils.naming import parse_file_name, validate_prefix
+from cache_utils.naming import parse_file_name, to_date, validate_prefix
 
 DAY = "data/sales_20240115.pkl.gz"
 
@@ -243,3 +244,82 @@ def test_a_file_an_earlier_release_wrote_under_an_nfd_name_still_loads_by_that_s
     save_cache({"new": True}, NFD, "2024-01-15", d)
     with freeze_time("2024-01-15 09:00:00"):
         assert load_cache(NFD, "08:00", d)[0] == {"new": True}  # the NFC file wins once there
+
+
+# --- a date must name a day: no part is taken from today (reliability round 2 and its red-team round)
+
+
+@pytest.mark.parametrize("text", ["2024-01", "2024", "15", "Jan", "09:00", "15 Jan", "January 2024"])
+def test_partial_date_strings_are_refused_naming_the_value(text: str) -> None:
+    from cache_utils import cache_filename
+
+    with freeze_time("2024-03-25 12:00:00"), pytest.raises(ValueError, match=f"'{text}' does not name a day"):
+        cache_filename("p", text)
+
+
+def test_nat_is_a_value_error_naming_it() -> None:
+    from cache_utils import cache_filename
+
+    with pytest.raises(ValueError, match="NaT"):
+        cache_filename("p", pd.NaT)
+
+
+def _parsed_in(year: int, text: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """to_date(text) in a process whose dateutil default parser was built in `year` (dateutil builds
+    it at import, from time.localtime())."""
+    from dateutil.parser import _parser
+
+    with freeze_time(f"{year}-06-01 12:00:00"):
+        fresh = _parser.parser()
+    monkeypatch.setattr(_parser, "DEFAULTPARSER", fresh)
+    try:
+        return to_date(text)
+    except ValueError as e:
+        return e
+
+
+@pytest.mark.parametrize("text", ["15 Jan 60", "01/15/60", "15.01.60"])
+def test_two_digit_year_does_not_take_its_century_from_the_clock(
+    text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A date that does not name a day is a ValueError that names the value; no part of it is ever
+    filled in from today. dateutil fills a two-digit year's century from the current year (a 100-year
+    window around it), so the same string names 1960 in a process started in 2010 and 2060 in 2024:
+    save_cache writes, and load_cache later misses, a file 100 years away."""
+    old, new = _parsed_in(2010, text, monkeypatch), _parsed_in(2024, text, monkeypatch)
+    if isinstance(old, ValueError) and isinstance(new, ValueError):
+        assert text in str(new), f"the error for {text!r} does not name it: {new}"
+        return
+    assert old == new, (
+        f"to_date({text!r}) is {old} when the process started in 2010 and {new} in 2024: the century "
+        f"comes from the clock; refuse two-digit years with a ValueError naming the value"
+    )
+
+
+def test_six_digit_string_is_not_silently_read_as_day_month_year() -> None:
+    """'240115' (a common YYMMDD stamp for 2024-01-15) is read by dateutil as 24 Jan 2015, with the
+    century from the clock: a silent wrong day rather than a ValueError naming the value."""
+    try:
+        got = to_date("240115")
+    except ValueError as e:
+        assert "240115" in str(e), f"the error does not name the value: {e}"
+        return
+    assert got == pd.Timestamp("2024-01-15").date(), (
+        f"to_date('240115') gave {got}: a 6-digit string is ambiguous (YYMMDD, DDMMYY) and its century "
+        f"comes from the clock; refuse it with a ValueError naming the value"
+    )
+
+
+# --- the longest prefix (reliability round 2) ----------------------------------------------------------
+
+
+def test_the_longest_prefix_whose_temp_name_fits_is_accepted_one_more_byte_refused(tmp_path: Path) -> None:
+    from cache_utils.naming import MAX_PREFIX_BYTES
+
+    fits = "p" * MAX_PREFIX_BYTES
+    save_cache(1, fits, "2024-01-01", str(tmp_path))
+    assert read_cache(fits, "2024-01-01", str(tmp_path)) == 1
+    for too_long in ("p" * (MAX_PREFIX_BYTES + 1), "é" * 113):  # 226 bytes either way
+        with pytest.raises(ValueError, match=rf"is 226 bytes long: at most {MAX_PREFIX_BYTES} fit"):
+            save_cache(1, too_long, "2024-01-01", str(tmp_path))
+    assert os.listdir(tmp_path) == [f"{fits}_20240101.pkl.gz"]

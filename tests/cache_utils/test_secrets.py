@@ -281,3 +281,19 @@ def test_dagster_run_logs_and_resolved_reprs_hide_keys(tmp_path, monkeypatch, ca
     _assert_clean(events)
     _assert_clean(_all_log_text(caplog))
     _assert_clean(repr(result.dagster_run.run_config))
+
+
+# --- a webhook URL's query token in an exception message (red-team round on the reliability fixes) -----
+
+
+def test_webhook_url_token_is_not_shown_when_the_scheme_is_wrong() -> None:
+    """The webhook alerter treats the URL's query values as secrets (its repr shows `?***`), but a URL
+    refused for its scheme (a typo such as 'htps://') is echoed whole in the ValueError, token included.
+    README: secrets never appear in any exception message."""
+    token = "S3CRET-T0KEN-value"
+    with pytest.raises(ValueError) as info:
+        WebhookAlerter(f"htps://hooks.example.com/services/x?token={token}")
+    assert token not in str(info.value), (
+        f"the ValueError shows the webhook token: {info.value}; hide the query (and password) "
+        f"as __repr__ does"
+    )

@@ -8,7 +8,12 @@ import os
 import pickle
 import shutil
 import stat
+import struct
+import subprocess
+import sys
+from pathlib import Path
 
+import pandas as pd  # noqa: F401 - imported before any freeze_time (pandas#64023)
 import pytest
 from freezegun import freeze_time
 
@@ -25,6 +30,8 @@ from cache_utils import (
     save_cache,
 )
 from cache_utils.cli import main as cli_main
+
+ROOT = Path(__file__).resolve().parents[2]
 
 KEY = "signing-key-for-tests-7f3a"
 GOOD = {"good": [1, 2, 3]}
@@ -234,3 +241,143 @@ def test_glob_date_patterns_stay_in_directory(pattern):
     for bad in ("../x", "a/b", "x\\y", "x\0"):
         with pytest.raises(ValueError, match="pattern"):
             cache_filename("p", bad, keep_date_as_string=True, directory="data")
+
+
+# --- malformed headers are corrupt files; verification streams in bounded memory (reliability round 2)
+
+
+def crafted_header() -> bytes:
+    """FEXTRA with xlen=4 holding a `CU` subfield that claims 33 bytes: 16 bytes in all."""
+    return b"\x1f\x8b\x08\x04" + b"\0" * 6 + b"\x04\x00" + b"CU" + (33).to_bytes(2, "little")
+
+
+XLEN_CUT = b"\x1f\x8b\x08\x04" + b"\0" * 6 + b"\xff"
+
+
+FNAME_UNTERMINATED = b"\x1f\x8b\x08\x08" + b"\0" * 6 + b"x"
+
+
+@pytest.mark.parametrize("body", [crafted_header(), crafted_header() + b"\x01" * 40, XLEN_CUT,
+                                  FNAME_UNTERMINATED],
+                         ids=["subfield-past-field", "subfield-into-body", "xlen-cut", "fname-unterminated"])
+def test_a_crafted_signed_header_is_corrupt_and_falls_back(tmp_path: Path, body: bytes) -> None:
+    save_cache("good", "sales", "2024-01-14", str(tmp_path), signing_key="k")
+    (tmp_path / "sales_20240115.pkl.gz").write_bytes(body)
+    with pytest.raises(CorruptCacheError, match="sales_20240115"):
+        read_cache("sales", "2024-01-15", str(tmp_path), signing_key="k")
+    hit, skipped = load_latest_cache("sales", "2024-01-15", str(tmp_path), signing_key="k")
+    assert hit.data == "good" and len(skipped) == 1
+
+
+MEASURE_SIGNED_LOAD = """
+import resource, sys
+from cache_utils import CorruptCacheError, read_cache
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    read_cache("big", "2024-01-15", sys.argv[1], signing_key="k")
+except CorruptCacheError as e:
+    print("corrupt:", e.reason)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
+"""
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(120)
+def test_signed_verification_streams_a_huge_file_in_bounded_memory(tmp_path: Path) -> None:
+    # An older single-member file (no index to check its length against: it is hashed to its end)
+    # with a signature subfield, a whole gzip stream, then 400 MB of zeros (sparse: no disk used).
+    # A multi-member file with such a tail is refused before hashing (test_sparse_signed.py).
+    import zlib
+
+    deflate = zlib.compressobj(2, zlib.DEFLATED, -15)
+    body = deflate.compress(pickle.dumps("x")) + deflate.flush()
+    header = b"\x1f\x8b\x08\x04\0\0\0\0\0\xff" + struct.pack("<H2sH", 37, b"CU", 33)
+    path = tmp_path / "big_20240115.pkl.gz"
+    with path.open("wb") as f:
+        f.write(header + b"\x01" + bytes(32) + body + struct.pack("<II", zlib.crc32(pickle.dumps("x")), 16))
+        f.truncate(400 << 20)
+    proc = subprocess.run([sys.executable, "-c", MEASURE_SIGNED_LOAD, str(tmp_path)], capture_output=True,
+                          text=True, timeout=100, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    reason, grown_mb = proc.stdout.splitlines()
+    assert reason == "corrupt: signature does not match the configured key (tampered, or another key)"
+    assert int(grown_mb) < 120, f"peak RSS grew by {grown_mb} MB reading a 400 MB file"
+
+
+def test_bytes_changed_after_the_signature_check_are_never_unpickled(tmp_path: Path) -> None:
+    """The checked bytes are the ones unpickled: a file rewritten in place mid-load changes nothing."""
+    from cache_utils import GzipPickleSerializer
+
+    save_cache({"v": 1}, "s", "2024-01-15", str(tmp_path), signing_key="k")
+    good = (tmp_path / "s_20240115.pkl.gz").read_bytes()
+    save_cache({"v": 666}, "s", "2024-01-16", str(tmp_path))  # unsigned: other bytes
+
+    class SwapsAfterFirstPass:
+        def __init__(self) -> None:
+            self.data, self.pos, self.swapped = good, 0, False
+
+        def read(self, n: int = -1) -> bytes:
+            if self.pos >= len(self.data) and not self.swapped:  # the check has read it all
+                self.swapped = True
+            end = len(self.data) if n < 0 else self.pos + n
+            out = self.data[self.pos:end]
+            self.pos += len(out)
+            return out
+
+        def seek(self, pos: int, whence: int = 0) -> int:
+            if self.swapped:
+                self.data = (tmp_path / "s_20240116.pkl.gz").read_bytes()
+            self.pos = pos if whence == 0 else len(self.data) + pos if whence == 2 else self.pos + pos
+            return self.pos
+
+        def tell(self) -> int:
+            return self.pos
+
+    path = str(tmp_path / "s_20240115.pkl.gz")
+    assert GzipPickleSerializer(signing_key="k").load(SwapsAfterFirstPass(), path) == {"v": 1}
+
+
+# --- keys, names and directories (reliability round 2 and its red-team round) --------------------------
+
+
+def test_a_non_utf8_signing_key_in_the_environment_signs_with_its_bytes(tmp_path: Path) -> None:
+    key = b"\xff\xfek\x80y"
+    env = {k.encode(): v.encode() for k, v in os.environ.items() if k != "CACHE_UTILS_SIGNING_KEY"}
+    env[b"CACHE_UTILS_SIGNING_KEY"] = key
+    code = f"import cache_utils; cache_utils.save_cache('s', 'p', '2024-01-01', {str(tmp_path)!r})"
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60,
+                          cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert read_cache("p", "2024-01-01", str(tmp_path), signing_key=key) == "s"
+    with pytest.raises(CorruptCacheError, match="signature"):
+        read_cache("p", "2024-01-01", str(tmp_path), signing_key=b"other")
+
+
+def test_a_signed_file_copied_to_another_directory_under_its_name_is_accepted(tmp_path: Path) -> None:
+    """The documented choice: the MAC binds key, name and bytes, not the directory."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    save_cache("x", "p", "2024-01-01", str(a), signing_key="k")
+    b.mkdir()
+    (b / "p_20240101.pkl.gz").write_bytes((a / "p_20240101.pkl.gz").read_bytes())
+    assert read_cache("p", "2024-01-01", str(b), signing_key="k") == "x"
+    (b / "p_20240102.pkl.gz").write_bytes((a / "p_20240101.pkl.gz").read_bytes())  # another day: refused
+    with pytest.raises(CorruptCacheError, match="signature"):
+        read_cache("p", "2024-01-02", str(b), signing_key="k")
+
+
+def test_signed_save_of_a_surrogate_prefix_is_a_clear_error_or_works(tmp_path: Path) -> None:
+    """validate_prefix measures prefixes with surrogateescape, so a prefix read from a non-UTF-8 file
+    name ('a\\udcff') is accepted and saves fine unsigned; signed, `_mac` encodes the name strictly and
+    the save dies with a UnicodeEncodeError that names neither the prefix nor the path (the same
+    class of failure as a signing key that is not valid UTF-8)."""
+    prefix = "a\udcff"
+    try:
+        path = save_cache(1, prefix, "2024-01-15", str(tmp_path), signing_key="k")
+    except UnicodeEncodeError as e:
+        pytest.fail(f"signed save_cache with prefix {prefix!r} raised a bare {e!r}: encode the name "
+                    f"with surrogateescape in _mac (as the key is), or refuse such prefixes in "
+                    f"validate_prefix with a ValueError naming the value")
+    except ValueError as e:
+        assert repr(prefix) in str(e), f"the error does not name the prefix: {e}"
+        return
+    assert read_cache(prefix, "2024-01-15", str(tmp_path), signing_key="k") == 1, path

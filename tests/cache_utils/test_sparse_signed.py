@@ -13,7 +13,14 @@ import pandas as pd  # noqa: F401 - imported before any freeze_time (pandas#6402
 import pytest
 from freezegun import freeze_time
 
-from cache_utils import CorruptCacheError, GzipPickleSerializer, NullAlerter, load_cache, save_cache
+from cache_utils import (
+    CorruptCacheError,
+    GzipPickleSerializer,
+    NullAlerter,
+    load_cache,
+    read_cache,
+    save_cache,
+)
 from cache_utils.format.layout import END_LEN, end_member
 
 KEY = "sparse-test-key"
@@ -110,3 +117,40 @@ def test_load_cache_skips_it_quickly_and_leaves_nothing_in_tmpdir(
     assert data == {"good": 1}  # today's file skipped as corrupt, yesterday's loaded
     assert list(spool.iterdir()) == []
     assert read < 64 << 20, f"read {read:,} bytes to refuse a {REAL:,}-byte file with an 8 GiB hole"
+
+
+# --- the first red-team finding: a sparse signed file was streamed whole before anything was checked
+
+
+def _rchar() -> int:
+    with open("/proc/self/io") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("rchar:"))
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.skipif(not os.path.exists("/proc/self/io"), reason="needs /proc/self/io")
+def test_signed_read_of_a_sparse_file_stops_at_the_first_bad_block(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Signed mode exists for an attacker who can write to the cache directory. A sparse file costs
+    them nothing: a valid signed gzip header followed by a hole of zeros (`truncate -s 16T`). The
+    unsigned reader rejects it at the first deflate block; the signed reader hashes and copies all of
+    it into a temp file first (a 16 TiB hole: hours, and a full /tmp). 256 MiB here: every byte is
+    read (and 192 MiB spooled to disk) before CorruptCacheError."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the spool stays inside tmp_path
+    cache = tmp_path / "cache"
+    save_cache("x", "p", "2024-01-15", str(cache), signing_key="k")
+    path = cache / "p_20240115.pkl.gz"
+    header = path.read_bytes()[:49]  # the signed header: 10 + 2 + 4 + 1 + 32 bytes
+    path.write_bytes(header)
+    os.truncate(path, 256 << 20)
+
+    before = _rchar()
+    with pytest.raises(CorruptCacheError):
+        read_cache("p", "2024-01-15", str(cache), signing_key="k")
+    read = _rchar() - before
+    assert read < 32 << 20, (
+        f"a signed read of a 256 MiB sparse file that is garbage after its 49-byte header read "
+        f"{read / 2**20:.0f} MiB (and spooled it to disk) before rejecting it: inflate while hashing "
+        f"and stop at the first gzip error (the unsigned path does), or cap the size of a signed file"
+    )

@@ -13,10 +13,16 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pandas as pd  # noqa: F401 - imported before any freeze_time (pandas#64023)
 import pytest
 
-from cache_utils import save_cache
+from cache_utils import (
+    save_cache,
+)
 from cache_utils.cli import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE
+
+ROOT = Path(__file__).resolve().parents[2]
+CLI = [sys.executable, "-m", "cache_utils"]
 
 SECRET = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY"
 UNCLOSED = '{"key": "AKIAEXAMPLE", "secret": "' + SECRET + '"'
@@ -148,3 +154,25 @@ def test_show_of_a_pickle_asking_for_too_much_memory_is_one_line(tmp_path: Path)
     assert result.returncode == EXIT_ERROR
     assert result.stderr == ("cache-utils: corrupt cache file data/big_20240115.pkl.gz: the pickle asks "
                              "for more memory than this process can have\n")
+
+
+# --- dates and file names the CLI is given or shows (reliability round 2) ------------------------------
+
+
+def test_cli_show_date_partial_is_refused(tmp_path: Path) -> None:
+    save_cache(1, "p", "2024-01-01", str(tmp_path))
+    proc = subprocess.run([*CLI, "show", "p", "--dir", str(tmp_path), "--date", "2024"], capture_output=True,
+                          text=True, timeout=60, cwd=ROOT)
+    assert proc.returncode != 0 and "'2024' does not name a day" in proc.stderr
+
+
+def test_cli_escapes_control_characters_in_file_names(tmp_path: Path) -> None:
+    prefix = "evil\x1bc\rforged"
+    save_cache(1, prefix, "2024-01-01", str(tmp_path))
+    proc = subprocess.run([*CLI, "ls", str(tmp_path)], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert "\x1b" not in proc.stdout and "\r" not in proc.stdout
+    assert "evil\\x1bc\\rforged" in proc.stdout
+    proc = subprocess.run([*CLI, "prune", prefix, "--keep", "1", "--dir", str(tmp_path), "--dry-run"],
+                          capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert "\x1b" not in proc.stdout + proc.stderr

@@ -10,8 +10,9 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,14 @@ from cache_utils import (
 )
 from cache_utils.stores import FsspecStore, LocalStore, get_store
 from cache_utils.stores.fsspec import DEFAULT_S3_CONFIG, effective_options
-from tests.support.s3_server import MotoS3, refused_endpoint, silent_endpoint, stalling_proxy
+from tests.support.s3_server import (
+    FAKE_ENV,
+    MotoS3,
+    refused_endpoint,
+    silent_endpoint,
+    stalling_proxy,
+    trickling_endpoint,
+)
 
 pytestmark = pytest.mark.integration  # a moto S3 server, stalling and silent endpoints
 
@@ -541,3 +549,54 @@ def test_a_proxy_that_stops_forwarding_mid_upload_is_a_timeout_and_keeps_the_old
     assert s3.keys(bucket) == ["c/p_20240101.pkl.gz"]
     assert read_cache("p", "2024-01-01", url, storage_options=s3.options()) == "older"
     assert s3.client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+# --- an S3 endpoint that trickles its answer is bounded too (red-team round on the reliability fixes)
+
+
+def _finishes_within(call: Callable[[], Any], budget: float) -> tuple[bool, Any, float]:
+    """Run `call` in a thread: (finished, its result or exception, seconds taken)."""
+    out: dict[str, Any] = {}
+
+    def run() -> None:
+        start = time.monotonic()
+        try:
+            out["result"] = call()
+        except BaseException as e:  # noqa: BLE001 - reported to the test
+            out["result"] = e
+        out["took"] = time.monotonic() - start
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(budget)
+    return not t.is_alive(), out.get("result"), out.get("took", budget)
+
+
+_TRICKLE_CALLS: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "read_cache": lambda o: read_cache("p", "2024-01-01", "s3://bucket/c", storage_options=o),
+    "listing": lambda o: get_latest_cache_filename("p", "s3://bucket/c", storage_options=o),
+    "save_cache": lambda o: save_cache(b"x" * 100, "p", "2024-01-01", "s3://bucket/c", storage_options=o),
+}
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("what", sorted(_TRICKLE_CALLS))
+def test_s3_endpoint_that_trickles_its_answer_is_bounded(what: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """README "Hangs bounded": every store call must be bounded by the configured
+    timeouts. With read_timeout=1, connect_timeout=1, max_attempts=1 (a 2 s bound), a store (or proxy)
+    that sends one byte every 0.3 s holds reads, listings and uploads forever: the read timeout is
+    per-read, and the upload's deadline is followed by `_abort_uploads`, whose calls trickle too."""
+    for k, v in FAKE_ENV.items():
+        monkeypatch.setenv(k, v)
+    with trickling_endpoint() as (endpoint, _stop):
+        opts = {"endpoint_url": endpoint,
+                "config_kwargs": {"read_timeout": 1, "connect_timeout": 1, "retries": {"max_attempts": 1}}}
+        finished, result, took = _finishes_within(lambda: _TRICKLE_CALLS[what](opts), 8.0)
+    assert finished, (
+        f"{what} against an S3 endpoint that trickles one byte every 0.3 s was still running after 8 s "
+        f"with read_timeout=1, connect_timeout=1, max_attempts=1: give every store call (HEAD, GET, "
+        f"listing, the upload's abort calls) an overall deadline, as uploads have, e.g. aiobotocore's "
+        f"total timeout or asyncio.wait_for around each call"
+    )
+    assert isinstance(result, TimeoutError), f"{what} ended with {result!r} after {took:.1f} s"
