@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -114,3 +115,43 @@ def test_the_import_check_fails_on_a_violation(tmp_path: Path, module: str, line
     result = _lint_imports(tmp_path)
     assert result.returncode != 0
     assert broken in result.stdout.split("Broken contracts")[-1]
+
+
+# --- the tests' own layout ------------------------------------------------------------------------
+
+SUBJECTS = {"cache_utils", "stores", "dagster_cache", "cli", "system"}
+
+
+def _imported_modules(path: Path) -> set[str]:
+    modules: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            modules.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            modules.add(node.module)
+    return modules
+
+
+def test_tests_live_in_subject_folders_named_by_subject() -> None:
+    """tests/<subject>/test_<what>.py, helpers in tests/support; the round that found a bug goes in
+    a docstring, never in a file name."""
+    tests = ROOT / "tests"
+    test_files = sorted(tests.rglob("test_*.py"))
+    assert test_files, "no test files found"
+    misplaced = [str(p.relative_to(tests)) for p in test_files
+                 if p.relative_to(tests).parts[0] not in SUBJECTS]
+    assert misplaced == [], f"test files outside the subject folders {sorted(SUBJECTS)}: {misplaced}"
+    historic = [p.name for p in test_files if re.search(r"redteam|red_team|round|[a-z]{2,}\d+\.py$", p.name)]
+    assert historic == [], f"file names that tell history rather than subject: {historic}"
+
+
+def test_tests_never_import_benchmarks_or_other_test_modules() -> None:
+    """Benchmarks may import tests/support; never the reverse. A test module imports helpers from
+    tests/support (or a folder's conftest), never another test module."""
+    bad = {}
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        wrong = {m for m in _imported_modules(path)
+                 if m.split(".")[0] == "benchmarks" or re.search(r"(^|\.)test_\w+$", m)}
+        if wrong:
+            bad[str(path.relative_to(ROOT))] = sorted(wrong)
+    assert bad == {}, bad
