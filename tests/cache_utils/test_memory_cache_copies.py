@@ -5,7 +5,6 @@ red-team round on the reliability fixes)."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd  # noqa: F401 - imported before any freeze_time (pandas#64023)
@@ -16,13 +15,6 @@ from cache_utils import (
 )
 
 # --- InMemoryCache copies pandas extension arrays and offsets, and object cells too --------------------
-
-
-@pytest.fixture(autouse=True)
-def _clean_memory_cache() -> Iterator[None]:
-    InMemoryCache.clear()
-    yield
-    InMemoryCache.clear()
 
 
 def pandas_values() -> dict[str, object]:
