@@ -16,22 +16,10 @@ import pytest
 from freezegun import freeze_time
 
 from dagster_cache import DatedCacheIOManager
+from tests.support.controls import dagsters, ours, step_failures
 
 DAILY = dg.DailyPartitionsDefinition(start_date="2024-01-01", end_offset=1)
 
-
-def ours(tmp_path: Path, sub: str = "ours") -> DatedCacheIOManager:
-    return DatedCacheIOManager(directory=str(tmp_path / sub))
-
-
-def dagsters(tmp_path: Path) -> dg.FilesystemIOManager:
-    return dg.FilesystemIOManager(base_dir=str(tmp_path / "fs"))
-
-
-def _failure(result: dg.ExecuteInProcessResult) -> str:
-    return "; ".join(
-        str(e.step_failure_data.error) for e in result.all_events if e.event_type_value == "STEP_FAILURE"
-    )
 
 
 # --- 1. op outputs: node and output names joined by "__" collide ---------------------------------
@@ -70,7 +58,7 @@ def test_op_outputs_whose_names_join_alike_do_not_share_a_file(tmp_path: Path) -
     other op's value. Dagster names a node's output `<run id>/<node>/<output>`."""
     for manager in (dagsters(tmp_path), ours(tmp_path)):
         result = underscore_job.execute_in_process(resources={"io_manager": manager}, raise_on_error=False)
-        assert result.success, _failure(result)
+        assert result.success, step_failures(result)
         got = (result.output_for_node("echo"), result.output_for_node("echo_b"))
         assert got == ("from op a__b", "from op a, output b__result"), type(manager).__name__
 
@@ -159,11 +147,11 @@ def test_one_directory_with_a_trailing_slash_still_refuses_a_clash(tmp_path: Pat
         job = defs.resolve_implicit_global_asset_job_def()
         first = job.execute_in_process(asset_selection=[dg.AssetKey("prices")], raise_on_error=False)
         if not first.success:  # refused up front: fine when it names the clash
-            assert "would both write" in _failure(first), _failure(first)
+            assert "would both write" in step_failures(first), step_failures(first)
             continue
         wrote = job.execute_in_process(asset_selection=[dg.AssetKey("fx")], raise_on_error=False)
         if not wrote.success:  # refused up front: fine when it names the clash
-            assert "would both write" in _failure(wrote), _failure(wrote)
+            assert "would both write" in step_failures(wrote), step_failures(wrote)
             continue
         read = job.execute_in_process(asset_selection=[dg.AssetKey("prices_reader")])
         assert read.output_for_node("prices_reader") == "prices", type(first).__name__
@@ -191,11 +179,11 @@ def test_one_directory_from_one_env_var_under_two_keys_still_refuses_a_clash(
         job = defs.resolve_implicit_global_asset_job_def()
         first = job.execute_in_process(asset_selection=[dg.AssetKey("prices")], raise_on_error=False)
         if not first.success:  # refused up front: fine when it names the clash
-            assert "would both write" in _failure(first), _failure(first)
+            assert "would both write" in step_failures(first), step_failures(first)
             continue
         wrote = job.execute_in_process(asset_selection=[dg.AssetKey("fx")], raise_on_error=False)
         if not wrote.success:
-            assert "would both write" in _failure(wrote), _failure(wrote)
+            assert "would both write" in step_failures(wrote), step_failures(wrote)
             continue
         read = job.execute_in_process(asset_selection=[dg.AssetKey("prices_reader")])
         assert read.output_for_node("prices_reader") == "prices", type(first).__name__
@@ -228,7 +216,7 @@ def test_an_asset_named_under_a_dynamically_partitioned_one_is_not_refused(tmp_p
         ran = job.execute_in_process(
             asset_selection=[dg.AssetKey(["orders", "summary"])], raise_on_error=False
         )
-        assert ran.success, (type(manager).__name__, _failure(ran))
+        assert ran.success, (type(manager).__name__, step_failures(ran))
 
 
 @dg.asset(key="rates")
@@ -262,7 +250,7 @@ def test_a_key_configured_at_launch_elsewhere_is_not_a_clash(
         raise_on_error=False,
         run_config={"resources": {"other_io": {"config": {"directory": str(tmp_path / "elsewhere")}}}},
     )
-    assert ran.success, _failure(ran)
+    assert ran.success, step_failures(ran)
 
 
 @dg.op(out=dg.Out(str, metadata={"cache_prefix": "shared"}))
@@ -287,6 +275,6 @@ def test_two_op_outputs_with_one_cache_prefix_in_one_job_are_refused_naming_both
     and hand `echo` the other op's value; refused before anything is written, as for assets."""
     result = shared_job.execute_in_process(resources={"io_manager": ours(tmp_path)}, raise_on_error=False)
     assert not result.success
-    message = _failure(result)
+    message = step_failures(result)
     assert "both name cache_prefix 'shared'" in message and "make_" in message, message
     assert not (tmp_path / "ours").exists() or os.listdir(tmp_path / "ours") == []

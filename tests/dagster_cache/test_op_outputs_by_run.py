@@ -16,16 +16,7 @@ import pytest
 from freezegun import freeze_time
 
 from dagster_cache import DatedCacheIOManager
-
-
-def ours(tmp_path: Path, sub: str = "ours") -> DatedCacheIOManager:
-    return DatedCacheIOManager(directory=str(tmp_path / sub))
-
-
-def dagsters(tmp_path: Path) -> dg.FilesystemIOManager:
-    return dg.FilesystemIOManager(base_dir=str(tmp_path / "fs"))
-
-
+from tests.support.controls import dagsters, ours
 
 # --- 1. op outputs are not scoped to their run ----------------------------------------------------
 

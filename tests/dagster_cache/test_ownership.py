@@ -32,6 +32,7 @@ from cache_utils import (
 )
 from dagster_cache import CacheOwnerError, DatedCacheIOManager, external_cache_asset
 from dagster_cache.ownership import normalize_directory, same_directory
+from tests.support.controls import step_failures
 from tests.support.s3_server import MotoS3
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
@@ -43,11 +44,6 @@ BY_REGION = dg.MultiPartitionsDefinition(
 )
 REGION_B = dg.MultiPartitionKey({"date": TODAY, "region": "b"})
 
-
-def _failure(result: dg.ExecuteInProcessResult) -> str:
-    return "; ".join(
-        str(e.step_failure_data.error) for e in result.all_events if e.event_type_value == "STEP_FAILURE"
-    )
 
 
 def _error_classes(result: dg.ExecuteInProcessResult) -> set[str]:
@@ -175,12 +171,13 @@ def _spelled_twice(first: object, second: object, tmp_path: Path) -> None:
     job = defs.resolve_implicit_global_asset_job_def()
     wrote = job.execute_in_process(asset_selection=[dg.AssetKey(["sales", "b"])], raise_on_error=False)
     if not wrote.success:  # refused up front (the clash check sees one directory): it must name both
-        assert "asset sales/b and asset sales would both write" in _failure(wrote), _failure(wrote)
+        assert "asset sales/b and asset sales would both write" in step_failures(wrote), step_failures(wrote)
         return
     other = job.execute_in_process(asset_selection=[dg.AssetKey("sales")], partition_key=REGION_B,
                                    raise_on_error=False)
     if not other.success:  # refused: it must name both
-        assert "asset sales" in _failure(other) and "sales/b" in _failure(other), _failure(other)
+        failures = step_failures(other)
+        assert "asset sales" in failures and "sales/b" in failures, failures
     read = job.execute_in_process(asset_selection=[dg.AssetKey("sales_b_reader")])
     assert read.output_for_node("sales_b_reader") == "sales/b, unpartitioned", type(first).__name__
 
@@ -214,7 +211,7 @@ def test_s3_and_s3a_are_one_bucket(s3: MotoS3, tmp_path: Path) -> None:
         '{"asset":["sales","b"],"partition":null}'
     other = location_2.resolve_implicit_global_asset_job_def().execute_in_process(
         partition_key=REGION_B, raise_on_error=False)
-    assert "belongs to asset sales/b" in _failure(other), _failure(other)
+    assert "belongs to asset sales/b" in step_failures(other), step_failures(other)
     read = job_1.execute_in_process(asset_selection=[dg.AssetKey("sales_b_reader")])
     assert read.output_for_node("sales_b_reader") == "sales/b, unpartitioned"
 
@@ -239,7 +236,7 @@ def test_two_code_locations_on_one_directory(tmp_path: Path, control: bool) -> N
     other = job_2.execute_in_process(partition_key=REGION_B, raise_on_error=False)
     if not control:
         assert not other.success
-        message = _failure(other)
+        message = step_failures(other)
         assert CacheOwnerError.__name__ in _error_classes(other), message
         assert "asset sales (partition 2024-01-15|b)" in message and "belongs to asset sales/b" in message
     read = job_1.execute_in_process(asset_selection=[dg.AssetKey("sales_b_reader")])
@@ -261,9 +258,9 @@ def test_a_consumer_is_never_handed_another_locations_file(tmp_path: Path) -> No
     read = job_1.execute_in_process(asset_selection=[dg.AssetKey("sales_b_reader")], raise_on_error=False)
     assert not read.success
     assert CacheOwnerError.__name__ in _error_classes(read)
-    assert "belongs to asset sales (partition 2024-01-15|b), not to asset sales/b" in _failure(read)
+    assert "belongs to asset sales (partition 2024-01-15|b), not to asset sales/b" in step_failures(read)
     wrote = job_1.execute_in_process(asset_selection=[dg.AssetKey(["sales", "b"])], raise_on_error=False)
-    assert "asset sales/b would overwrite" in _failure(wrote)
+    assert "asset sales/b would overwrite" in step_failures(wrote)
     assert read_cache("sales__b", TODAY, shared) == "sales partition 2024-01-15|b"  # left as it was
 
 
@@ -291,7 +288,7 @@ def test_an_asset_never_overwrites_its_external_caches_files(tmp_path: Path) -> 
     job = defs.resolve_implicit_global_asset_job_def()
     wrote = job.execute_in_process(asset_selection=[dg.AssetKey("fx_dagster")], raise_on_error=False)
     assert not wrote.success
-    assert "asset fx_dagster and external asset fx_rates would both write" in _failure(wrote)
+    assert "asset fx_dagster and external asset fx_rates would both write" in step_failures(wrote)
     read = job.execute_in_process(asset_selection=[dg.AssetKey("fx_report")])
     assert read.output_for_node("fx_report") == "from the vendor"
 
@@ -309,7 +306,7 @@ def test_an_external_caches_consumer_never_gets_a_dagster_assets_file(tmp_path: 
     read = reader.resolve_implicit_global_asset_job_def().execute_in_process(
         asset_selection=[dg.AssetKey("fx_report")], raise_on_error=False)
     assert not read.success
-    assert "belongs to asset fx_dagster, not to asset fx_rates" in _failure(read)
+    assert "belongs to asset fx_dagster, not to asset fx_rates" in step_failures(read)
 
 
 @freeze_time(f"{TODAY} 12:00:00")
@@ -326,7 +323,7 @@ def test_a_vendor_that_names_itself_is_still_the_external_caches_writer(tmp_path
     assert read.output_for_node("fx_report") == "from the vendor"
     wrote = dg.materialize([fx_dagster], resources={"io_manager": DatedCacheIOManager(directory=directory)},
                            raise_on_error=False)
-    assert "belongs to writer 'vendor nightly job'" in _failure(wrote), _failure(wrote)
+    assert "belongs to writer 'vendor nightly job'" in step_failures(wrote), step_failures(wrote)
     assert read_cache("fx_rates", TODAY, directory) == "from the vendor"
 
 
@@ -339,7 +336,7 @@ def test_strict_managers_never_overwrite_a_file_without_an_owner(tmp_path: Path)
     strict = DatedCacheIOManager(directory=directory, overwrite_unowned_files=False)
     wrote = dg.materialize([fx_dagster], resources={"io_manager": strict}, raise_on_error=False)
     assert not wrote.success
-    assert "records no owner" in _failure(wrote) and "overwrite_unowned_files" in _failure(wrote)
+    assert "records no owner" in step_failures(wrote) and "overwrite_unowned_files" in step_failures(wrote)
     assert read_cache("fx_rates", TODAY, directory) == "from the vendor"
 
 
@@ -370,8 +367,8 @@ def test_op_outputs_of_two_jobs_with_one_cache_prefix(tmp_path: Path) -> None:
     again = job_one.execute_in_process(resources={"io_manager": manager})  # its own file: rewritten
     assert again.success
     other = job_two.execute_in_process(resources={"io_manager": manager}, raise_on_error=False)
-    assert "output 'result' of op make_two would overwrite" in _failure(other)
-    assert "belongs to output 'result' of op make_one" in _failure(other)
+    assert "output 'result' of op make_two would overwrite" in step_failures(other)
+    assert "belongs to output 'result' of op make_one" in step_failures(other)
     assert read_cache("shared_daily", TODAY, str(tmp_path)) == "one"
 
 
@@ -412,4 +409,5 @@ def test_a_range_input_refuses_a_day_another_writer_owns(tmp_path: Path, where: 
     read = dg.materialize([daily_prices, three_days], selection=[dg.AssetKey("three_days")],
                           partition_key=TODAY, resources={"io_manager": manager}, raise_on_error=False)
     assert not read.success
-    assert "daily_prices_20240114.pkl.gz belongs to asset fx, not to asset daily_prices" in _failure(read)
+    failures = step_failures(read)
+    assert "daily_prices_20240114.pkl.gz belongs to asset fx, not to asset daily_prices" in failures

@@ -18,16 +18,10 @@ from freezegun import freeze_time
 
 from cache_utils import read_cache
 from dagster_cache import DatedCacheIOManager
+from tests.support.controls import dagsters, ours
 
 DAILY = dg.DailyPartitionsDefinition(start_date="2024-01-01", end_offset=1)
 
-
-def ours(tmp_path: Path, sub: str = "ours") -> DatedCacheIOManager:
-    return DatedCacheIOManager(directory=str(tmp_path / sub))
-
-
-def dagsters(tmp_path: Path) -> dg.FilesystemIOManager:
-    return dg.FilesystemIOManager(base_dir=str(tmp_path / "fs"))
 
 
 
