@@ -123,7 +123,9 @@ def test_alert_timeout_from_environment_bounds_load(tmp_path, monkeypatch, caplo
             assert load_cache("prices", "09:00", d, tz="UTC")[0] == {"day": 14}
             elapsed = clock() - t0
     assert elapsed < 1 + SLACK
-    assert [r for r in caplog.records if "did not finish" in r.getMessage()]
+    # Our deadline or the SDK's read timeout, both at 1 s, may end it first (a race under load).
+    messages = [r.getMessage() for r in caplog.records]
+    assert [m for m in messages if "did not finish" in m or "Read timed out" in m], messages
     assert cache_utils.get_alerter().timeout == 1.0
     assert type(cache_utils.get_alerter()) is backend.cls
     assert os.environ[backend.key_env] not in caplog.text

@@ -193,7 +193,8 @@ def test_server_that_never_answers_is_bounded_by_the_timeout(
         assert data == {}
         assert elapsed < 1 + SLACK, elapsed
         assert len(server.requests) == 1  # one POST, no SDK retries
-    assert "did not finish within 1.0 s" in caplog.text
+    # Our deadline or the SDK's read timeout, both at 1 s, may end it first (a race under load).
+    assert "did not finish within 1.0 s" in caplog.text or "Read timed out" in caplog.text, caplog.text
 
 
 def test_timeout_from_the_environment(
