@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from cache_utils import Alert, Alerter
 from tests.support.emulators import Azurite, FakeGcs, azurite_script, start_azurite, start_fake_gcs
 from tests.support.s3_server import MotoS3
 
@@ -45,15 +47,18 @@ class StoreCase:
         """Keyword arguments for the library's functions."""
         return {"storage_options": self.options} if self.options is not None else {}
 
-    def fs(self) -> Any:
+    def fs(self, fresh: bool = False) -> Any:
+        """The store's fsspec file system; `fresh`: a new instance, as another process would have
+        (fsspec otherwise hands back one cached instance per set of options)."""
         import fsspec
 
         protocol = self.url.split("://", 1)[0] if "://" in self.url else "file"
+        extra = {"skip_instance_cache": True} if fresh else {}
         if protocol == "gs":  # see FakeGcs.filesystem
             from gcsfs.core import GCSFileSystem
 
-            return GCSFileSystem(**(self.options or {}))
-        return fsspec.filesystem(protocol, **(self.options or {}))
+            return GCSFileSystem(**(self.options or {}), **extra)
+        return fsspec.filesystem(protocol, **(self.options or {}), **extra)
 
     def names(self) -> list[str]:
         """Every object or file under the directory (temp and hidden ones included)."""
@@ -68,6 +73,31 @@ class StoreCase:
 
     def missing_bucket_url(self) -> str:
         return self.url.replace(self.bucket, f"missing-{uuid.uuid4().hex[:10]}", 1)
+
+
+class RecordingAlerter(Alerter):
+    """A real Alerter that keeps what it was asked to send."""
+
+    timeout = 5.0
+
+    def __init__(self) -> None:
+        self.created: list[Alert] = []
+        self.closed: list[str] = []
+
+    def create(self, alert: Alert) -> None:
+        self.created.append(alert)
+
+    def close(self, alias: str, note: str = "") -> None:
+        self.closed.append(alias)
+
+
+@pytest.fixture
+def spool_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The system temp dir, isolated, so spool files left behind would be seen."""
+    d = tmp_path / "systmp"
+    d.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(d))
+    return d
 
 
 @pytest.fixture(scope="session")

@@ -102,9 +102,3 @@ def test_sweep_leaves_young_spools_and_symlinks(spool_dir: Path, tmp_path: Path)
     os.utime(link, (0, 0), follow_symlinks=False)
     assert fsspec_store.sweep_spools(every=0) == [str(old)]
     assert young.exists() and link.is_symlink() and target.read_bytes() == b"keep"
-
-
-def test_memory_store_save_spools_and_cleans_up(spool_dir: Path) -> None:
-    """memory:// saves go through the same spool: nothing left behind."""
-    write_cache({"x": 1}, "p", "2024-01-01", "memory://spool-test/c")
-    assert _spools(spool_dir) == []
