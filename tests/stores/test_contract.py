@@ -19,6 +19,7 @@ from cache_utils import (
     CorruptCacheError,
     cache_dates,
     cache_exists,
+    cache_filename,
     get_latest_cache_filename,
     list_caches,
     load_cache,
@@ -53,6 +54,15 @@ def test_the_url_picks_its_store(store: StoreCase) -> None:
         assert isinstance(picked, LocalStore)
     else:
         assert isinstance(picked, FsspecStore) and picked.object_store == store.cloud
+
+
+def test_get_store_dispatch(tmp_path: Path) -> None:
+    """file:// and plain paths are local disk; every other URL is an fsspec store (no server needed)."""
+    assert isinstance(get_store(f"file://{tmp_path}"), LocalStore)
+    assert get_store(f"file://{tmp_path}").directory == str(tmp_path)
+    assert cache_filename("p", "2024-01-02", directory="s3://b/c") == "s3://b/c/p_20240102.pkl.gz"
+    assert isinstance(get_store(str(tmp_path)), LocalStore)
+    assert isinstance(get_store("memory://x"), FsspecStore)
 
 
 def test_save_then_read_round_trips(store: StoreCase, spool_dir: Path) -> None:

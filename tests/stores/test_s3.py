@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 
-import cache_utils
 from cache_utils import (
     get_latest_cache_filename,
     list_caches,
@@ -27,7 +26,7 @@ from cache_utils import (
     read_cache,
     save_cache,
 )
-from cache_utils.stores import FsspecStore, LocalStore, get_store
+from cache_utils.stores import FsspecStore, get_store
 from cache_utils.stores.fsspec import DEFAULT_S3_CONFIG, effective_options
 from tests.stores.conftest import RecordingAlerter
 from tests.support.s3_server import (
@@ -66,14 +65,6 @@ def count_list_calls(store: FsspecStore) -> Iterator[list[dict[str, Any]]]:
 
 
 # ---------------------------------------------------------------- save, list, latest, read
-
-
-def test_get_store_dispatch(tmp_path: Path) -> None:
-    assert isinstance(get_store(f"file://{tmp_path}"), LocalStore)
-    assert get_store(f"file://{tmp_path}").directory == str(tmp_path)
-    assert cache_utils.cache_filename("p", "2024-01-02", directory="s3://b/c") == "s3://b/c/p_20240102.pkl.gz"
-    assert isinstance(get_store(str(tmp_path)), LocalStore)
-    assert isinstance(get_store("memory://x"), FsspecStore)
 
 
 def test_save_writes_one_object_and_reads_back(s3: MotoS3, bucket: str) -> None:
