@@ -170,15 +170,16 @@ def test_redirect_from_https_to_http_is_never_followed() -> None:
 # --- item 5: endless answers --------------------------------------------------------------------
 
 
-def _sending_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith("cache-utils-")]
+def _sending_threads(before: set[threading.Thread]) -> list[threading.Thread]:
+    """The alert threads started since `before` (one another test left behind is not this test's)."""
+    return [t for t in threading.enumerate() if t.name.startswith("cache-utils-") and t not in before]
 
 
-def _assert_stopped_reading(server: Server) -> None:
+def _assert_stopped_reading(server: Server, before: set[threading.Thread]) -> None:
     until = time.monotonic() + 10  # a bound, not a timing: today's code reads as long as the server sends
-    for thread in _sending_threads():
+    for thread in _sending_threads(before):
         thread.join(max(0.0, until - time.monotonic()))
-    assert _sending_threads() == [], "an alert thread is still reading the endless answer"
+    assert _sending_threads(before) == [], "an alert thread is still reading the endless answer"
     assert server.hung_up.wait(10), "the client never closed the connection"
     assert server.sent < SOCKET_BUFFERS, server.sent
 
@@ -186,21 +187,23 @@ def _assert_stopped_reading(server: Server) -> None:
 @pytest.mark.parametrize("stream", ["fast", "trickle"])
 def test_endless_answer_is_cut_opsgenie_and_jsm(servers: list[Server], backend: BackendCase,
                                                 stream: str) -> None:
+    before = set(threading.enumerate())
     server = _serve(servers, stream=stream)
     alerter = backend.alerter(server.url + backend.prefix, timeout=1)
     for i in range(3):  # each alert used to add a thread reading forever
         assert send_alert(Alert("stale", f"cache_utils:endless{i}"), alerter) is False
-    _assert_stopped_reading(server)
+    _assert_stopped_reading(server, before)
 
 
 @pytest.mark.parametrize("stream", ["fast", "trickle"])
 def test_endless_answer_is_cut_webhook(servers: list[Server], stream: str) -> None:
+    before = set(threading.enumerate())
     server = _serve(servers, stream=stream)
     alerter = WebhookAlerter(f"{server.url}/hook", timeout=1, headers=SECRET_HEADERS)
     for i in range(3):
         # A 200 is an accepted alert, however long the body (only a little of it is read).
         assert send_alert(Alert("stale", f"cache_utils:endless{i}"), alerter) is (stream == "fast")
-    _assert_stopped_reading(server)
+    _assert_stopped_reading(server, before)
 
 
 # --- item 6: alert storms -----------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 
 import pytest
@@ -135,20 +136,28 @@ def test_custom_backend_with_a_bad_timeout_never_raises(caplog, timeout):
 
 
 class _Hangs(Alerter):
+    """Hangs for up to 60 s, or until `release` is set: the test releases it when done, so no
+    alert thread of it outlives the test (later tests look at the threads alive)."""
+
     timeout = math.inf
+    release = threading.Event()
 
     def create(self, alert: Alert) -> None:
-        time.sleep(60)
+        self.release.wait(60)
 
     def close(self, alias: str, note: str = "") -> None:
-        time.sleep(60)
+        self.release.wait(60)
 
 
 def test_custom_backend_with_an_infinite_timeout_is_bounded_by_the_default(tmp_path, monkeypatch):
     monkeypatch.setattr(cache_utils.alerts.sending, "DEFAULT_TIMEOUT", 0.5)  # where the wait is chosen
-    start = time.monotonic()
-    assert load_cache("x", "09:00", str(tmp_path), allow_no_data=True, alerter=_Hangs())[0] == {}
-    assert time.monotonic() - start < 3
+    _Hangs.release.clear()
+    try:
+        start = time.monotonic()
+        assert load_cache("x", "09:00", str(tmp_path), allow_no_data=True, alerter=_Hangs())[0] == {}
+        assert time.monotonic() - start < 3
+    finally:
+        _Hangs.release.set()
 
 
 @pytest.mark.parametrize(("timeout", "error"), [
