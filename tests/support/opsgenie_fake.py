@@ -13,6 +13,7 @@ answer 401, as the real APIs do, to any other `Authorization: GenieKey <key>`.
 
 from __future__ import annotations
 
+import functools
 import json
 import socket
 import threading
@@ -160,9 +161,20 @@ class FakeOpsGenie:
         self._server.server_close()
 
 
+@functools.cache
+def _refusing_socket() -> socket.socket:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))  # bound for the whole session, never listening
+    return sock
+
+
+def refused_port() -> int:
+    """A loopback port where nothing listens: connections are refused at once. This process holds
+    it bound (never listening) for the session, so no server (another test's, another process's)
+    can be given it meanwhile, as it could once a probe socket was closed."""
+    return int(_refusing_socket().getsockname()[1])
+
+
 def refused_url() -> str:
-    """A loopback URL where nothing listens (connections are refused at once)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+    """A loopback URL where nothing listens (connections are refused at once; see `refused_port`)."""
+    return f"http://127.0.0.1:{refused_port()}"

@@ -80,11 +80,10 @@ def start_moto() -> MotoS3:
 
 
 def refused_endpoint() -> str:
-    """A loopback URL where nothing listens (the port is bound, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+    """A loopback URL where nothing listens (a port this process holds bound, never listening)."""
+    from tests.support.opsgenie_fake import refused_port
+
+    return f"http://127.0.0.1:{refused_port()}"
 
 
 @contextmanager
