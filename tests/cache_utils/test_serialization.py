@@ -7,6 +7,7 @@ import io
 import os
 import pickle
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -80,12 +81,23 @@ class Exploding:
         raise RuntimeError("boom while pickling")
 
 
-def test_error_midway_stops_helper_and_keeps_previous_file(tmp_path, value: dict) -> None:
+def test_error_midway_stops_helper_and_keeps_previous_file(tmp_path, value: dict, monkeypatch) -> None:
     save_cache({"v": 1}, "p", "2024-01-01", tmp_path)
     before = set(threading.enumerate())
+    shut: list[tuple[str, bool]] = []  # the pools shut down, and whether the shutdown waited
+    real_shutdown = ThreadPoolExecutor.shutdown
+
+    def shutdown(self: ThreadPoolExecutor, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        shut.append((self._thread_name_prefix, wait))
+        real_shutdown(self, wait, cancel_futures=cancel_futures)
+
+    monkeypatch.setattr(ThreadPoolExecutor, "shutdown", shutdown)
     with pytest.raises(RuntimeError, match="boom"):
         save_cache({**value, "z": Exploding()}, "p", "2024-01-01", tmp_path)
-    assert started_since(before) == []  # the deflate thread was stopped
+    # The writer stops its own pool before the error leaves it (garbage collection would end idle
+    # workers too, later: the thread check alone would not tell).
+    assert shut == [("cache_utils-deflate", True)]
+    assert started_since(before) == []  # the deflate threads are gone
     assert read_cache("p", "2024-01-01", tmp_path) == {"v": 1}
     assert sorted(os.listdir(tmp_path)) == ["p_20240101.pkl.gz"]  # no temp file left
 
