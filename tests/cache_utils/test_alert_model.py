@@ -29,28 +29,12 @@ from cache_utils import (
     send_test_alert,
 )
 from cache_utils.alerts import suppressed_alerts
-from tests.support.alert_backends import BackendCase, alert_server, backend, clean_alert_env
+from tests.support.alert_backends import BackendCase, RecordingAlerter, alert_server, backend, clean_alert_env
 from tests.support.opsgenie_fake import FakeOpsGenie
 
 USED_FIXTURES = (alert_server, backend, clean_alert_env)  # pytest finds fixtures by module name
 
 PACKAGE = Path(cache_utils.alerts.__file__).parent
-
-
-class Recording(Alerter):
-    """A backend of one's own that keeps what it receives."""
-
-    timeout = 2.0
-
-    def __init__(self, priority: Any = "P3") -> None:
-        self.priority = priority
-        self.created: list[Alert] = []
-
-    def create(self, alert: Alert) -> None:
-        self.created.append(alert)
-
-    def close(self, alias: str, note: str = "") -> None:
-        pass
 
 
 # --- NullAlerter -------------------------------------------------------------------------------
@@ -98,11 +82,11 @@ def test_null_alerter_is_an_alerter_with_a_readable_repr() -> None:
 
 
 def test_an_alert_without_a_priority_gets_the_alerters() -> None:
-    p4, p1 = Recording("P4"), Recording("P1")
+    p4, p1 = RecordingAlerter("P4"), RecordingAlerter("P1")
     assert send_alert(Alert("m", "a1"), p4) and send_alert(Alert("m", "a2"), p1)
     assert send_alert(Alert("m", "a3", priority="P2"), p4)  # an explicit priority wins
-    assert send_alert(Alert("m", "a4"), Recording())  # an alerter left alone: P3, as before
-    assert send_alert(Alert("m", "a5"), Recording("P9"))  # a malformed one on a custom backend: P3
+    assert send_alert(Alert("m", "a4"), RecordingAlerter())  # an alerter left alone: P3, as before
+    assert send_alert(Alert("m", "a5"), RecordingAlerter("P9"))  # a malformed one on a custom backend: P3
     sent = [a.priority for r in (p4, p1) for a in r.created]
     assert sent == ["P4", "P2", "P1"]
     assert Alert("m", "a").priority is None  # decided when sent
@@ -112,7 +96,7 @@ def test_cache_alerts_keep_p2_for_missing_data_and_take_the_alerters_otherwise(t
     assert cache_alert("missing", "s").priority == "P2"
     assert cache_alert("stale", "s").priority is None
     assert cache_alert("stale", "s", priority="P1").priority == "P1"
-    p5 = Recording("P5")
+    p5 = RecordingAlerter("P5")
     d = str(tmp_path)
     with freeze_time("2024-01-15 14:00:00"):
         load_cache("s", "09:00", d, tz="UTC", allow_no_data=True, alerter=p5)  # missing

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from cache_utils import Alert, Alerter
+import cache_utils.stores.fsspec as fsspec_store
 from tests.support.emulators import Azurite, FakeGcs, azurite_script, start_azurite, start_fake_gcs
 from tests.support.s3_server import MotoS3
 
@@ -75,28 +75,14 @@ class StoreCase:
         return self.url.replace(self.bucket, f"missing-{uuid.uuid4().hex[:10]}", 1)
 
 
-class RecordingAlerter(Alerter):
-    """A real Alerter that keeps what it was asked to send."""
-
-    timeout = 5.0
-
-    def __init__(self) -> None:
-        self.created: list[Alert] = []
-        self.closed: list[str] = []
-
-    def create(self, alert: Alert) -> None:
-        self.created.append(alert)
-
-    def close(self, alias: str, note: str = "") -> None:
-        self.closed.append(alias)
-
-
 @pytest.fixture
 def spool_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The system temp dir, isolated, so spool files left behind would be seen."""
+    """The system temp dir, isolated, so spool files left behind would be seen, with the
+    once-a-minute spool sweep's throttle reset (the next save sweeps)."""
     d = tmp_path / "systmp"
     d.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(d))
+    monkeypatch.setattr(fsspec_store, "_last_sweep", [0.0])
     return d
 
 

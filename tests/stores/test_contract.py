@@ -31,7 +31,8 @@ from cache_utils import (
     write_cache,
 )
 from cache_utils.stores import FsspecStore, LocalStore, get_store
-from tests.stores.conftest import RecordingAlerter, StoreCase
+from tests.stores.conftest import StoreCase
+from tests.support.alert_backends import RecordingAlerter
 from tests.support.s3_server import silent_endpoint
 
 KEY = "contract-signing-key"

@@ -28,7 +28,7 @@ from cache_utils import (
 )
 from cache_utils.stores import FsspecStore, get_store
 from cache_utils.stores.fsspec import DEFAULT_S3_CONFIG, effective_options
-from tests.stores.conftest import RecordingAlerter
+from tests.support.alert_backends import RecordingAlerter
 from tests.support.s3_server import (
     FAKE_ENV,
     MotoS3,

@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import textwrap
 import threading
 import time
@@ -29,16 +28,6 @@ WRITER = textwrap.dedent("""
     cache_utils.write_cache(b"x" * (3 << 20), "p", "2024-01-01", "s3://bucket/c",
                             storage_options={"endpoint_url": sys.argv[1]})
 """)
-
-
-@pytest.fixture
-def spool_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The system temp dir, isolated, with the once-a-minute sweep throttle reset."""
-    d = tmp_path / "systmp"
-    d.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(d))
-    monkeypatch.setattr(fsspec_store, "_last_sweep", [0.0], raising=False)
-    return d
 
 
 def _spools(d: Path) -> list[str]:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 import cache_utils
-from cache_utils import JsmOpsAlerter, OpsGenieAlerter
+from cache_utils import Alert, JsmOpsAlerter, OpsGenieAlerter
 from cache_utils.alerts import (
     API_KEY_ENV,
     API_URL_ENV,
@@ -80,6 +80,25 @@ class BackendCase:
             return real(alerter, **kw)
 
         monkeypatch.setattr(cache_utils, "configure_alerts", configure)
+
+
+class RecordingAlerter(Alerter):
+    """A backend of one's own (a real `Alerter`) that keeps what it is asked to send; `priority`,
+    if given, is its default for alerts that set none."""
+
+    timeout = 5.0
+
+    def __init__(self, priority: Any = None) -> None:
+        if priority is not None:
+            self.priority = priority
+        self.created: list[Alert] = []
+        self.closed: list[str] = []
+
+    def create(self, alert: Alert) -> None:
+        self.created.append(alert)
+
+    def close(self, alias: str, note: str = "") -> None:
+        self.closed.append(alias)
 
 
 OPSGENIE = BackendCase("opsgenie", OpsGenieAlerter, API_KEY_ENV, API_URL_ENV, "")
