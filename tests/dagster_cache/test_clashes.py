@@ -9,6 +9,7 @@ manager; each test failed before its fix)."""
 
 import os
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pandas as pd  # noqa: F401 - imported before any freeze_time (pandas#64023)
@@ -130,6 +131,22 @@ def prices_reader(prices: str) -> str:
     return prices
 
 
+def _assert_prices_reader_gets_prices(first: Any, second: Any) -> None:
+    """`prices` under `first`, then `fx` (cache_prefix "prices") under `second`: a clash refused
+    with a message naming it is fine; `prices_reader` receiving "fx" is not."""
+    defs = dg.Definitions(
+        assets=[prices, fx, prices_reader], resources={"io_manager": first, "other_io": second}
+    )
+    job = defs.resolve_implicit_global_asset_job_def()
+    for key in ("prices", "fx"):
+        run = job.execute_in_process(asset_selection=[dg.AssetKey(key)], raise_on_error=False)
+        if not run.success:  # refused up front: fine when it names the clash
+            assert "would both write" in step_failures(run), step_failures(run)
+            return
+    read = job.execute_in_process(asset_selection=[dg.AssetKey("prices_reader")])
+    assert read.output_for_node("prices_reader") == "prices", type(first).__name__
+
+
 @freeze_time("2024-01-15 12:00:00")
 def test_one_directory_with_a_trailing_slash_still_refuses_a_clash(tmp_path: Path) -> None:
     """`directory="x"` and `directory="x/"` are one directory, but the clash check compares the
@@ -141,20 +158,7 @@ def test_one_directory_with_a_trailing_slash_still_refuses_a_clash(tmp_path: Pat
         (DatedCacheIOManager(directory=same), DatedCacheIOManager(directory=same + "/")),
     ]
     for first, second in managers:
-        defs = dg.Definitions(
-            assets=[prices, fx, prices_reader], resources={"io_manager": first, "other_io": second}
-        )
-        job = defs.resolve_implicit_global_asset_job_def()
-        first = job.execute_in_process(asset_selection=[dg.AssetKey("prices")], raise_on_error=False)
-        if not first.success:  # refused up front: fine when it names the clash
-            assert "would both write" in step_failures(first), step_failures(first)
-            continue
-        wrote = job.execute_in_process(asset_selection=[dg.AssetKey("fx")], raise_on_error=False)
-        if not wrote.success:  # refused up front: fine when it names the clash
-            assert "would both write" in step_failures(wrote), step_failures(wrote)
-            continue
-        read = job.execute_in_process(asset_selection=[dg.AssetKey("prices_reader")])
-        assert read.output_for_node("prices_reader") == "prices", type(first).__name__
+        _assert_prices_reader_gets_prices(first, second)
 
 
 @freeze_time("2024-01-15 12:00:00")
@@ -164,29 +168,16 @@ def test_one_directory_from_one_env_var_under_two_keys_still_refuses_a_clash(
     """Both keys take their directory from the same EnvVar (the usual deployment): the check reads
     the unresolved config ({'env': ...}), sees no other key on the directory, and lets `fx`
     overwrite `prices`."""
-    monkeypatch.setenv("REDTEAM2_CACHE_DIR", str(tmp_path / "env"))
+    monkeypatch.setenv("CACHE_TEST_CLASH_DIR", str(tmp_path / "env"))
     managers = [
         (dagsters(tmp_path), dagsters(tmp_path)),
         (
-            DatedCacheIOManager(directory=dg.EnvVar("REDTEAM2_CACHE_DIR")),
-            DatedCacheIOManager(directory=dg.EnvVar("REDTEAM2_CACHE_DIR")),
+            DatedCacheIOManager(directory=dg.EnvVar("CACHE_TEST_CLASH_DIR")),
+            DatedCacheIOManager(directory=dg.EnvVar("CACHE_TEST_CLASH_DIR")),
         ),
     ]
     for first, second in managers:
-        defs = dg.Definitions(
-            assets=[prices, fx, prices_reader], resources={"io_manager": first, "other_io": second}
-        )
-        job = defs.resolve_implicit_global_asset_job_def()
-        first = job.execute_in_process(asset_selection=[dg.AssetKey("prices")], raise_on_error=False)
-        if not first.success:  # refused up front: fine when it names the clash
-            assert "would both write" in step_failures(first), step_failures(first)
-            continue
-        wrote = job.execute_in_process(asset_selection=[dg.AssetKey("fx")], raise_on_error=False)
-        if not wrote.success:
-            assert "would both write" in step_failures(wrote), step_failures(wrote)
-            continue
-        read = job.execute_in_process(asset_selection=[dg.AssetKey("prices_reader")])
-        assert read.output_for_node("prices_reader") == "prices", type(first).__name__
+        _assert_prices_reader_gets_prices(first, second)
 
 
 # --- 4. clash false positives: legitimate definitions refused --------------------------------
