@@ -107,14 +107,13 @@ def gcs_cloud() -> Iterator[Cloud]:
 @contextmanager
 def azure_cloud() -> Iterator[Cloud]:
     """azurite's Blob service, a container, the proxy in its connection string."""
-    from tests.support.emulators import AZURITE_ACCOUNT, AZURITE_KEY, start_azurite
+    from tests.support.emulators import azurite_connection_string, start_azurite
 
     azurite = start_azurite()
     proxy = ProxyProcess(azurite.endpoint, LATENCY)
     try:
         container = azurite.new_bucket()
-        far = (f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
-               f"BlobEndpoint={proxy.url}/{AZURITE_ACCOUNT};")  # the proxy in the BlobEndpoint
+        far = azurite_connection_string(proxy.url)  # the proxy in the BlobEndpoint
         yield Cloud("Azure (azurite)", f"az://{container}/caches", azurite.options(),
                     {"connection_string": far}, proxy)
     finally:

@@ -33,6 +33,7 @@ from cache_utils import (
 from cache_utils.stores import FsspecStore, LocalStore, get_store
 from tests.stores.conftest import StoreCase
 from tests.support.alert_backends import RecordingAlerter
+from tests.support.emulators import azurite_connection_string
 from tests.support.s3_server import silent_endpoint
 
 KEY = "contract-signing-key"
@@ -378,8 +379,7 @@ def _load_from_a_silent_endpoint(store: StoreCase, timeouts: dict[str, Any]) -> 
     with silent_endpoint() as url:
         options = {**(store.options or {}), **timeouts}
         if store.kind == "azure":
-            options["connection_string"] = options["connection_string"].replace(
-                options["connection_string"].split("BlobEndpoint=")[1].split("/devstore")[0], url)
+            options["connection_string"] = azurite_connection_string(url)
         else:
             options["endpoint_url"] = url
         with pytest.raises(OSError):  # within the timeout mark: the bound is the library's, not the test's

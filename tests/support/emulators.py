@@ -145,6 +145,13 @@ def start_fake_gcs() -> FakeGcs:
     return FakeGcs(f"http://127.0.0.1:{port}", process)
 
 
+def azurite_connection_string(endpoint: str, key: str = AZURITE_KEY) -> str:
+    """The development account's connection string with its Blob service at `endpoint` (azurite
+    itself, or a proxy or a silent endpoint in front of it)."""
+    return (f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={key};"
+            f"BlobEndpoint={endpoint}/{AZURITE_ACCOUNT};")
+
+
 def azurite_script() -> str | None:
     """The `azurite-blob` script: $AZURITE_BLOB, the Makefile's .cache/node_modules, or PATH."""
     for candidate in (os.environ.get(AZURITE_ENV), str(ROOT / ".cache/node_modules/.bin/azurite-blob")):
@@ -162,8 +169,7 @@ class Azurite:
     location: str = field(repr=False)
 
     def connection_string(self, key: str = AZURITE_KEY) -> str:
-        return (f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={key};"
-                f"BlobEndpoint={self.endpoint}/{AZURITE_ACCOUNT};")
+        return azurite_connection_string(self.endpoint, key)
 
     def options(self, **extra: Any) -> dict[str, Any]:
         """Storage options pointing adlfs at this server with the development account."""
