@@ -14,7 +14,8 @@ from freezegun import freeze_time
 import cache_utils
 from cache_utils import Alert, load_cache, save_cache, send_alert
 from tests.support.alert_backends import alert_server, backend, clean_alert_env
-from tests.support.opsgenie_fake import TEST_API_KEY, FakeOpsGenie, refused_url
+from tests.support.loopback import refused_url
+from tests.support.opsgenie_fake import TEST_API_KEY, FakeOpsGenie
 from tests.support.scenarios import clock, measure_alert_bound
 
 USED_FIXTURES = (alert_server, backend, clean_alert_env)  # pytest finds fixtures by module name

@@ -34,7 +34,8 @@ from cache_utils import (
     send_alert,
 )
 from tests.support.alert_backends import BackendCase, alert_server, backend, clean_alert_env
-from tests.support.opsgenie_fake import TEST_API_KEY, FakeOpsGenie, refused_url
+from tests.support.loopback import refused_url
+from tests.support.opsgenie_fake import TEST_API_KEY, FakeOpsGenie
 
 USED_FIXTURES = (alert_server, backend, clean_alert_env)  # pytest finds fixtures by module name
 pytestmark = pytest.mark.integration  # the real opsgenie-sdk and webhooks over HTTP to local servers

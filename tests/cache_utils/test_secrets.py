@@ -29,7 +29,8 @@ from cache_utils import (
 )
 from cache_utils.alerts import redact
 from tests.support.alert_backends import BackendCase, backend, clean_alert_env
-from tests.support.opsgenie_fake import FakeOpsGenie, refused_url
+from tests.support.loopback import refused_url
+from tests.support.opsgenie_fake import FakeOpsGenie
 
 USED_FIXTURES = (backend, clean_alert_env)  # pytest finds fixtures by module name
 

@@ -29,10 +29,10 @@ from cache_utils import (
 from cache_utils.stores import FsspecStore, get_store
 from cache_utils.stores.fsspec import DEFAULT_S3_CONFIG, effective_options
 from tests.support.alert_backends import RecordingAlerter
+from tests.support.loopback import refused_url
 from tests.support.s3_server import (
     FAKE_ENV,
     MotoS3,
-    refused_endpoint,
     silent_endpoint,
     stalling_proxy,
     trickling_endpoint,
@@ -214,7 +214,7 @@ def _timed(fn: Any) -> tuple[BaseException, float]:
 
 def test_unreachable_endpoint_raises_quickly(bucket: str) -> None:
     url = f"s3://{bucket}/c"
-    opts = {"endpoint_url": refused_endpoint(), "config_kwargs": {"retries": {"max_attempts": 2}}}
+    opts = {"endpoint_url": refused_url(), "config_kwargs": {"retries": {"max_attempts": 2}}}
     for fn in (
         lambda: get_latest_cache_filename("p", url, storage_options=opts),
         lambda: save_cache(1, "p", "2024-01-01", url, storage_options=opts),

@@ -2,7 +2,7 @@
 
 Modes: "ok" (202 with a requestId, alerts de-duplicated by alias like OpsGenie), "500",
 "429", "nonjson" (200 with a non-JSON body), "hang" (accepts, never answers), and a
-separate `refused_url()` where nothing listens.
+separate `tests.support.loopback.refused_url()` where nothing listens.
 
 `prefix` serves the API under a path, as Jira Service Management Operations does
 (`prefix="/jsm/ops/integration"`: `og.url` then ends with it, like the real
@@ -13,9 +13,7 @@ answer 401, as the real APIs do, to any other `Authorization: GenieKey <key>`.
 
 from __future__ import annotations
 
-import functools
 import json
-import socket
 import threading
 import time
 import uuid
@@ -159,22 +157,3 @@ class FakeOpsGenie:
         self._release.set()
         self._server.shutdown()
         self._server.server_close()
-
-
-@functools.cache
-def _refusing_socket() -> socket.socket:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))  # bound for the whole session, never listening
-    return sock
-
-
-def refused_port() -> int:
-    """A loopback port where nothing listens: connections are refused at once. This process holds
-    it bound (never listening) for the session, so no server (another test's, another process's)
-    can be given it meanwhile, as it could once a probe socket was closed."""
-    return int(_refusing_socket().getsockname()[1])
-
-
-def refused_url() -> str:
-    """A loopback URL where nothing listens (connections are refused at once; see `refused_port`)."""
-    return f"http://127.0.0.1:{refused_port()}"

@@ -79,13 +79,6 @@ def start_moto() -> MotoS3:
     return MotoS3(endpoint, client, server)
 
 
-def refused_endpoint() -> str:
-    """A loopback URL where nothing listens (a port this process holds bound, never listening)."""
-    from tests.support.opsgenie_fake import refused_port
-
-    return f"http://127.0.0.1:{refused_port()}"
-
-
 @contextmanager
 def loopback_server(
     handle: Callable[[socket.socket, threading.Event], None],
